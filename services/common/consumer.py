@@ -1,0 +1,351 @@
+"""The consumer runner: one durable queue per (service, event type), manual
+acks after commit, bounded prefetch, retries through delay queues and a dead
+letter queue per consumer queue.
+
+Topology of a consumer queue ``<service>.<routing key>``:
+
+- the queue itself, quorum, bound to the events exchange by the routing key;
+- ``<queue>.delay.<ms>``: one delay queue per retry delay; expired messages
+  return to the queue through the default exchange;
+- ``<queue>.dlq``: dead letters, bound to the dead-letter exchange by the
+  queue's name. The queue's own x-dead-letter settings send the broker's
+  dead letters (past ``delivery_limit`` redeliveries) there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .broker import Broker, PublishFailed
+from .events import Envelope, EventData, InvalidEvent, decode_event
+from .inbox import record_handled
+from .metrics import Metrics
+from .outbox import UnitOfWork, unit_of_work
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
+
+ATTEMPT = "x-shop-attempt"
+REASON = "x-shop-reason"
+ERROR = "x-shop-error"
+ATTEMPTS = "x-shop-attempts"
+QUEUE = "x-shop-queue"
+ROUTING_KEY = "x-shop-routing-key"
+DEAD_LETTERED_AT = "x-shop-dead-lettered-at"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A service handles ``event`` with ``handler``."""
+
+    event: type[EventData]
+    handler: Handler
+
+
+def queue_name(service: str, routing_key: str) -> str:
+    return f"{service}.{routing_key}"
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+def delay_queue_name(queue: str, delay_ms: int) -> str:
+    return f"{queue}.delay.{delay_ms}"
+
+
+def _quorum(**extra: Any) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        # Dead-lettering from a quorum queue is at-most-once unless asked.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        **extra,
+    }
+
+
+async def declare_consumer_queue(
+    channel: AbstractChannel, settings: ServiceSettings, queue: str, routing_key: str
+) -> AbstractQueue:
+    """Declare a consumer queue with its delay queues and dead-letter queue."""
+    dlq = await channel.declare_queue(
+        dead_letter_queue_name(queue), durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dlq.bind(settings.dead_letter_exchange, routing_key=queue)
+    for delay in sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)}):
+        await channel.declare_queue(
+            delay_queue_name(queue, delay),
+            durable=True,
+            arguments=_quorum(
+                **{
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue,
+                }
+            ),
+        )
+    main = await channel.declare_queue(
+        queue,
+        durable=True,
+        arguments=_quorum(
+            **{
+                "x-dead-letter-exchange": settings.dead_letter_exchange,
+                "x-dead-letter-routing-key": queue,
+                "x-delivery-limit": settings.delivery_limit,
+            }
+        ),
+    )
+    await main.bind(settings.events_exchange, routing_key=routing_key)
+    return main
+
+
+class ConsumerRunner:
+    """Runs a service's subscriptions until ``stop()``.
+
+    Per message: decode and validate once; in one transaction record it in
+    the inbox and run the handler (its emitted events go to the outbox);
+    commit; then ack. A failing handler is retried after a growing delay and
+    dead-lettered after ``max_attempts``; a message that is not a valid event
+    is dead-lettered at once. The process never dies of bad input."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        engine: AsyncEngine,
+        broker: Broker,
+        subscriptions: Sequence[Subscription],
+        *,
+        on_commit: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.broker = broker
+        self.subscriptions = list(subscriptions)
+        self.on_commit = on_commit
+        self.metrics = metrics
+        self._channel: AbstractChannel | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def queue_names(self) -> list[str]:
+        return [
+            queue_name(self.settings.service_name, s.event.routing_key) for s in self.subscriptions
+        ]
+
+    async def start(self) -> None:
+        """Declare the topology and start consuming every subscription."""
+        if not self.subscriptions:
+            return
+        self._channel = await self.broker.channel(self.settings.prefetch)
+        for subscription in self.subscriptions:
+            name = queue_name(self.settings.service_name, subscription.event.routing_key)
+            queue = await declare_consumer_queue(
+                self._channel, self.settings, name, subscription.event.routing_key
+            )
+
+            async def on_message(
+                message: AbstractIncomingMessage,
+                subscription: Subscription = subscription,
+                name: str = name,
+            ) -> None:
+                await self._track(self._handle(subscription, name, message))
+
+            tag = await queue.consume(on_message)
+            self._consumers.append((queue, tag))
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight handlers finish (up to the
+        grace period), then close the channel; unacked messages return."""
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        self._consumers = []
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.settings.shutdown_grace_s)
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+            self._channel = None
+
+    async def consumer_counts(self) -> dict[str, int]:
+        """Consumers the broker sees on each of this service's queues (a
+        readiness check: zero after a broker restart means recovery failed)."""
+        counts: dict[str, int] = {}
+        if not self.subscriptions or not self.broker.is_connected:
+            return {name: 0 for name in self.queue_names}
+        assert self.broker.connection is not None
+        channel = await self.broker.connection.channel(publisher_confirms=False)
+        try:
+            for name in self.queue_names:
+                queue = await channel.declare_queue(name, passive=True)
+                result = queue.declaration_result
+                counts[name] = int(result.consumer_count or 0)
+        finally:
+            await channel.close()
+        return counts
+
+    async def _track(self, work: Awaitable[None]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        self._idle.clear()
+        if self.metrics:
+            self.metrics.in_flight.inc()
+        try:
+            await work
+        finally:
+            self._in_flight.discard(task)
+            if self.metrics:
+                self.metrics.in_flight.dec()
+            if not self._in_flight:
+                self._idle.set()
+
+    async def _handle(
+        self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            outcome = await self._process(subscription, queue, message)
+        except PublishFailed as exc:
+            # Could not move the message to a delay or dead-letter queue:
+            # leave it to the broker to redeliver.
+            log.warning("%s: %s; message returned to the queue", queue, exc)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            outcome = "requeued"
+        except Exception:
+            log.exception("%s: unexpected failure; message returned to the queue", queue)
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            outcome = "requeued"
+        if self.metrics:
+            self.metrics.events_consumed.labels(queue=queue, outcome=outcome).inc()
+            self.metrics.handler_seconds.labels(queue=queue).observe(
+                time.perf_counter() - started
+            )
+
+    async def _process(
+        self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
+    ) -> str:
+        try:
+            event = decode_event(message.body)
+        except InvalidEvent as exc:
+            await self._dead_letter(message, queue, exc.reason, exc.detail, attempts=0)
+            return "dead_lettered"
+        if event.type != subscription.event.event_type:
+            await self._dead_letter(
+                message,
+                queue,
+                "unexpected_type",
+                f"queue {queue} takes {subscription.event.event_type}, got {event.type}",
+                attempts=0,
+            )
+            return "dead_lettered"
+
+        attempt = _int_header(message, ATTEMPT, default=1)
+        handled = False
+        try:
+            async with unit_of_work(
+                self.engine, self.settings.service_name, cause=event, on_commit=self.on_commit
+            ) as uow:
+                if await record_handled(uow.conn, queue, event):
+                    handled = True
+                    await subscription.handler(event, uow)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            if attempt >= self.settings.max_attempts:
+                log.error("%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt,
+                          error)
+                await self._dead_letter(message, queue, "handler_failed", error, attempts=attempt)
+                return "dead_lettered"
+            log.warning("%s: %s attempt %d failed, retrying: %s", queue, event.id, attempt, error)
+            await self._retry(message, queue, attempt, error)
+            return "retried"
+        await message.ack()
+        return "handled" if handled else "duplicate"
+
+    async def _retry(
+        self, message: AbstractIncomingMessage, queue: str, attempt: int, error: str
+    ) -> None:
+        delay = self.settings.retry_delay_ms(attempt)
+        headers = _carry_headers(message, queue)
+        headers[ATTEMPT] = attempt + 1
+        headers[ERROR] = error
+        await self.broker.publish_to_queue(
+            delay_queue_name(queue, delay), _copy(message, headers)
+        )
+        await message.ack()
+
+    async def _dead_letter(
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        reason: str,
+        error: str,
+        *,
+        attempts: int,
+    ) -> None:
+        headers = _carry_headers(message, queue)
+        headers.update(
+            {
+                REASON: reason,
+                ERROR: error[:1000],
+                ATTEMPTS: attempts,
+                DEAD_LETTERED_AT: datetime.now(UTC).isoformat(),
+            }
+        )
+        await self.broker.publish_dead_letter(queue, _copy(message, headers))
+        await message.ack()
+
+
+def _int_header(message: AbstractIncomingMessage, name: str, default: int) -> int:
+    value = (message.headers or {}).get(name)
+    try:
+        return int(value) if value is not None else default  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _carry_headers(message: AbstractIncomingMessage, queue: str) -> dict[str, Any]:
+    # The broker's own x-death bookkeeping from the delay queues is noise here.
+    headers = {
+        k: v
+        for k, v in (message.headers or {}).items()
+        if not k.startswith(("x-death", "x-first-death", "x-last-death"))
+    }
+    headers.setdefault(QUEUE, queue)
+    headers.setdefault(ROUTING_KEY, message.routing_key or "")
+    return headers
+
+
+def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        correlation_id=message.correlation_id,
+    )

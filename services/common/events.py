@@ -1,0 +1,258 @@
+"""The CloudEvents 1.0 envelope and the data model of every shop event.
+
+The models here are the single source of the event catalog: services build
+and parse events with them, and the AsyncAPI document is generated from them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/cloudevents+json"
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+class EventData(BaseModel):
+    """Base of every event's ``data``. Subclasses name their type and routing key."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    event_type: ClassVar[str]
+    routing_key: ClassVar[str]
+
+
+class LineItem(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    sku: str
+    quantity: int = Field(gt=0)
+    unit_price_cents: int = Field(default=0, ge=0)
+
+
+class ShippingAddress(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class PaymentDetails(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    card_token: str
+
+
+class CartCheckedOut(EventData):
+    event_type = "CartCheckedOut"
+    routing_key = "cart.checked_out"
+    order_id: uuid.UUID
+    cart_id: uuid.UUID
+    customer_id: uuid.UUID
+    items: list[LineItem]
+    total_cents: int = Field(ge=0)
+    currency: str
+    payment: PaymentDetails
+    shipping_address: ShippingAddress
+
+
+class OrderCreated(EventData):
+    event_type = "OrderCreated"
+    routing_key = "order.created"
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    items: list[LineItem]
+    total_cents: int = Field(ge=0)
+    currency: str
+
+
+class StockReserved(EventData):
+    event_type = "StockReserved"
+    routing_key = "stock.reserved"
+    order_id: uuid.UUID
+    items: list[LineItem]
+
+
+class StockReservationFailed(EventData):
+    event_type = "StockReservationFailed"
+    routing_key = "stock.reservation_failed"
+    order_id: uuid.UUID
+    reason: str
+    skus: list[str]
+
+
+class PaymentSucceeded(EventData):
+    event_type = "PaymentSucceeded"
+    routing_key = "payment.succeeded"
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_cents: int = Field(ge=0)
+    currency: str
+
+
+class PaymentFailed(EventData):
+    event_type = "PaymentFailed"
+    routing_key = "payment.failed"
+    order_id: uuid.UUID
+    reason: str
+
+
+class ShippingCreated(EventData):
+    event_type = "ShippingCreated"
+    routing_key = "shipping.created"
+    order_id: uuid.UUID
+    shipment_id: uuid.UUID
+    tracking_number: str
+
+
+class OrderCompleted(EventData):
+    event_type = "OrderCompleted"
+    routing_key = "order.completed"
+    order_id: uuid.UUID
+
+
+class OrderCancelled(EventData):
+    event_type = "OrderCancelled"
+    routing_key = "order.cancelled"
+    order_id: uuid.UUID
+    reason: str
+
+
+class StockReleased(EventData):
+    event_type = "StockReleased"
+    routing_key = "stock.released"
+    order_id: uuid.UUID
+    items: list[LineItem]
+
+
+class ProductCreated(EventData):
+    event_type = "ProductCreated"
+    routing_key = "product.created"
+    sku: str
+    name: str
+    price_cents: int = Field(ge=0)
+    currency: str
+    initial_stock: int = Field(ge=0)
+
+
+EVENT_MODELS: dict[str, type[EventData]] = {
+    model.event_type: model
+    for model in (
+        CartCheckedOut,
+        OrderCreated,
+        StockReserved,
+        StockReservationFailed,
+        PaymentSucceeded,
+        PaymentFailed,
+        ShippingCreated,
+        OrderCompleted,
+        OrderCancelled,
+        StockReleased,
+        ProductCreated,
+    )
+}
+
+D = TypeVar("D", bound=EventData)
+
+
+class Envelope(BaseModel, Generic[D]):
+    """A CloudEvents 1.0 structured-mode event with shop's extensions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: uuid.UUID
+    type: str
+    source: str
+    time: datetime
+    subject: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: D
+    correlationid: str = Field(min_length=1, description="the saga: the order id")
+    causationid: str | None = Field(default=None, description="id of the event that caused this one")
+    traceparent: str | None = Field(default=None, pattern=_TRACEPARENT.pattern)
+
+    @property
+    def routing_key(self) -> str:
+        return EVENT_MODELS[self.type].routing_key
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+
+class InvalidEvent(ValueError):
+    """A message that is not a shop event; ``reason`` is a short machine code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(body: bytes) -> Envelope[Any]:
+    """Parse and validate a message body into a typed envelope.
+
+    Raises InvalidEvent with reason ``not_json``, ``not_an_envelope`` or
+    ``unknown_type``; the message can then be dead-lettered with that reason.
+    """
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("not_json", str(exc)) from None
+    if not isinstance(raw, dict):
+        raise InvalidEvent("not_an_envelope", f"expected a JSON object, got {type(raw).__name__}")
+    event_type = raw.get("type")
+    if not isinstance(event_type, str):
+        raise InvalidEvent("not_an_envelope", "no string 'type' attribute")
+    model = EVENT_MODELS.get(event_type)
+    if model is None:
+        raise InvalidEvent("unknown_type", f"no event type {event_type!r}")
+    try:
+        return Envelope[model].model_validate(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidEvent("not_an_envelope", errors) from None
+
+
+def _trace_parent(cause: Envelope[Any] | None) -> str:
+    span_id = os.urandom(8).hex()
+    if cause is not None and cause.traceparent:
+        match = _TRACEPARENT.match(cause.traceparent)
+        if match:
+            return f"00-{match.group(1)}-{span_id}-{match.group(3)}"
+    return f"00-{os.urandom(16).hex()}-{span_id}-01"
+
+
+def new_event(
+    data: D,
+    *,
+    source: str,
+    correlation_id: str | uuid.UUID | None = None,
+    cause: Envelope[Any] | None = None,
+    subject: str | None = None,
+) -> Envelope[D]:
+    """Build an envelope for ``data``. The saga id and trace follow ``cause``
+    when one is given; otherwise ``correlation_id`` is required."""
+    if correlation_id is None:
+        if cause is None:
+            raise ValueError("an event needs a correlation id or a cause to inherit it from")
+        correlation_id = cause.correlationid
+    return Envelope[type(data)](  # type: ignore[misc]
+        id=uuid.uuid4(),
+        type=data.event_type,
+        source=source,
+        time=datetime.now(UTC),
+        subject=subject,
+        data=data,
+        correlationid=str(correlation_id),
+        causationid=str(cause.id) if cause is not None else None,
+        traceparent=_trace_parent(cause),
+    )

@@ -1,0 +1,37 @@
+"""Per-service schema migrations with Alembic, applied when a service starts.
+
+Every service keeps only its revision files (``services/<name>/migrations``);
+the Alembic environment is shared and lives in ``services/common/alembic``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from .db import async_url
+
+_ENV_DIR = Path(__file__).parent / "alembic"
+
+
+def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_ENV_DIR))
+    config.set_main_option("version_locations", str(Path(versions_dir)))
+    config.set_main_option("path_separator", "os")
+    # '%' would be read as interpolation by configparser.
+    config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, versions_dir: str | Path, revision: str = "heads") -> None:
+    """Bring the database to ``revision``. Safe to call from several replicas
+    at once: the environment holds a PostgreSQL advisory lock meanwhile."""
+    command.upgrade(alembic_config(database_url, versions_dir), revision)
+
+
+async def upgrade_async(database_url: str, versions_dir: str | Path) -> None:
+    await asyncio.to_thread(upgrade, database_url, versions_dir)

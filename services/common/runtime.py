@@ -1,0 +1,127 @@
+"""Wiring in one place: what a service process holds while it runs (engine,
+broker, relay, consumers, metrics), started and stopped by the app lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import migrations
+from .broker import Broker
+from .consumer import ConsumerRunner, Subscription
+from .db import create_engine
+from .events import Envelope
+from .metrics import Metrics
+from .outbox import OutboxRelay, UnitOfWork, unit_of_work
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """The running parts of one service process."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations_dir: str | Path | None = None,
+        subscriptions: Sequence[Subscription] = (),
+    ) -> None:
+        self.settings = settings
+        self.migrations_dir = migrations_dir
+        self.metrics = Metrics(settings.service_name)
+        self.engine: AsyncEngine = create_engine(settings)
+        self.broker = Broker(settings)
+        self.relay = OutboxRelay(self.engine, self.broker, settings, self.metrics)
+        self.consumers = ConsumerRunner(
+            settings,
+            self.engine,
+            self.broker,
+            subscriptions,
+            on_commit=self.relay.wake,
+            metrics=self.metrics,
+        )
+
+    async def start(self) -> None:
+        """Migrate, connect, start the relay and the consumers. Raises when
+        the database or the broker cannot be reached."""
+        if self.migrations_dir is not None:
+            await migrations.upgrade_async(self.settings.database_url, self.migrations_dir)
+        await self.broker.connect()
+        self.relay.start()
+        await self.consumers.start()
+
+    async def stop(self) -> None:
+        """Graceful: consumers finish in-flight handlers, then the relay
+        stops, then connections close."""
+        await self.consumers.stop()
+        await self.relay.stop()
+        await self.broker.close()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def unit_of_work(self, cause: Envelope[Any] | None = None) -> AsyncIterator[UnitOfWork]:
+        """A transaction for request handlers; the relay wakes on commit."""
+        async with unit_of_work(
+            self.engine, self.settings.service_name, cause=cause, on_commit=self.relay.wake
+        ) as uow:
+            yield uow
+
+    async def readiness(self) -> dict[str, Any]:
+        """Checks behind /readyz: database, broker, relay, consumers."""
+        checks: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(2):
+                async with self.engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["broker"] = "ok" if self.broker.is_connected else "error: disconnected"
+        checks["relay"] = "ok" if self.relay.running else "error: stopped"
+        if self.consumers.subscriptions:
+            try:
+                async with asyncio.timeout(2):
+                    counts = await self.consumers.consumer_counts()
+                idle = [q for q, n in counts.items() if n == 0]
+                checks["consumers"] = "ok" if not idle else f"error: no consumer on {idle}"
+            except Exception as exc:
+                checks["consumers"] = f"error: {type(exc).__name__}"
+        return checks
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """A FastAPI app whose lifespan starts and stops ``runtime``, with
+    /healthz, /readyz and /metrics next to the service's own routers."""
+    from .health import health_router
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await runtime.stop()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    return app

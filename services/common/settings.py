@@ -1,0 +1,58 @@
+"""One settings object per service process, read from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EVENTS_EXCHANGE = "shop.events"
+DEAD_LETTER_EXCHANGE = "shop.dlx"
+
+
+class ServiceSettings(BaseSettings):
+    """What a service needs to run: its name, its database, the broker and the
+    knobs of the messaging core. Every field reads ``SHOP_<FIELD>``; the
+    defaults are the sandbox's (local PostgreSQL and RabbitMQ)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = ""
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    events_exchange: str = EVENTS_EXCHANGE
+    dead_letter_exchange: str = DEAD_LETTER_EXCHANGE
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+
+    prefetch: int = Field(default=32, ge=1)
+    max_attempts: int = Field(default=5, ge=1, description="handler attempts before dead-lettering")
+    retry_base_delay_ms: int = Field(default=200, ge=1)
+    retry_max_delay_ms: int = Field(default=30_000, ge=1)
+    delivery_limit: int = Field(
+        default=20,
+        ge=1,
+        description="broker-side backstop for messages that crash the consumer before it can act",
+    )
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_interval_s: float = Field(default=1.0, gt=0)
+
+    outbox_batch_size: int = Field(default=200, ge=1)
+    outbox_lease_s: float = Field(default=10.0, gt=0, description="how long a relay owns claimed rows")
+    outbox_poll_interval_s: float = Field(default=2.0, gt=0, description="safety-net sweep")
+    outbox_failure_backoff_s: float = Field(default=1.0, gt=0)
+
+    shutdown_grace_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> ServiceSettings:
+        if not self.database_url:
+            name = self.service_name
+            self.database_url = f"postgresql+psycopg://shop_{name}@127.0.0.1:5432/shop_{name}"
+        return self
+
+    def retry_delay_ms(self, attempt: int) -> int:
+        """Delay before attempt ``attempt + 1`` after attempt ``attempt`` failed."""
+        return min(self.retry_base_delay_ms * 2 ** (attempt - 1), self.retry_max_delay_ms)

@@ -1,0 +1,168 @@
+"""Fixtures against the real PostgreSQL and RabbitMQ on this machine.
+
+Every test run gets its own RabbitMQ virtual host and its own databases
+(``shoptest_<run>_*``), so runs never see each other's data or a running
+sandbox's. Connection targets can be moved with SHOP_TEST_PG_ADMIN_URL and
+SHOP_TEST_AMQP_HOST."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import psycopg
+import pytest
+
+from services.common import migrations
+from services.common.settings import ServiceSettings
+
+PG_ADMIN_URL = os.environ.get("SHOP_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_HOST = os.environ.get("SHOP_TEST_AMQP_HOST", "127.0.0.1:5672")
+RUN_ID = uuid.uuid4().hex[:8]
+FIXTURE_MIGRATIONS = Path(__file__).parent / "fixture_migrations"
+
+
+def rabbitmqctl(*args: str) -> str:
+    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    result = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    name = f"shoptest_{RUN_ID}"
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield name
+    try:
+        rabbitmqctl("delete_vhost", name)
+    except RuntimeError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def broker_url(vhost: str) -> str:
+    return f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A migrated database that per-test databases are copied from."""
+    name = f"shoptest_{RUN_ID}_tpl"
+    _admin(f'CREATE DATABASE "{name}"')
+    migrations.upgrade(_pg_url(name), FIXTURE_MIGRATIONS)
+    yield name
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(template_database: str) -> Iterator[str]:
+    name = f"shoptest_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield _pg_url(name)
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str, broker_url: str) -> ServiceSettings:
+    """Settings of a fresh service (unique queue names) with fast timings."""
+    return ServiceSettings(
+        service_name=f"svc{uuid.uuid4().hex[:6]}",
+        database_url=database_url,
+        broker_url=broker_url,
+        max_attempts=3,
+        retry_base_delay_ms=150,
+        outbox_lease_s=1.0,
+        outbox_poll_interval_s=0.5,
+        outbox_failure_backoff_s=0.2,
+        reconnect_interval_s=0.5,
+        publish_timeout_s=3.0,
+        shutdown_grace_s=3.0,
+    )
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.05
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+class Probe:
+    """A test's own queue on the events exchange, collecting what arrives."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, queue: aio_pika.abc.AbstractQueue):
+        self.channel = channel
+        self.queue = queue
+        self.messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def start(self) -> None:
+        async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            self.messages.append(message)
+            await message.ack()
+
+        await self.queue.consume(collect)
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Any]:
+        await eventually(lambda: _async_value(len(self.messages) >= count), timeout)
+        return self.messages
+
+    def ids(self) -> list[str | None]:
+        return [m.message_id for m in self.messages]
+
+
+async def _async_value(value: Any) -> Any:
+    return value
+
+
+@pytest.fixture
+async def amqp(broker_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    connection = await aio_pika.connect_robust(broker_url, reconnect_interval=0.5)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def probe_factory(
+    amqp: aio_pika.abc.AbstractRobustConnection, settings: ServiceSettings
+) -> Callable[..., Awaitable[Probe]]:
+    async def make(*routing_keys: str) -> Probe:
+        channel = await amqp.channel()
+        exchange = await channel.declare_exchange(
+            settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await queue.bind(exchange, key)
+        probe = Probe(channel, queue)
+        await probe.start()
+        return probe
+
+    return make

@@ -1,0 +1,184 @@
+"""The transactional outbox and its relay against the real servers (P1-P5)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from services.common.broker import Broker
+from services.common.db import create_engine
+from services.common.events import OrderCompleted, ProductCreated
+from services.common.metrics import Metrics
+from services.common.outbox import OutboxRelay, OutboxRow, unit_of_work
+from services.common.settings import ServiceSettings
+from tests.conftest import eventually
+
+
+class Stack:
+    """An engine, a broker connection and a relay, as one service holds them."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.broker = Broker(settings)
+        self.relay = OutboxRelay(self.engine, self.broker, settings)
+
+    async def __aenter__(self) -> Stack:
+        await self.broker.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.relay.stop()
+        await self.broker.close()
+        await self.engine.dispose()
+
+    async def commit(self, *events: object) -> list[str]:
+        async with unit_of_work(self.engine, "test", on_commit=self.relay.wake) as uow:
+            ids = [str(uow.emit(e, correlation_id=uuid.uuid4()).id) for e in events]  # type: ignore[arg-type]
+        return ids
+
+    async def scalar(self, sql: str) -> object:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(sa.text(sql))).scalar()
+
+
+def completed() -> OrderCompleted:
+    return OrderCompleted(order_id=uuid.uuid4())
+
+
+async def test_rolled_back_transaction_publishes_nothing(settings, probe_factory):
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        stack.relay.start()
+        with pytest.raises(RuntimeError, match="business rule"):
+            async with unit_of_work(stack.engine, "test", on_commit=stack.relay.wake) as uow:
+                uow.emit(completed(), correlation_id="rolled-back")
+                raise RuntimeError("business rule broken")
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 0
+
+        # A later committed event arrives alone: nothing of the rollback went out.
+        [marker] = await stack.commit(completed())
+        await probe.wait_for(1)
+        await eventually(lambda: stack.scalar("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
+        assert probe.ids() == [marker]
+
+
+async def test_committed_event_reaches_bound_queue_exactly_once(settings, probe_factory):
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        stack.relay.start()
+        [event_id] = await stack.commit(completed())
+        await probe.wait_for(1)
+        await eventually(lambda: stack.scalar("SELECT published_at IS NOT NULL FROM outbox"))
+        # Nothing left to publish, and a second marker proves the queue saw no repeat.
+        assert await stack.relay.drain_once() == 0
+        [marker] = await stack.commit(completed())
+        await probe.wait_for(2)
+        assert probe.ids() == [event_id, marker]
+        body = probe.messages[0]
+        assert body.type == "OrderCompleted"
+        assert body.content_type == "application/cloudevents+json"
+
+
+async def test_event_committed_while_no_relay_runs_is_published_on_start(settings, probe_factory):
+    """The process died right after the commit: the next relay publishes it once."""
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        [event_id] = await stack.commit(completed())
+        assert await stack.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    async with Stack(settings) as restarted:
+        restarted.relay.start()
+        await probe.wait_for(1)
+        await eventually(lambda: restarted.scalar("SELECT published_at IS NOT NULL FROM outbox"))
+        [marker] = await restarted.commit(completed())
+        await probe.wait_for(2)
+        assert probe.ids() == [event_id, marker]
+
+
+class StuckRelay(OutboxRelay):
+    """A relay that claims rows and then hangs before publishing, to be killed."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.claimed = asyncio.Event()
+
+    async def _publish(self, row: OutboxRow) -> None:
+        self.claimed.set()
+        await asyncio.Event().wait()
+
+
+async def test_relay_killed_between_claim_and_publish_another_publishes_once(
+    settings, probe_factory
+):
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        stuck = StuckRelay(stack.engine, stack.broker, settings)
+        stuck.start()
+        [event_id] = await stack.commit(completed())
+        stuck.wake()
+        await asyncio.wait_for(stuck.claimed.wait(), 10)
+        await stuck.stop()  # killed mid-flight: the claim is held, nothing published
+        assert await stack.scalar("SELECT claimed_until IS NOT NULL FROM outbox") is True
+        assert probe.messages == []
+
+        stack.relay.start()  # a fresh relay takes the row once the lease expires
+        await probe.wait_for(1)
+        await eventually(lambda: stack.scalar("SELECT published_at IS NOT NULL FROM outbox"))
+        [marker] = await stack.commit(completed())
+        await probe.wait_for(2)
+        assert probe.ids() == [event_id, marker]
+
+
+async def test_unroutable_event_stays_unsent_until_a_queue_is_bound(settings, probe_factory):
+    """P2: no binding for the key means an error for the relay, not a silent drop."""
+    product = ProductCreated(sku="SKU-1", name="n", price_cents=1, currency="EUR", initial_stock=1)
+    async with Stack(settings) as stack:
+        await stack.commit(product)
+        assert await stack.relay.drain_once() == 0
+        row = await stack.scalar("SELECT last_error FROM outbox WHERE published_at IS NULL")
+        assert "NO_ROUTE" in str(row)
+
+        probe = await probe_factory("product.created")
+        stack.relay.start()
+        await probe.wait_for(1)
+        await eventually(lambda: stack.scalar("SELECT published_at IS NOT NULL FROM outbox"))
+        assert len(probe.messages) == 1
+
+
+async def test_two_relays_on_one_outbox_publish_each_row_once(settings, probe_factory):
+    """P5: two replicas sweep one outbox at once; every row goes out once."""
+    probe = await probe_factory("order.completed")
+    settings = settings.model_copy(update={"outbox_batch_size": 7})
+    async with Stack(settings) as first, Stack(settings) as second:
+        for stack in (first, second):
+            stack.relay.metrics = Metrics(settings.service_name)
+        ids: list[str] = []
+        for _ in range(20):
+            ids += await first.commit(*(completed() for _ in range(10)))
+        first.relay.start()
+        second.relay.start()
+        await probe.wait_for(len(ids), timeout=30)
+        await eventually(
+            lambda: first.scalar("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL")
+        )
+        [marker] = await second.commit(completed())
+        await probe.wait_for(len(ids) + 1)
+        counts = Counter(probe.ids())
+        assert set(counts) == {*ids, marker}
+        assert max(counts.values()) == 1
+        assert await first.scalar("SELECT max(publish_attempts) FROM outbox") == 1
+        shares = [published(stack.relay.metrics) for stack in (first, second)]
+        assert sum(shares) == len(ids) + 1
+        assert min(shares) > 0, f"one relay did all the work: {shares}"
+
+
+def published(metrics: Metrics | None) -> float:
+    assert metrics is not None
+    value = metrics.registry.get_sample_value(
+        "shop_events_published_total", {"event_type": "OrderCompleted"}
+    )
+    return value or 0.0
