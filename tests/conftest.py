@@ -8,6 +8,8 @@ SHOP_TEST_AMQP_HOST."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import os
 import shutil
 import subprocess
@@ -24,7 +26,9 @@ import pytest
 from services.common import migrations
 from services.common.settings import ServiceSettings
 
-PG_ADMIN_URL = os.environ.get("SHOP_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "SHOP_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 AMQP_HOST = os.environ.get("SHOP_TEST_AMQP_HOST", "127.0.0.1:5672")
 RUN_ID = uuid.uuid4().hex[:8]
 FIXTURE_MIGRATIONS = Path(__file__).parent / "fixture_migrations"
@@ -54,10 +58,8 @@ def vhost() -> Iterator[str]:
     rabbitmqctl("add_vhost", name)
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
     yield name
-    try:
+    with contextlib.suppress(RuntimeError):
         rabbitmqctl("delete_vhost", name)
-    except RuntimeError:
-        pass
 
 
 @pytest.fixture(scope="session")
@@ -102,13 +104,16 @@ def settings(database_url: str, broker_url: str) -> ServiceSettings:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, interval: float = 0.05
+    check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05
 ) -> Any:
-    """Poll ``check`` until it returns something truthy; fail at the deadline."""
+    """Poll ``check`` (sync or async) until it returns something truthy; fail
+    at the deadline."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(interval)
@@ -131,15 +136,11 @@ class Probe:
         await self.queue.consume(collect)
 
     async def wait_for(self, count: int, timeout: float = 15.0) -> list[Any]:
-        await eventually(lambda: _async_value(len(self.messages) >= count), timeout)
+        await eventually(lambda: len(self.messages) >= count, timeout)
         return self.messages
 
     def ids(self) -> list[str | None]:
         return [m.message_id for m in self.messages]
-
-
-async def _async_value(value: Any) -> Any:
-    return value
 
 
 @pytest.fixture
@@ -166,3 +167,8 @@ async def probe_factory(
         return probe
 
     return make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that stop the broker run last, so nothing else sees the outage."""
+    items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)

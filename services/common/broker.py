@@ -65,8 +65,10 @@ class Broker:
 
     @property
     def is_connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed and bool(
-            self.connection.connected.is_set()
+        return (
+            self.connection is not None
+            and not self.connection.is_closed
+            and bool(self.connection.connected.is_set())
         )
 
     async def publish_event(

@@ -239,9 +239,7 @@ class ConsumerRunner:
             outcome = "requeued"
         if self.metrics:
             self.metrics.events_consumed.labels(queue=queue, outcome=outcome).inc()
-            self.metrics.handler_seconds.labels(queue=queue).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.handler_seconds.labels(queue=queue).observe(time.perf_counter() - started)
 
     async def _process(
         self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
@@ -275,8 +273,9 @@ class ConsumerRunner:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
             if attempt >= self.settings.max_attempts:
-                log.error("%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt,
-                          error)
+                log.error(
+                    "%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt, error
+                )
                 await self._dead_letter(message, queue, "handler_failed", error, attempts=attempt)
                 return "dead_lettered"
             log.warning("%s: %s attempt %d failed, retrying: %s", queue, event.id, attempt, error)
@@ -292,9 +291,7 @@ class ConsumerRunner:
         headers = _carry_headers(message, queue)
         headers[ATTEMPT] = attempt + 1
         headers[ERROR] = error
-        await self.broker.publish_to_queue(
-            delay_queue_name(queue, delay), _copy(message, headers)
-        )
+        await self.broker.publish_to_queue(delay_queue_name(queue, delay), _copy(message, headers))
         await message.ack()
 
     async def _dead_letter(

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -166,7 +165,7 @@ class Envelope(BaseModel, Generic[D]):
 
     model_config = ConfigDict(frozen=True)
 
-    specversion: Literal["1.0"] = SPEC_VERSION
+    specversion: Literal["1.0"] = "1.0"
     id: uuid.UUID
     type: str
     source: str
@@ -175,7 +174,9 @@ class Envelope(BaseModel, Generic[D]):
     datacontenttype: Literal["application/json"] = "application/json"
     data: D
     correlationid: str = Field(min_length=1, description="the saga: the order id")
-    causationid: str | None = Field(default=None, description="id of the event that caused this one")
+    causationid: str | None = Field(
+        default=None, description="id of the event that caused this one"
+    )
     traceparent: str | None = Field(default=None, pattern=_TRACEPARENT.pattern)
 
     @property
@@ -245,7 +246,9 @@ def new_event(
         if cause is None:
             raise ValueError("an event needs a correlation id or a cause to inherit it from")
         correlation_id = cause.correlationid
-    return Envelope[type(data)](  # type: ignore[misc]
+    # Parametrised so the data serialises as its own type, not as EventData.
+    envelope_type: type[Envelope[D]] = Envelope[type(data)]  # type: ignore[misc,assignment]
+    return envelope_type(
         id=uuid.uuid4(),
         type=data.event_type,
         source=source,

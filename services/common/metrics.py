@@ -35,8 +35,7 @@ class Metrics:
         )
         self.events_consumed = Counter(
             "shop_events_consumed_total",
-            "Messages taken off a queue, by outcome "
-            "(handled, duplicate, retried, dead_lettered).",
+            "Messages taken off a queue, by outcome (handled, duplicate, retried, dead_lettered).",
             ["queue", "outcome"],
             registry=self.registry,
         )
@@ -52,6 +51,10 @@ class Metrics:
             "Handlers running now.",
             registry=self.registry,
         )
-        info = Gauge("shop_service_info", "The service this process runs.", ["service"],
-                     registry=self.registry)
+        info = Gauge(
+            "shop_service_info",
+            "The service this process runs.",
+            ["service"],
+            registry=self.registry,
+        )
         info.labels(**labels).set(1)

@@ -7,6 +7,7 @@ the Alembic environment is shared and lives in ``services/common/alembic``.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +16,9 @@ from alembic.config import Config
 from .db import async_url
 
 _ENV_DIR = Path(__file__).parent / "alembic"
+# Alembic's `context` and `op` are module-level proxies: one upgrade at a
+# time per process. Across processes the advisory lock in env.py orders them.
+_IN_PROCESS = threading.Lock()
 
 
 def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
@@ -30,7 +34,8 @@ def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
 def upgrade(database_url: str, versions_dir: str | Path, revision: str = "heads") -> None:
     """Bring the database to ``revision``. Safe to call from several replicas
     at once: the environment holds a PostgreSQL advisory lock meanwhile."""
-    command.upgrade(alembic_config(database_url, versions_dir), revision)
+    with _IN_PROCESS:
+        command.upgrade(alembic_config(database_url, versions_dir), revision)
 
 
 async def upgrade_async(database_url: str, versions_dir: str | Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 
 messaging_metadata = sa.MetaData()
 
@@ -18,7 +18,9 @@ outbox = sa.Table(
     sa.Column("routing_key", sa.Text, nullable=False),
     sa.Column("correlation_id", sa.Text, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("claimed_until", sa.DateTime(timezone=True)),
     sa.Column("published_at", sa.DateTime(timezone=True)),
     sa.Column("publish_attempts", sa.Integer, nullable=False, server_default="0"),
@@ -31,7 +33,9 @@ inbox = sa.Table(
     sa.Column("consumer", sa.Text, primary_key=True),
     sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("event_type", sa.Text, nullable=False),
-    sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "handled_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 OUTBOX_CHANNEL = "shop_outbox"

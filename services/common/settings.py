@@ -40,7 +40,9 @@ class ServiceSettings(BaseSettings):
     reconnect_interval_s: float = Field(default=1.0, gt=0)
 
     outbox_batch_size: int = Field(default=200, ge=1)
-    outbox_lease_s: float = Field(default=10.0, gt=0, description="how long a relay owns claimed rows")
+    outbox_lease_s: float = Field(
+        default=10.0, gt=0, description="how long a relay owns claimed rows"
+    )
     outbox_poll_interval_s: float = Field(default=2.0, gt=0, description="safety-net sweep")
     outbox_failure_backoff_s: float = Field(default=1.0, gt=0)
 

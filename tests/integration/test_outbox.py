@@ -63,7 +63,9 @@ async def test_rolled_back_transaction_publishes_nothing(settings, probe_factory
         # A later committed event arrives alone: nothing of the rollback went out.
         [marker] = await stack.commit(completed())
         await probe.wait_for(1)
-        await eventually(lambda: stack.scalar("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
+        await eventually(
+            lambda: stack.scalar("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL")
+        )
         assert probe.ids() == [marker]
 
 

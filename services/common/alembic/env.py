@@ -11,6 +11,7 @@ _MIGRATION_LOCK = 0x5305_0001
 
 def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "services.common.migrations sets sqlalchemy.url"
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})

@@ -1,0 +1,73 @@
+# Shared by scripts/test and scripts/sandbox: a virtualenv with the locked
+# dependencies, and the PostgreSQL and RabbitMQ this machine runs.
+# Sourced, not executed.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SHOP_VENV:-$ROOT/.venv}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+find_python() {
+    for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    die "Python 3.11 or newer is needed; install it (Debian: apt-get install python3) and run this again."
+}
+
+setup_venv() {
+    local stamp="$VENV/.shop-installed"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating the virtualenv in $VENV"
+        "$(find_python)" -m venv "$VENV"
+    fi
+    # Reinstall only when the lock or the project metadata changed.
+    if [ ! -f "$stamp" ] || [ "$ROOT/requirements.lock" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        say "installing the locked dependencies"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.lock"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
+        touch "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+wait_for_port() {  # host port seconds
+    local deadline=$((SECONDS + $3))
+    while ! port_open "$1" "$2"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.5
+    done
+}
+
+ensure_postgres() {
+    port_open 127.0.0.1 5432 && return 0
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+        say "starting PostgreSQL"
+        local version
+        version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+            die "PostgreSQL $version is installed but would not start; see its log under /var/log/postgresql."
+        wait_for_port 127.0.0.1 5432 30 || die "PostgreSQL started but does not answer on 127.0.0.1:5432."
+    else
+        die "PostgreSQL is not running on 127.0.0.1:5432 and not installed here; install it (Debian: apt-get install postgresql) and run this again."
+    fi
+}
+
+ensure_rabbitmq() {
+    if port_open 127.0.0.1 5672; then return 0; fi
+    if command -v rabbitmq-server >/dev/null 2>&1; then
+        say "starting RabbitMQ"
+        rabbitmq-server -detached >/dev/null 2>&1 || true
+        wait_for_port 127.0.0.1 5672 90 ||
+            die "RabbitMQ is installed but does not answer on 127.0.0.1:5672; see /var/log/rabbitmq."
+    else
+        die "RabbitMQ is not running on 127.0.0.1:5672 and not installed here; install it (Debian: apt-get install rabbitmq-server) and run this again."
+    fi
+}
