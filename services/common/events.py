@@ -130,6 +130,18 @@ class StockReleased(EventData):
     items: list[LineItem]
 
 
+class PaymentRefunded(EventData):
+    """A capture for an order that was cancelled meanwhile (a late success) is
+    given back. An extension of the API.md contract."""
+
+    event_type = "PaymentRefunded"
+    routing_key = "payment.refunded"
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_cents: int = Field(ge=0)
+    currency: str
+
+
 class ProductCreated(EventData):
     event_type = "ProductCreated"
     routing_key = "product.created"
@@ -153,6 +165,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         OrderCompleted,
         OrderCancelled,
         StockReleased,
+        PaymentRefunded,
         ProductCreated,
     )
 }

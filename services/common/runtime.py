@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from . import migrations
 from .broker import Broker
 from .consumer import ConsumerRunner, Subscription
 from .db import create_engine
+from .errors import install_error_handlers
 from .events import Envelope
 from .metrics import Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
@@ -36,8 +37,12 @@ class ServiceRuntime:
         *,
         migrations_dir: str | Path | None = None,
         subscriptions: Sequence[Subscription] = (),
+        background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
+        self._background_factories = list(background)
+        self._background: list[asyncio.Task[None]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.migrations_dir = migrations_dir
         self.metrics = Metrics(settings.service_name)
         self.engine: AsyncEngine = create_engine(settings)
@@ -52,6 +57,10 @@ class ServiceRuntime:
             metrics=self.metrics,
         )
 
+    def close_on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register a resource of the service (an HTTP client, say) to close last."""
+        self._closers.append(closer)
+
     async def start(self) -> None:
         """Migrate, connect, start the relay and the consumers. Raises when
         the database or the broker cannot be reached."""
@@ -60,14 +69,27 @@ class ServiceRuntime:
         await self.broker.connect()
         self.relay.start()
         await self.consumers.start()
+        self._background = [
+            asyncio.create_task(_supervised(job, self), name=getattr(job, "__name__", "job"))
+            for job in self._background_factories
+        ]
 
     async def stop(self) -> None:
         """Graceful: consumers finish in-flight handlers, then the relay
         stops, then connections close."""
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
         await self.consumers.stop()
         await self.relay.stop()
         await self.broker.close()
         await self.engine.dispose()
+        for closer in self._closers:
+            with contextlib.suppress(Exception):
+                await closer()
 
     @asynccontextmanager
     async def unit_of_work(self, cause: Envelope[Any] | None = None) -> AsyncIterator[UnitOfWork]:
@@ -100,6 +122,18 @@ class ServiceRuntime:
         return checks
 
 
+async def _supervised(job: Callable[[ServiceRuntime], Awaitable[None]], rt: ServiceRuntime) -> None:
+    """Run a background job forever; a crash is logged and the job restarted."""
+    while True:
+        try:
+            await job(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job %s failed; restarting", getattr(job, "__name__", job))
+        await asyncio.sleep(1.0)
+
+
 def create_service_app(
     runtime: ServiceRuntime,
     *,
@@ -121,6 +155,7 @@ def create_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.runtime = runtime
+    install_error_handlers(app)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

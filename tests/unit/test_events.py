@@ -33,6 +33,7 @@ def test_every_event_of_the_contract_has_a_model_and_a_dotted_routing_key():
         "OrderCompleted",
         "OrderCancelled",
         "StockReleased",
+        "PaymentRefunded",
         "ProductCreated",
     }
     keys = [m.routing_key for m in EVENT_MODELS.values()]

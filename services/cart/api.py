@@ -1,0 +1,161 @@
+"""Cart routes: a customer's carts, their items and the checkout."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import httpx
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.errors import ApiError, not_found
+from services.common.events import CartCheckedOut, LineItem, PaymentDetails, ShippingAddress
+from services.common.http import Runtime
+from services.common.identity import CurrentCaller
+from services.common.money import Quantity, Sku
+
+from . import domain
+from .domain import Cart
+from .models import cart_items, carts
+
+router = APIRouter()
+
+
+def catalog_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.catalog
+    return client
+
+
+Catalog = Annotated[httpx.AsyncClient, Depends(catalog_client)]
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: Sku
+    quantity: Quantity
+
+
+class QuantityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quantity: Quantity
+
+
+class PaymentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    card_token: str = Field(min_length=1, max_length=100)
+
+
+class AddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    line1: str = Field(min_length=1, max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postal_code: str = Field(min_length=1, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+
+
+class CheckoutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payment: PaymentIn
+    shipping_address: AddressIn
+
+
+class CheckoutAccepted(BaseModel):
+    order_id: uuid.UUID
+
+
+@router.post("/carts", status_code=201)
+async def create_cart(runtime: Runtime, caller: CurrentCaller) -> Cart:
+    cart_id = uuid.uuid4()
+    async with runtime.unit_of_work() as uow:
+        await uow.conn.execute(
+            carts.insert().values(
+                id=cart_id, customer_id=caller.customer_id, status="OPEN", currency="EUR"
+            )
+        )
+        row = await domain.load(uow.conn, cart_id, caller, lock=False)
+        return await domain.view(uow.conn, row)
+
+
+@router.get("/carts/{cart_id}")
+async def get_cart(cart_id: uuid.UUID, runtime: Runtime, caller: CurrentCaller) -> Cart:
+    async with runtime.engine.connect() as conn:
+        row = await domain.load(conn, cart_id, caller, lock=False)
+        return await domain.view(conn, row)
+
+
+@router.post("/carts/{cart_id}/items")
+async def add_item(
+    cart_id: uuid.UUID, body: ItemIn, runtime: Runtime, caller: CurrentCaller, catalog: Catalog
+) -> Cart:
+    """Add to the cart's line for the SKU (created if new), at today's price."""
+    price, currency = await domain.price_of(catalog, body.sku)  # before the transaction
+    async with runtime.unit_of_work() as uow:
+        row = await domain.load_open(uow.conn, cart_id, caller)
+        await domain.set_line(uow.conn, row, body.sku, body.quantity, price, currency, add=True)
+        return await domain.view(uow.conn, await domain.load(uow.conn, cart_id, caller, lock=False))
+
+
+@router.put("/carts/{cart_id}/items/{sku}")
+async def set_item(
+    cart_id: uuid.UUID,
+    sku: str,
+    body: QuantityIn,
+    runtime: Runtime,
+    caller: CurrentCaller,
+    catalog: Catalog,
+) -> Cart:
+    price, currency = await domain.price_of(catalog, sku)
+    async with runtime.unit_of_work() as uow:
+        row = await domain.load_open(uow.conn, cart_id, caller)
+        await domain.set_line(uow.conn, row, sku, body.quantity, price, currency, add=False)
+        return await domain.view(uow.conn, await domain.load(uow.conn, cart_id, caller, lock=False))
+
+
+@router.delete("/carts/{cart_id}/items/{sku}")
+async def remove_item(cart_id: uuid.UUID, sku: str, runtime: Runtime, caller: CurrentCaller) -> Cart:
+    async with runtime.unit_of_work() as uow:
+        row = await domain.load_open(uow.conn, cart_id, caller)
+        removed = await uow.conn.execute(
+            cart_items.delete().where(cart_items.c.cart_id == cart_id, cart_items.c.sku == sku)
+        )
+        if removed.rowcount == 0:
+            raise not_found(f"{sku} in cart {cart_id}")
+        await domain.touch(uow.conn, cart_id)
+        return await domain.view(uow.conn, row)
+
+
+@router.post("/carts/{cart_id}/checkout", status_code=202)
+async def checkout(
+    cart_id: uuid.UUID, body: CheckoutIn, runtime: Runtime, caller: CurrentCaller
+) -> CheckoutAccepted:
+    """Close the cart and start the saga: the order id is minted here and is
+    the correlation id of every event that follows."""
+    order_id = uuid.uuid4()
+    async with runtime.unit_of_work() as uow:
+        row = await domain.load_open(uow.conn, cart_id, caller)
+        items = await domain.lines(uow.conn, cart_id)
+        if not items:
+            raise ApiError(409, f"cart {cart_id} is empty")
+        await uow.conn.execute(
+            carts.update()
+            .where(carts.c.id == cart_id)
+            .values(status="CHECKED_OUT", order_id=order_id, updated_at=sa.func.now())
+        )
+        uow.emit(
+            CartCheckedOut(
+                order_id=order_id,
+                cart_id=cart_id,
+                customer_id=caller.customer_id,
+                items=[LineItem(**i.model_dump()) for i in items],
+                total_cents=sum(i.quantity * i.unit_price_cents for i in items),
+                currency=row.currency,
+                payment=PaymentDetails(**body.payment.model_dump()),
+                shipping_address=ShippingAddress(**body.shipping_address.model_dump()),
+            ),
+            correlation_id=order_id,
+            subject=str(order_id),
+        )
+    return CheckoutAccepted(order_id=order_id)

@@ -1,0 +1,119 @@
+"""Cart rules: lines priced from the catalog, one currency per cart, a
+checkout that happens once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import ApiError, not_found
+from services.common.identity import Caller
+
+from .models import cart_items, carts
+
+MAX_LINES = 50
+MAX_QUANTITY = 1000
+
+
+class CartLine(BaseModel):
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+class Cart(BaseModel):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    items: list[CartLine]
+    total_cents: int
+    currency: str
+
+
+async def load(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller, *, lock: bool) -> Any:
+    """The caller's cart row; another customer's cart is 'not found' (A1)."""
+    query = sa.select(carts).where(carts.c.id == cart_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await conn.execute(query)).first()
+    if row is None or row.customer_id != caller.customer_id:
+        raise not_found(f"cart {cart_id}")
+    return row
+
+
+async def load_open(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller) -> Any:
+    row = await load(conn, cart_id, caller, lock=True)
+    if row.status != "OPEN":
+        raise ApiError(409, f"cart {cart_id} is already checked out")
+    return row
+
+
+async def lines(conn: AsyncConnection, cart_id: uuid.UUID) -> list[CartLine]:
+    rows = await conn.execute(
+        sa.select(cart_items.c.sku, cart_items.c.quantity, cart_items.c.unit_price_cents)
+        .where(cart_items.c.cart_id == cart_id)
+        .order_by(cart_items.c.position)
+    )
+    return [CartLine(**row._mapping) for row in rows]
+
+
+async def view(conn: AsyncConnection, row: Any) -> Cart:
+    items = await lines(conn, row.id)
+    return Cart(
+        id=row.id,
+        customer_id=row.customer_id,
+        status=row.status,
+        items=items,
+        total_cents=sum(i.quantity * i.unit_price_cents for i in items),
+        currency=row.currency,
+    )
+
+
+async def price_of(catalog: httpx.AsyncClient, sku: str) -> tuple[int, str]:
+    """The product's current price from the catalog service."""
+    try:
+        response = await catalog.get(f"/products/{sku}")
+    except httpx.HTTPError as exc:
+        raise ApiError(503, f"the catalog cannot be reached ({type(exc).__name__})") from None
+    if response.status_code == 404:
+        raise not_found(f"product {sku}")
+    if response.status_code != 200:
+        raise ApiError(503, f"the catalog answered {response.status_code}")
+    product = response.json()
+    return int(product["price_cents"]), str(product["currency"])
+
+
+async def set_line(
+    conn: AsyncConnection, cart: Any, sku: str, quantity: int, price: int, currency: str, *,
+    add: bool,
+) -> None:
+    existing = await lines(conn, cart.id)
+    if currency != cart.currency:
+        if existing:
+            raise ApiError(409, f"cart is in {cart.currency}; {sku} is priced in {currency}")
+        await conn.execute(carts.update().where(carts.c.id == cart.id).values(currency=currency))
+    current = next((line.quantity for line in existing if line.sku == sku), 0)
+    if not current and len(existing) >= MAX_LINES:
+        raise ApiError(422, f"a cart holds at most {MAX_LINES} different products")
+    new_quantity = current + quantity if add else quantity
+    if new_quantity > MAX_QUANTITY:
+        raise ApiError(422, f"at most {MAX_QUANTITY} of one product per cart")
+    await conn.execute(
+        insert(cart_items)
+        .values(cart_id=cart.id, sku=sku, quantity=new_quantity, unit_price_cents=price)
+        .on_conflict_do_update(
+            index_elements=[cart_items.c.cart_id, cart_items.c.sku],
+            set_={"quantity": new_quantity, "unit_price_cents": price},
+        )
+    )
+    await touch(conn, cart.id)
+
+
+async def touch(conn: AsyncConnection, cart_id: uuid.UUID) -> None:
+    await conn.execute(carts.update().where(carts.c.id == cart_id).values(updated_at=sa.func.now()))

@@ -1,0 +1,153 @@
+"""Gateway routes: registration and tokens, the order stream, and the proxy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from sse_starlette.sse import EventSourceResponse
+
+from services.common.errors import ApiError
+from services.common.http import Runtime
+from services.common.identity import Caller
+
+from . import auth
+from .models import customers
+from .proxy import authorize, forward, identity_headers
+from .settings import GatewaySettings
+from .stream import TERMINAL_EVENTS, SagaBroadcaster
+
+router = APIRouter()
+
+_EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$"
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str = Field(pattern=_EMAIL, max_length=254)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class Registration(Credentials):
+    password: str = Field(min_length=8, max_length=128)
+
+
+class Registered(BaseModel):
+    customer_id: uuid.UUID
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+def settings_of(request: Request) -> GatewaySettings:
+    value: GatewaySettings = request.app.state.runtime.settings
+    return value
+
+
+def client_of(request: Request) -> httpx.AsyncClient:
+    value: httpx.AsyncClient = request.app.state.http
+    return value
+
+
+Settings = Annotated[GatewaySettings, Depends(settings_of)]
+Client = Annotated[httpx.AsyncClient, Depends(client_of)]
+
+
+@router.post("/api/auth/register", status_code=201)
+async def register(body: Registration, runtime: Runtime, settings: Settings) -> Registered:
+    email = body.email.lower()
+    if email == settings.admin_email.lower():
+        raise ApiError(409, "this email is already registered")
+    customer_id = uuid.uuid4()
+    password_hash = await auth.hash_password(body.password)
+    try:
+        async with runtime.unit_of_work() as uow:
+            await uow.conn.execute(
+                customers.insert().values(id=customer_id, email=email, password_hash=password_hash)
+            )
+    except IntegrityError:
+        raise ApiError(409, "this email is already registered") from None
+    return Registered(customer_id=customer_id)
+
+
+@router.post("/api/auth/token")
+async def token(
+    body: Credentials, request: Request, runtime: Runtime, settings: Settings
+) -> Token:
+    email = body.email.lower()
+    throttle: auth.LoginThrottle = request.app.state.login_throttle
+    throttle.check(email)
+    caller: Caller | None = None
+    if auth.is_admin_login(settings, email, body.password):
+        caller = Caller(auth.admin_id(settings), "admin")
+    else:
+        async with runtime.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    customers.select().where(customers.c.email == email)
+                )
+            ).first()
+        if row is not None and await auth.verify_password(row.password_hash, body.password):
+            caller = Caller(row.id, "customer")
+    if caller is None:
+        throttle.failed(email)
+        raise ApiError(401, "wrong email or password")
+    throttle.succeeded(email)
+    return Token(access_token=auth.issue_token(settings, caller), expires_in=settings.jwt_ttl_s)
+
+
+@router.get("/api/orders/{order_id}/stream")
+async def order_stream(
+    order_id: uuid.UUID, request: Request, settings: Settings, client: Client
+) -> EventSourceResponse:
+    """The order's saga events as they happen (text/event-stream): first a
+    ``snapshot`` of the order, then each event; ends after the terminal one."""
+    caller = authorize(settings, request, "customer")
+    broadcaster: SagaBroadcaster = request.app.state.broadcaster
+
+    async def fetch_order() -> dict[str, Any]:
+        answer = await client.get(
+            f"{settings.order_url}/orders/{order_id}", headers=identity_headers(caller)
+        )
+        if answer.status_code == 404:
+            raise ApiError(404, f"order {order_id} not found")
+        if answer.status_code != 200:
+            raise ApiError(503, "the order service is unavailable")
+        order: dict[str, Any] = answer.json()
+        return order
+
+    await fetch_order()  # ownership first: 404 before any stream starts
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async with broadcaster.watch(str(order_id)) as watcher:
+            order = await fetch_order()  # after subscribing: nothing falls between
+            yield {"event": "snapshot", "data": orjson.dumps(order).decode()}
+            if order["status"] in ("COMPLETED", "CANCELLED"):
+                return
+            while True:
+                event = await watcher.get()
+                yield {
+                    "event": str(event.get("type")),
+                    "id": str(event.get("id")),
+                    "data": orjson.dumps(event).decode(),
+                }
+                if event.get("type") in TERMINAL_EVENTS:
+                    return
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.api_route(
+    "/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def proxy(path: str, request: Request, settings: Settings, client: Client) -> Response:
+    return await forward(client, settings, request, path)

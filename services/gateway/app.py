@@ -1,0 +1,46 @@
+"""The gateway: the one public HTTP entry (auth, routing, the live stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from services.common.runtime import ServiceRuntime, create_service_app
+
+from . import api, handlers
+from .auth import LoginThrottle
+from .settings import SANDBOX_JWT_SECRET, GatewaySettings
+from .stream import SagaBroadcaster
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    if settings.jwt_secret == SANDBOX_JWT_SECRET:
+        log.warning("gateway: using the sandbox JWT secret; set SHOP_JWT_SECRET outside it")
+
+    async def broadcast_saga_events(runtime: ServiceRuntime) -> None:
+        await app.state.broadcaster.start()
+        await asyncio.Event().wait()  # the consumer runs on the broker's connection
+
+    runtime = ServiceRuntime(
+        settings,
+        migrations_dir=MIGRATIONS,
+        subscriptions=handlers.SUBSCRIPTIONS,
+        background=[broadcast_saga_events],
+    )
+    app = create_service_app(runtime, title="shop gateway", routers=[api.router])
+    app.state.http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=2.0),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+    )
+    runtime.close_on_stop(app.state.http.aclose)
+    app.state.broadcaster = SagaBroadcaster(runtime.broker)
+    app.state.login_throttle = LoginThrottle(settings.login_failures_per_minute)
+    return app

@@ -1,0 +1,38 @@
+"""Gateway settings: tokens, the admin account, where the services are."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.common.settings import ServiceSettings
+
+SANDBOX_JWT_SECRET = "shop-sandbox-jwt-secret-do-not-use-in-production"
+
+
+class GatewaySettings(ServiceSettings):
+    service_name: str = "gateway"
+    jwt_secret: str = Field(default=SANDBOX_JWT_SECRET, min_length=32)
+    jwt_issuer: str = "shop"
+    jwt_ttl_s: int = Field(default=3600, ge=60)
+    admin_email: str = "admin@shop.local"
+    admin_password: str = "admin"
+    catalog_url: str = "http://127.0.0.1:8101"
+    cart_url: str = "http://127.0.0.1:8102"
+    order_url: str = "http://127.0.0.1:8103"
+    inventory_url: str = "http://127.0.0.1:8104"
+    payment_url: str = "http://127.0.0.1:8105"
+    shipping_url: str = "http://127.0.0.1:8106"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    login_failures_per_minute: int = Field(default=10, ge=1)
+    upstream_timeout_s: float = Field(default=10.0, gt=0)
+
+    def upstreams(self) -> dict[str, str]:
+        """First path segment after /api/ -> the service that owns it."""
+        return {
+            "products": self.catalog_url,
+            "inventory": self.inventory_url,
+            "carts": self.cart_url,
+            "orders": self.order_url,
+            "payments": self.payment_url,
+            "shipments": self.shipping_url,
+        }

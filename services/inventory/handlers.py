@@ -1,0 +1,82 @@
+"""Inventory's part of the saga: reserve on OrderCreated, release on
+PaymentFailed or OrderCancelled, ship on ShippingCreated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.consumer import Subscription
+from services.common.events import (
+    Envelope,
+    LineItem,
+    OrderCancelled,
+    OrderCreated,
+    PaymentFailed,
+    ProductCreated,
+    ShippingCreated,
+    StockReleased,
+    StockReservationFailed,
+    StockReserved,
+)
+from services.common.outbox import UnitOfWork
+
+from . import domain
+
+
+async def create_stock(event: Envelope[ProductCreated], uow: UnitOfWork) -> None:
+    await domain.create_stock(uow.conn, event.data.sku, event.data.initial_stock)
+
+
+async def reserve_stock(event: Envelope[OrderCreated], uow: UnitOfWork) -> None:
+    order_id = event.data.order_id
+    if not await domain.claim(uow.conn, order_id, "PENDING"):
+        return  # released before it was reserved (a tombstone), or already decided
+    lines = domain.merge_lines(event.data.items)
+    short = await domain.reserve(uow.conn, order_id, lines) if lines else ["(no items)"]
+    if short:
+        await domain.record(uow.conn, order_id, "FAILED", lines)
+        uow.emit(StockReservationFailed(order_id=order_id, reason="out_of_stock", skus=short))
+        return
+    await domain.record(uow.conn, order_id, "RESERVED", lines)
+    uow.emit(StockReserved(order_id=order_id, items=event.data.items))
+
+
+async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
+    """Compensation: give a reservation back exactly once. A release that
+    arrives before the reservation leaves a tombstone so the reservation is
+    never made; a release after shipping calls the shipment's stock back."""
+    order_id = event.data.order_id
+    if await domain.claim(uow.conn, order_id, "RELEASED"):
+        return  # nothing was reserved yet: the tombstone keeps it that way
+    status = await domain.reservation_status(uow.conn, order_id)
+    lines = await domain.reserved_lines(uow.conn, order_id)
+    if status == "RESERVED":
+        await domain.move(uow.conn, lines, "reserved", "available")
+    elif status == "SHIPPED":
+        await domain.move(uow.conn, lines, "shipped", "available")
+    else:
+        return  # FAILED or RELEASED: nothing is held
+    await domain.record(uow.conn, order_id, "RELEASED", lines)
+    uow.emit(
+        StockReleased(
+            order_id=order_id, items=[LineItem(sku=s, quantity=q) for s, q in lines]
+        )
+    )
+
+
+async def ship_stock(event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
+    order_id = event.data.order_id
+    if await domain.reservation_status(uow.conn, order_id) != "RESERVED":
+        return  # released meanwhile (the order was cancelled): nothing to ship
+    lines = await domain.reserved_lines(uow.conn, order_id)
+    await domain.move(uow.conn, lines, "reserved", "shipped")
+    await domain.record(uow.conn, order_id, "SHIPPED", lines)
+
+
+SUBSCRIPTIONS = [
+    Subscription(ProductCreated, create_stock),
+    Subscription(OrderCreated, reserve_stock),
+    Subscription(PaymentFailed, release_stock),
+    Subscription(OrderCancelled, release_stock),
+    Subscription(ShippingCreated, ship_stock),
+]

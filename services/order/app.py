@@ -1,0 +1,51 @@
+"""The order service: orders and their status machine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from services.common.runtime import ServiceRuntime, create_service_app
+from services.common.settings import ServiceSettings
+
+from . import api, domain
+from .handlers import OrderHandlers
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+class OrderSettings(ServiceSettings):
+    service_name: str = "order"
+    order_step_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long an order waits for stock or payment"
+    )
+    order_timeout_sweep_s: float = Field(default=1.0, gt=0)
+
+
+def create_app(settings: OrderSettings | None = None) -> FastAPI:
+    settings = settings or OrderSettings()
+    handlers = OrderHandlers(timedelta(seconds=settings.order_step_timeout_s))
+
+    async def cancel_overdue_orders(runtime: ServiceRuntime) -> None:
+        """Cancel orders whose step never answered; inventory and payment
+        compensate on the OrderCancelled(timeout) this emits."""
+        while True:
+            async with runtime.unit_of_work() as uow:
+                for order_id in await domain.overdue(uow.conn):
+                    await domain.cancel(uow, order_id, "timeout")
+                    log.info("order %s timed out", order_id)
+            await asyncio.sleep(settings.order_timeout_sweep_s)
+
+    runtime = ServiceRuntime(
+        settings,
+        migrations_dir=MIGRATIONS,
+        subscriptions=handlers.subscriptions(),
+        background=[cancel_overdue_orders],
+    )
+    return create_service_app(runtime, title="shop order", routers=[api.router])

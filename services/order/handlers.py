@@ -1,0 +1,84 @@
+"""Order's part of the saga: create on checkout, follow each step, complete
+or cancel."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.dialects.postgresql import insert
+
+from services.common.consumer import Subscription
+from services.common.events import (
+    CartCheckedOut,
+    Envelope,
+    OrderCreated,
+    PaymentFailed,
+    PaymentSucceeded,
+    ShippingCreated,
+    StockReservationFailed,
+    StockReserved,
+)
+from services.common.outbox import UnitOfWork
+
+from .domain import OrderStatus, advance, cancel, deadline
+from .models import orders
+
+
+class OrderHandlers:
+    """Handlers bound to the order timeout setting."""
+
+    def __init__(self, timeout: timedelta) -> None:
+        self.timeout = timeout
+
+    async def create_order(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
+        data = event.data
+        created = await uow.conn.execute(
+            insert(orders)
+            .values(
+                id=data.order_id,
+                customer_id=data.customer_id,
+                status=OrderStatus.PENDING,
+                items=[i.model_dump() for i in data.items],
+                total_cents=data.total_cents,
+                currency=data.currency,
+                deadline_at=deadline(OrderStatus.PENDING, self.timeout),
+            )
+            .on_conflict_do_nothing()
+            .returning(orders.c.id)
+        )
+        if created.first() is None:
+            return
+        uow.emit(
+            OrderCreated(
+                order_id=data.order_id,
+                customer_id=data.customer_id,
+                items=data.items,
+                total_cents=data.total_cents,
+                currency=data.currency,
+            )
+        )
+
+    async def stock_reserved(self, event: Envelope[StockReserved], uow: UnitOfWork) -> None:
+        await advance(uow, event.data.order_id, OrderStatus.STOCK_RESERVED, self.timeout)
+
+    async def stock_failed(self, event: Envelope[StockReservationFailed], uow: UnitOfWork) -> None:
+        await cancel(uow, event.data.order_id, "out_of_stock")
+
+    async def paid(self, event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
+        await advance(uow, event.data.order_id, OrderStatus.PAID, self.timeout)
+
+    async def payment_failed(self, event: Envelope[PaymentFailed], uow: UnitOfWork) -> None:
+        await cancel(uow, event.data.order_id, "payment_declined")
+
+    async def shipped(self, event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
+        await advance(uow, event.data.order_id, OrderStatus.COMPLETED, self.timeout)
+
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription(CartCheckedOut, self.create_order),
+            Subscription(StockReserved, self.stock_reserved),
+            Subscription(StockReservationFailed, self.stock_failed),
+            Subscription(PaymentSucceeded, self.paid),
+            Subscription(PaymentFailed, self.payment_failed),
+            Subscription(ShippingCreated, self.shipped),
+        ]
