@@ -130,7 +130,7 @@ async def record(
         .values(order_id=order_id, status=status, items=items)
         .on_conflict_do_update(
             index_elements=[reservations.c.order_id],
-            set_={"status": status, "updated_at": sa.func.now()},
+            set_={"status": status, "items": items, "updated_at": sa.func.now()},
         )
     )
 
@@ -138,7 +138,7 @@ async def record(
 async def reserved_lines(conn: AsyncConnection, order_id: uuid.UUID) -> list[tuple[str, int]]:
     items = (
         await conn.execute(
-            sa.select(reservations.c.items).where(reservations.c.order_id == order_id)
+            sa.select(reservations.c["items"]).where(reservations.c.order_id == order_id)
         )
     ).scalar()
     return [(i["sku"], int(i["quantity"])) for i in items or []]

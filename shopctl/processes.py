@@ -1,0 +1,94 @@
+"""Parts of the stack as child processes: start, wait until ready, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ShopError
+
+
+@dataclass
+class RunningPart:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def start_process(
+    name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path
+) -> RunningPart:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # our signals only, not the terminal's
+        )
+    return RunningPart(name, port, process, log_path)
+
+
+def is_ready(part: RunningPart, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{part.url}/readyz", timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(parts: list[RunningPart], deadline_s: float) -> None:
+    """Wait until every part answers /readyz with 200; raise ShopError naming
+    the first that died or did not make it, with its last log lines."""
+    deadline = time.monotonic() + deadline_s
+    pending = list(parts)
+    while pending:
+        for part in list(pending):
+            if part.process.poll() is not None:
+                raise ShopError(
+                    f"{part.name} exited with code {part.process.returncode} while starting",
+                    hint=f"its last log lines:\n{part.log_tail()}",
+                )
+            if is_ready(part):
+                pending.remove(part)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(p.name for p in pending)
+            raise ShopError(
+                f"{names} did not become ready within {deadline_s:.0f} s",
+                hint=f"last log lines of {pending[0].name}:\n{pending[0].log_tail()}",
+            )
+        if pending:
+            time.sleep(0.2)
+
+
+def stop_process(part: RunningPart, grace_s: float = 10.0) -> None:
+    """SIGTERM (graceful: in-flight handlers finish), then SIGKILL."""
+    process = part.process
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)

@@ -1,0 +1,82 @@
+"""The one description of the stack: its parts, how each starts, what it
+needs. The runtimes and the test fixtures derive everything from here."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StackPart:
+    """One service process of the stack."""
+
+    name: str
+    app: str  # the app factory, "module:function"
+    port: int  # the sandbox's default port on 127.0.0.1
+    public: bool = False  # a person opens it (the gateway)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def database(self) -> str:
+        return f"shop_{self.name}"
+
+
+SERVICES: tuple[StackPart, ...] = (
+    StackPart("catalog", "services.catalog.app:create_app", 8101),
+    StackPart("cart", "services.cart.app:create_app", 8102),
+    StackPart("order", "services.order.app:create_app", 8103),
+    StackPart("inventory", "services.inventory.app:create_app", 8104),
+    StackPart("payment", "services.payment.app:create_app", 8105),
+    StackPart("shipping", "services.shipping.app:create_app", 8106),
+)
+GATEWAY = StackPart("gateway", "services.gateway.app:create_app", 8080, public=True)
+PARTS: tuple[StackPart, ...] = (*SERVICES, GATEWAY)
+
+
+def part(name: str) -> StackPart:
+    for candidate in PARTS:
+        if candidate.name == name:
+            return candidate
+    known = ", ".join(p.name for p in PARTS)
+    raise KeyError(f"no part named {name!r}; the parts are {known}")
+
+
+def service_environment(
+    target: StackPart,
+    *,
+    database_url: str,
+    broker_url: str,
+    urls: dict[str, str],
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The SHOP_* variables one part's process starts with."""
+    env = {
+        "SHOP_SERVICE_NAME": target.name,
+        "SHOP_DATABASE_URL": database_url,
+        "SHOP_BROKER_URL": broker_url,
+        **{f"SHOP_{name.upper()}_URL": url for name, url in urls.items()},
+        **target.env,
+    }
+    env.update(extra or {})
+    return env
+
+
+def server_command(target: StackPart, host: str, port: int) -> list[str]:
+    """The command that serves one part (uvicorn on uvloop)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        target.app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
+    ]

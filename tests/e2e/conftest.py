@@ -1,0 +1,213 @@
+"""The whole stack as local processes against the real servers, once per
+test run: its own databases and virtual host, free ports, two inventory
+processes competing on one queue."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shopctl import processes
+from shopctl.stack import GATEWAY, PARTS, SERVICES, part, server_command, service_environment
+from tests.conftest import RUN_ID, _admin, _pg_url
+
+ADMIN = ("admin@shop.local", "sandbox-admin-password")
+ORDER_STEP_TIMEOUT_S = 6.0
+ADDRESS = {
+    "name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    gateway: str
+    urls: dict[str, str]
+    running: dict[str, processes.RunningPart]
+    envs: dict[str, dict[str, str]]
+    log_dir: Path
+    commands: dict[str, list[str]] = field(default_factory=dict)
+
+    def stop(self, name: str) -> None:
+        processes.stop_process(self.running[name])
+
+    def start(self, name: str) -> None:
+        old = self.running[name]
+        self.running[name] = processes.start_process(
+            name, self.commands[name], self.envs[name], old.port, self.log_dir
+        )
+        processes.wait_ready([self.running[name]], 60)
+
+
+@pytest.fixture(scope="session")
+def stack(broker_url: str) -> Iterator[Stack]:
+    databases = {p.name: f"shoptest_{RUN_ID}_{p.name}" for p in PARTS}
+    for name in databases.values():
+        _admin(f'CREATE DATABASE "{name}"')
+    ports = {p.name: free_port() for p in PARTS}
+    ports["inventory-2"] = free_port()
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    log_dir = Path(tempfile.mkdtemp(prefix="shop-e2e-"))
+    stack = Stack(urls["gateway"], urls, {}, {}, log_dir)
+    extra = {
+        "SHOP_ADMIN_EMAIL": ADMIN[0],
+        "SHOP_ADMIN_PASSWORD": ADMIN[1],
+        "SHOP_ORDER_STEP_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
+        "SHOP_RETRY_BASE_DELAY_MS": "100",
+    }
+    service_urls = {p.name: urls[p.name] for p in SERVICES}
+    launches = [(p.name, p) for p in PARTS] + [("inventory-2", part("inventory"))]
+    try:
+        for name, target in launches:
+            stack.envs[name] = service_environment(
+                target,
+                database_url=_pg_url(databases[target.name]),
+                broker_url=broker_url,
+                urls=service_urls,
+                extra=extra,
+            )
+            stack.commands[name] = server_command(target, "127.0.0.1", ports[name])
+            stack.running[name] = processes.start_process(
+                name, stack.commands[name], stack.envs[name], ports[name], log_dir
+            )
+        processes.wait_ready(list(stack.running.values()), 90)
+        yield stack
+    finally:
+        for running in stack.running.values():
+            processes.stop_process(running)
+        for name in databases.values():
+            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if os.environ.get("SHOP_KEEP_LOGS"):
+            print(f"stack logs kept in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+
+
+class Shopper:
+    """A customer of the shop, talking only to the gateway."""
+
+    def __init__(self, client: httpx.Client, token: str, customer_id: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.customer_id = customer_id
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.headers, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.client.post(path, json=json, headers=self.headers, **kw)
+
+    def cart_with(self, sku: str, quantity: int) -> str:
+        cart = self.post("/api/carts")
+        assert cart.status_code == 201, cart.text
+        cart_id = cart.json()["id"]
+        added = self.post(f"/api/carts/{cart_id}/items", {"sku": sku, "quantity": quantity})
+        assert added.status_code == 200, added.text
+        return str(cart_id)
+
+    def checkout(self, cart_id: str, card: str = "tok_visa") -> str:
+        answer = self.post(
+            f"/api/carts/{cart_id}/checkout",
+            {"payment": {"card_token": card}, "shipping_address": ADDRESS},
+        )
+        assert answer.status_code == 202, answer.text
+        return str(answer.json()["order_id"])
+
+    def wait_terminal(self, order_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.get(f"/api/orders/{order_id}")
+            if answer.status_code == 200 and answer.json()["status"] in ("COMPLETED", "CANCELLED"):
+                return dict(answer.json())
+            time.sleep(0.1)
+        raise AssertionError(f"order {order_id} not terminal after {timeout}s: {answer.text}")
+
+
+@pytest.fixture
+def gateway(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.gateway, timeout=30) as client:
+        yield client
+
+
+def login(client: httpx.Client, email: str, password: str) -> str:
+    answer = client.post("/api/auth/token", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def new_shopper(client: httpx.Client) -> Shopper:
+    email = f"shopper-{uuid.uuid4().hex[:10]}@example.com"
+    registered = client.post("/api/auth/register", json={"email": email, "password": "correct horse"})
+    assert registered.status_code == 201, registered.text
+    return Shopper(client, login(client, email, "correct horse"), registered.json()["customer_id"])
+
+
+@pytest.fixture
+def shopper(gateway: httpx.Client) -> Shopper:
+    return new_shopper(gateway)
+
+
+@pytest.fixture
+def admin(gateway: httpx.Client) -> Shopper:
+    return Shopper(gateway, login(gateway, *ADMIN), "admin")
+
+
+def new_product(admin: Shopper, stock: int, price_cents: int = 1250) -> str:
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    created = admin.post(
+        "/api/products",
+        {
+            "sku": sku,
+            "name": f"Test product {sku}",
+            "description": "made by a test",
+            "price_cents": price_cents,
+            "currency": "EUR",
+            "initial_stock": stock,
+        },
+    )
+    assert created.status_code == 201, created.text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # inventory creates the stock from the event
+        if admin.get(f"/api/inventory/{sku}").status_code == 200:
+            return sku
+        time.sleep(0.05)
+    raise AssertionError(f"stock for {sku} never appeared")
+
+
+def stock_of(client: httpx.Client, sku: str) -> dict[str, int]:
+    answer = client.get(f"/api/inventory/{sku}")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def wait_for_stock(
+    client: httpx.Client, sku: str, expected: dict[str, Any], timeout: float = 15.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    current: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        current = stock_of(client, sku)
+        if current == expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"stock of {sku} is {current}, expected {expected}")
