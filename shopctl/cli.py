@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -49,6 +50,26 @@ def catalog() -> None:
     from services.common.catalog import asyncapi_document
 
     out.print_json(json.dumps(asyncapi_document()))
+
+
+@app.command()
+def seed(
+    gateway: Annotated[str, typer.Option(help="the gateway's URL")] = "http://127.0.0.1:8080",
+    admin_email: Annotated[
+        str, typer.Option(envvar="SHOP_ADMIN_EMAIL", help="admin login")
+    ] = "admin@shop.local",
+    admin_password: Annotated[
+        str, typer.Option(envvar="SHOP_ADMIN_PASSWORD", help="admin password")
+    ] = "admin",
+) -> None:
+    """Load the demo catalog: a dozen products with stock."""
+    from .demo import load_demo_catalog
+
+    result = load_demo_catalog(gateway, admin_email, admin_password)
+    out.print(
+        f"[green]demo catalog loaded:[/] {len(result.created)} created, "
+        f"{len(result.existing)} already there"
+    )
 
 
 @app.command()

@@ -23,7 +23,7 @@ from .models import cart_items, carts
 router = APIRouter()
 
 
-def catalog_client(request: Request) -> httpx.AsyncClient:
+async def catalog_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.catalog
     return client
 
@@ -115,7 +115,9 @@ async def set_item(
 
 
 @router.delete("/carts/{cart_id}/items/{sku}")
-async def remove_item(cart_id: uuid.UUID, sku: str, runtime: Runtime, caller: CurrentCaller) -> Cart:
+async def remove_item(
+    cart_id: uuid.UUID, sku: str, runtime: Runtime, caller: CurrentCaller
+) -> Cart:
     async with runtime.unit_of_work() as uow:
         row = await domain.load_open(uow.conn, cart_id, caller)
         removed = await uow.conn.execute(

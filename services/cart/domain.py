@@ -90,7 +90,13 @@ async def price_of(catalog: httpx.AsyncClient, sku: str) -> tuple[int, str]:
 
 
 async def set_line(
-    conn: AsyncConnection, cart: Any, sku: str, quantity: int, price: int, currency: str, *,
+    conn: AsyncConnection,
+    cart: Any,
+    sku: str,
+    quantity: int,
+    price: int,
+    currency: str,
+    *,
     add: bool,
 ) -> None:
     existing = await lines(conn, cart.id)

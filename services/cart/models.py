@@ -13,8 +13,12 @@ carts = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("order_id", UUID(as_uuid=True)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 cart_items = sa.Table(

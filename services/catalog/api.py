@@ -59,7 +59,7 @@ async def list_products(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ProductPage:
-    condition = sa.true()
+    condition: sa.ColumnElement[bool] = sa.true()
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         condition = sa.or_(products.c.name.ilike(pattern), products.c.sku.ilike(pattern))

@@ -12,5 +12,7 @@ products = sa.Table(
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("price_cents", sa.Integer, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from .runtime import ServiceRuntime
 
 
-def runtime(request: Request) -> ServiceRuntime:
+async def runtime(request: Request) -> ServiceRuntime:
     value: ServiceRuntime = request.app.state.runtime
     return value
 

@@ -28,7 +28,7 @@ class Caller:
         return self.role == "admin"
 
 
-def current_caller(
+async def current_caller(
     customer_id: Annotated[str | None, Header(alias=CUSTOMER_HEADER)] = None,
     role: Annotated[str | None, Header(alias=ROLE_HEADER)] = None,
 ) -> Caller:
@@ -41,7 +41,7 @@ def current_caller(
     return Caller(parsed, "admin" if role == "admin" else "customer")
 
 
-def admin_caller(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+async def admin_caller(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
     if not caller.is_admin:
         raise ApiError(403, "this needs an admin account")
     return caller

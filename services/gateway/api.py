@@ -48,12 +48,12 @@ class Token(BaseModel):
     expires_in: int
 
 
-def settings_of(request: Request) -> GatewaySettings:
+async def settings_of(request: Request) -> GatewaySettings:
     value: GatewaySettings = request.app.state.runtime.settings
     return value
 
 
-def client_of(request: Request) -> httpx.AsyncClient:
+async def client_of(request: Request) -> httpx.AsyncClient:
     value: httpx.AsyncClient = request.app.state.http
     return value
 
@@ -80,9 +80,7 @@ async def register(body: Registration, runtime: Runtime, settings: Settings) -> 
 
 
 @router.post("/api/auth/token")
-async def token(
-    body: Credentials, request: Request, runtime: Runtime, settings: Settings
-) -> Token:
+async def token(body: Credentials, request: Request, runtime: Runtime, settings: Settings) -> Token:
     email = body.email.lower()
     throttle: auth.LoginThrottle = request.app.state.login_throttle
     throttle.check(email)
@@ -91,11 +89,7 @@ async def token(
         caller = Caller(auth.admin_id(settings), "admin")
     else:
         async with runtime.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    customers.select().where(customers.c.email == email)
-                )
-            ).first()
+            row = (await conn.execute(customers.select().where(customers.c.email == email))).first()
         if row is not None and await auth.verify_password(row.password_hash, body.password):
             caller = Caller(row.id, "customer")
     if caller is None:

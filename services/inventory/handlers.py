@@ -58,9 +58,7 @@ async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
         return  # FAILED or RELEASED: nothing is held
     await domain.record(uow.conn, order_id, "RELEASED", lines)
     uow.emit(
-        StockReleased(
-            order_id=order_id, items=[LineItem(sku=s, quantity=q) for s, q in lines]
-        )
+        StockReleased(order_id=order_id, items=[LineItem(sku=s, quantity=q) for s, q in lines])
     )
 
 

@@ -11,16 +11,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from shopctl import processes
-from shopctl.stack import GATEWAY, PARTS, SERVICES, part, server_command, service_environment
-from tests.conftest import RUN_ID, _admin, _pg_url
+from shopctl.local import LocalStack, LocalStackConfig
+from shopctl.stack import PARTS
+from tests.conftest import PG_ADMIN_URL, RUN_ID
 
 ADMIN = ("admin@shop.local", "sandbox-admin-password")
 ORDER_STEP_TIMEOUT_S = 6.0
@@ -39,64 +38,50 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass
-class Stack:
-    gateway: str
-    urls: dict[str, str]
-    running: dict[str, processes.RunningPart]
-    envs: dict[str, dict[str, str]]
-    log_dir: Path
-    commands: dict[str, list[str]] = field(default_factory=dict)
+class Stack(LocalStack):
+    """The test run's stack; ``gateway`` and ``urls`` for the tests."""
 
-    def stop(self, name: str) -> None:
-        processes.stop_process(self.running[name])
+    @property
+    def gateway(self) -> str:
+        return self.url("gateway")
 
-    def start(self, name: str) -> None:
-        old = self.running[name]
-        self.running[name] = processes.start_process(
-            name, self.commands[name], self.envs[name], old.port, self.log_dir
-        )
-        processes.wait_ready([self.running[name]], 60)
+    @property
+    def urls(self) -> dict[str, str]:
+        return {name: self.url(name) for name in self.config.ports}
+
+    def start_part(self, name: str) -> None:
+        self.restart(name)
 
 
 @pytest.fixture(scope="session")
 def stack(broker_url: str) -> Iterator[Stack]:
-    databases = {p.name: f"shoptest_{RUN_ID}_{p.name}" for p in PARTS}
-    for name in databases.values():
-        _admin(f'CREATE DATABASE "{name}"')
     ports = {p.name: free_port() for p in PARTS}
     ports["inventory-2"] = free_port()
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     log_dir = Path(tempfile.mkdtemp(prefix="shop-e2e-"))
-    stack = Stack(urls["gateway"], urls, {}, {}, log_dir)
-    extra = {
-        "SHOP_ADMIN_EMAIL": ADMIN[0],
-        "SHOP_ADMIN_PASSWORD": ADMIN[1],
-        "SHOP_ORDER_STEP_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
-        "SHOP_RETRY_BASE_DELAY_MS": "100",
-    }
-    service_urls = {p.name: urls[p.name] for p in SERVICES}
-    launches = [(p.name, p) for p in PARTS] + [("inventory-2", part("inventory"))]
+    stack = Stack(
+        LocalStackConfig(
+            pg_admin_url=PG_ADMIN_URL,
+            broker_url=broker_url,
+            ports=ports,
+            log_dir=log_dir,
+            database_prefix=f"shoptest_{RUN_ID}",
+            replicas={"inventory": 2},  # two competing consumers on one queue
+            extra_env={
+                "SHOP_ADMIN_EMAIL": ADMIN[0],
+                "SHOP_ADMIN_PASSWORD": ADMIN[1],
+                "SHOP_ORDER_STEP_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
+                "SHOP_RETRY_BASE_DELAY_MS": "100",
+            },
+        )
+    )
     try:
-        for name, target in launches:
-            stack.envs[name] = service_environment(
-                target,
-                database_url=_pg_url(databases[target.name]),
-                broker_url=broker_url,
-                urls=service_urls,
-                extra=extra,
-            )
-            stack.commands[name] = server_command(target, "127.0.0.1", ports[name])
-            stack.running[name] = processes.start_process(
-                name, stack.commands[name], stack.envs[name], ports[name], log_dir
-            )
-        processes.wait_ready(list(stack.running.values()), 90)
+        stack.create_databases()
+        stack.start()
+        stack.wait_ready(90)
         yield stack
     finally:
-        for running in stack.running.values():
-            processes.stop_process(running)
-        for name in databases.values():
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stack.stop()
+        stack.drop_databases()
         if os.environ.get("SHOP_KEEP_LOGS"):
             print(f"stack logs kept in {log_dir}")
         else:
@@ -157,7 +142,9 @@ def login(client: httpx.Client, email: str, password: str) -> str:
 
 def new_shopper(client: httpx.Client) -> Shopper:
     email = f"shopper-{uuid.uuid4().hex[:10]}@example.com"
-    registered = client.post("/api/auth/register", json={"email": email, "password": "correct horse"})
+    registered = client.post(
+        "/api/auth/register", json={"email": email, "password": "correct horse"}
+    )
     assert registered.status_code == 201, registered.text
     return Shopper(client, login(client, email, "correct horse"), registered.json()["customer_id"])
 

@@ -22,7 +22,9 @@ def upgrade() -> None:
         sa.Column("sku", sa.Text, primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("description", sa.Text, nullable=False, server_default=""),
-        sa.Column("price_cents", sa.Integer, sa.CheckConstraint("price_cents >= 0"), nullable=False),
+        sa.Column(
+            "price_cents", sa.Integer, sa.CheckConstraint("price_cents >= 0"), nullable=False
+        ),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
