@@ -28,8 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shopctl.local import LocalStack, LocalStackConfig  # noqa: E402
-from shopctl.stack import PARTS  # noqa: E402
+from shopctl.local import LocalStack, LocalStackConfig
+from shopctl.stack import PARTS
 
 VHOST = "shopbench"
 ADMIN = ("admin@shop.local", "bench-admin")
@@ -152,7 +152,7 @@ def main() -> None:
         subprocess.run(["rabbitmqctl", "delete_vhost", VHOST], capture_output=True, timeout=60)
 
     print(f"gateway overhead, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, on {machine()}")
-    print(f"GET /api/products/{{sku}} via the gateway vs GET /products/{{sku}} on the catalog,")
+    print("GET /api/products/{sku} via the gateway vs GET /products/{sku} on the catalog,")
     print(f"{args.requests} sequential requests each, interleaved, one keep-alive client each:")
     print(f"{'':10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     for name, values in timings.items():

@@ -32,9 +32,9 @@ def _url_with(admin_url: str, user: str | None, database: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(admin_url)
     host = info.get("host", "127.0.0.1")
     port = info.get("port", "5432")
-    user = user or info.get("user") or "postgres"
+    login = user or str(info.get("user") or "postgres")
     password = info.get("password")
-    auth = f"{user}:{password}" if password and user == info.get("user") else user
+    auth = f"{login}:{password}" if password and login == info.get("user") else login
     return f"postgresql://{auth}@{host}:{port}/{database}"
 
 
