@@ -52,19 +52,31 @@ def _admin(sql: str) -> None:
         conn.execute(sql)
 
 
-@pytest.fixture(scope="session")
-def vhost() -> Iterator[str]:
-    name = f"shoptest_{RUN_ID}"
+@contextlib.contextmanager
+def own_vhost(name: str) -> Iterator[str]:
+    """A RabbitMQ virtual host for the duration of the block."""
     rabbitmqctl("add_vhost", name)
     rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    with contextlib.suppress(RuntimeError):
-        rabbitmqctl("delete_vhost", name)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(RuntimeError):
+            rabbitmqctl("delete_vhost", name)
+
+
+def amqp_url(vhost: str) -> str:
+    return f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+
+
+@pytest.fixture(scope="session")
+def vhost() -> Iterator[str]:
+    with own_vhost(f"shoptest_{RUN_ID}") as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
 def broker_url(vhost: str) -> str:
-    return f"amqp://guest:guest@{AMQP_HOST}/{vhost}"
+    return amqp_url(vhost)
 
 
 @pytest.fixture(scope="session")

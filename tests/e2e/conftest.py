@@ -19,7 +19,7 @@ import pytest
 
 from shopctl.local import LocalStack, LocalStackConfig
 from shopctl.stack import PARTS
-from tests.conftest import PG_ADMIN_URL, RUN_ID
+from tests.conftest import PG_ADMIN_URL, RUN_ID, amqp_url, own_vhost
 
 ADMIN = ("admin@shop.local", "sandbox-admin-password")
 ORDER_STEP_TIMEOUT_S = 6.0
@@ -51,6 +51,19 @@ class Stack(LocalStack):
 
     def start_part(self, name: str) -> None:
         self.restart(name)
+
+
+@pytest.fixture(scope="session")
+def stack_vhost() -> Iterator[str]:
+    """The stack's own virtual host: its bindings must not route the
+    integration tests' messages."""
+    with own_vhost(f"shoptest_{RUN_ID}_stack") as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def broker_url(stack_vhost: str) -> str:
+    return amqp_url(stack_vhost)
 
 
 @pytest.fixture(scope="session")
