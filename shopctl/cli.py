@@ -12,7 +12,11 @@ from rich.table import Table
 
 from . import __version__
 from .doctor import run_checks
-from .errors import EXIT_NO_RUNTIME, ShopError
+from .errors import ShopError
+from .runtime import current_runtime, select_runtime
+from .settings import SandboxSettings
+from .stack import PARTS, part
+from .ui import LogPrinter, UpDisplay, status_table, summary
 
 app = typer.Typer(
     name="shopctl",
@@ -34,13 +38,17 @@ def version() -> None:
 @app.command()
 def doctor() -> None:
     """Check what the sandbox needs on this machine and say how to get what is missing."""
-    checks = run_checks()
+    checks = run_checks(SandboxSettings())
     table = Table("check", "status", "detail", "how to fix")
     for check in checks:
-        status = "[green]ok[/]" if check.ok else "[red]missing[/]"
+        status = (
+            "[green]ok[/]"
+            if check.ok
+            else ("[yellow]optional[/]" if check.optional else "[red]missing[/]")
+        )
         table.add_row(check.name, status, check.detail, "" if check.ok else check.fix)
     out.print(table)
-    if not all(c.ok for c in checks):
+    if not all(c.ok or c.optional for c in checks):
         raise ShopError("some requirements are missing; see the table above")
 
 
@@ -72,15 +80,86 @@ def seed(
     )
 
 
+RuntimeChoice = Annotated[
+    str,
+    typer.Option(
+        "--runtime",
+        "-r",
+        help="docker, local, or auto (docker when an engine answers, else local)",
+        envvar="SHOP_RUNTIME",
+    ),
+]
+
+
 @app.command()
-def up() -> None:
-    """Start the sandbox stack."""
-    raise ShopError(
-        "the stack cannot start yet: the services and the runtimes that start them are "
-        "still being built",
-        hint="the messaging core is in place and tested: run scripts/test",
-        exit_code=EXIT_NO_RUNTIME,
-    )
+def up(
+    runtime: RuntimeChoice = "auto",
+    build: Annotated[bool, typer.Option("--build", help="rebuild the images first")] = False,
+) -> None:
+    """Start the stack and wait until every part is ready."""
+    settings = SandboxSettings()
+    chosen = select_runtime(runtime, settings)
+    parts = [*chosen.infrastructure(), *(p.name for p in PARTS)]
+    out.print(f"starting the stack on the [bold]{chosen.name}[/] runtime")
+    with UpDisplay(out, parts) as display:
+        report = chosen.up(display.update, build=build)
+    out.print()
+    extra = {}
+    if chosen.name == "docker":
+        extra["rabbitmq management"] = f"http://127.0.0.1:{settings.rabbitmq_management_port}"
+    out.print(summary(report, settings.admin_notice(), extra))
+
+
+@app.command()
+def down(
+    volumes: Annotated[
+        bool, typer.Option("--volumes", "-v", help="also remove the data (volumes, databases)")
+    ] = False,
+) -> None:
+    """Stop the stack and remove exactly what this project started."""
+    settings = SandboxSettings()
+    removed = current_runtime(settings).down(volumes=volumes)
+    if removed:
+        out.print(f"[green]stopped[/] {', '.join(removed)}")
+    else:
+        out.print("nothing was running")
+
+
+@app.command()
+def status() -> None:
+    """A table of the stack's parts: state, health, port, uptime."""
+    rows = current_runtime(SandboxSettings()).status()
+    out.print(status_table(rows))
+
+
+@app.command()
+def logs(
+    parts: Annotated[list[str] | None, typer.Argument(help="parts to show (default: all)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+) -> None:
+    """The parts' logs, interleaved by time, one colour per part."""
+    chosen = current_runtime(SandboxSettings())
+    names = list(parts or [])
+    for name in names:
+        if name not in {p.name for p in PARTS} | set(chosen.infrastructure()):
+            known = ", ".join([*chosen.infrastructure(), *(p.name for p in PARTS)])
+            raise ShopError(f"no part named {name!r}; the parts are {known}", exit_code=2)
+    printer = LogPrinter(out, names or [*chosen.infrastructure(), *(p.name for p in PARTS)])
+    try:
+        for line in chosen.logs(names, follow):
+            printer.print(line)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def restart(part_name: Annotated[str, typer.Argument(metavar="PART")]) -> None:
+    """Restart one part and wait until it is ready again."""
+    part(part_name)  # an unknown name is a usage error before anything happens
+    chosen = current_runtime(SandboxSettings())
+    with UpDisplay(out, [part_name]) as display:
+        chosen.restart(part_name, display.update)
+    out.print()
 
 
 def main() -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import psycopg
+
+from .runtime import port_is_free
+from .settings import SandboxSettings
 
 
 @dataclass(frozen=True)
@@ -13,21 +18,15 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    optional: bool = False
 
 
-def _reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def run_checks(
-    postgres: tuple[str, int] = ("127.0.0.1", 5432),
-    rabbitmq: tuple[str, int] = ("127.0.0.1", 5672),
-) -> list[Check]:
+def run_checks(settings: SandboxSettings) -> list[Check]:
     """Look at the machine; never changes anything."""
+    from .docker_runtime import docker_engine_error
+    from .errors import ShopError
+    from .local import check_broker
+
     version = sys.version_info
     checks = [
         Check(
@@ -35,18 +34,53 @@ def run_checks(
             version >= (3, 11),
             f"{version.major}.{version.minor}.{version.micro}",
             "install Python 3.11 or newer",
-        ),
-        Check(
-            "PostgreSQL",
-            _reachable(*postgres),
-            f"{postgres[0]}:{postgres[1]}",
-            "start it: pg_ctlcluster <version> main start (Debian: apt-get install postgresql)",
-        ),
-        Check(
-            "RabbitMQ",
-            _reachable(*rabbitmq),
-            f"{rabbitmq[0]}:{rabbitmq[1]}",
-            "start it: rabbitmq-server -detached (Debian: apt-get install rabbitmq-server)",
-        ),
+        )
     ]
+    pg = urlsplit(settings.pg_admin_url)
+    try:
+        psycopg.connect(settings.pg_admin_url, connect_timeout=3).close()
+        checks.append(Check("PostgreSQL", True, f"{pg.hostname}:{pg.port or 5432}"))
+    except psycopg.Error as exc:
+        checks.append(
+            Check(
+                "PostgreSQL",
+                False,
+                f"{pg.hostname}:{pg.port or 5432}: {str(exc).strip().splitlines()[0]}",
+                "start it: pg_ctlcluster <version> main start (Debian: apt-get install "
+                "postgresql); or set SHOP_PG_ADMIN_URL",
+            )
+        )
+    broker = urlsplit(settings.broker_url)
+    try:
+        check_broker(settings.broker_url)
+        checks.append(Check("RabbitMQ", True, f"{broker.hostname}:{broker.port or 5672}"))
+    except ShopError as exc:
+        checks.append(
+            Check(
+                "RabbitMQ",
+                False,
+                exc.message,
+                "start it: rabbitmq-server -detached (Debian: apt-get install rabbitmq-server)",
+            )
+        )
+    engine = docker_engine_error()
+    checks.append(
+        Check(
+            "Docker engine",
+            engine is None,
+            "answers" if engine is None else engine,
+            "optional (for --runtime docker): apt-get install docker.io, then start dockerd",
+            optional=True,
+        )
+    )
+    taken = [f"{name} {port}" for name, port in settings.ports().items() if not port_is_free(port)]
+    checks.append(
+        Check(
+            "free ports",
+            not taken,
+            "all free" if not taken else "in use: " + ", ".join(taken),
+            "stop what uses them (shopctl status?), or set SHOP_<PART>_PORT",
+            optional=True,
+        )
+    )
     return checks

@@ -3,15 +3,24 @@ running on this machine: one database per service, uvicorn per part."""
 
 from __future__ import annotations
 
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
 from . import processes
 from .errors import ShopError
-from .stack import PARTS, SERVICES, StackPart, server_command, service_environment
+from .logs import LogLine, follow_files, read_files
+from .runtime import PartStatus, Progress, UpReport, check_ports_free
+from .settings import SandboxSettings
+from .stack import PARTS, SERVICES, StackPart, part, server_command, service_environment
 
 
 @dataclass
@@ -93,29 +102,35 @@ class LocalStack:
                     db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)) + owner)
                     created.append(name)
         except psycopg.OperationalError as exc:
-            first_line = (
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
+            where = urlsplit(self.config.pg_admin_url)
+            reason = str(exc).strip().splitlines()[0].rsplit("failed: ", 1)[-1] if str(exc) else ""
             raise ShopError(
-                f"PostgreSQL cannot be reached at {_url_with(self.config.pg_admin_url, None, '')} "
-                f"({first_line})",
+                f"PostgreSQL cannot be reached at {where.hostname}:{where.port or 5432}"
+                + (f" ({reason.lower()})" if reason else ""),
                 hint="start it (pg_ctlcluster <version> main start) or check shopctl doctor",
             ) from None
         return created
 
     def drop_databases(self) -> None:
+        """Drop the databases (and the roles, when this stack made them)."""
         with psycopg.connect(self.config.pg_admin_url, autocommit=True) as db:
             for target in PARTS:
-                db.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(self.database_name(target))
-                    )
-                )
+                name = sql.Identifier(self.database_name(target))
+                db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+                if self.config.create_roles:
+                    db.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(name))
 
     def start(self) -> None:
         """Start every process (not waiting for readiness)."""
+        self.start_parts(list(PARTS))
+
+    def start_parts(self, targets: list[StackPart], *, truncate_logs: bool = False) -> None:
+        """Start the processes of ``targets`` (replicas included)."""
         service_urls = {s.name: self.url(s.name) for s in SERVICES}
+        wanted = {t.name for t in targets}
         for name, target in self.launches():
+            if target.name not in wanted:
+                continue
             self.envs[name] = service_environment(
                 target,
                 database_url=self.database_url(target),
@@ -130,10 +145,15 @@ class LocalStack:
                 self.envs[name],
                 self.config.ports[name],
                 self.config.log_dir,
+                truncate=truncate_logs,
             )
 
-    def wait_ready(self, deadline_s: float = 90.0) -> None:
-        processes.wait_ready(list(self.running.values()), deadline_s)
+    def wait_ready(
+        self,
+        deadline_s: float = 90.0,
+        on_ready: Callable[[processes.RunningPart], None] | None = None,
+    ) -> None:
+        processes.wait_ready(list(self.running.values()), deadline_s, on_ready)
 
     def stop(self, name: str | None = None) -> None:
         """Stop one process, or all of them."""
@@ -147,3 +167,176 @@ class LocalStack:
             name, self.commands[name], self.envs[name], old.port, self.config.log_dir
         )
         processes.wait_ready([self.running[name]], deadline_s)
+
+
+class LocalRuntime:
+    """The sandbox as local processes; pids, logs and state under
+    ``<state_dir>/local``. Survives the shopctl process that started it."""
+
+    name = "local"
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / "local"
+        self.state_file = self.home / "state.json"
+        self.log_dir = self.home / "logs"
+        self.stack = LocalStack(
+            LocalStackConfig(
+                pg_admin_url=settings.pg_admin_url,
+                broker_url=settings.broker_url,
+                ports=settings.ports(),
+                log_dir=self.log_dir,
+                database_prefix=settings.database_prefix,
+                create_roles=True,
+                extra_env={
+                    "SHOP_ADMIN_EMAIL": settings.admin_email,
+                    "SHOP_ADMIN_PASSWORD": settings.admin_password,
+                },
+            )
+        )
+
+    def infrastructure(self) -> list[str]:
+        return ["postgresql", "rabbitmq"]
+
+    # state ---------------------------------------------------------------
+
+    def has_state(self) -> bool:
+        return self.state_file.exists()
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+            return state
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"runtime": "local", "parts": {}}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)  # never half-written
+
+    def _alive(self, name: str, entry: dict[str, Any]) -> bool:
+        return processes.pid_runs(int(entry["pid"]), part(name).app)
+
+    # commands ------------------------------------------------------------
+
+    def up(self, progress: Progress, build: bool = False) -> UpReport:
+        started = time.monotonic()
+        state = self._load()
+        alive = {n for n, e in state["parts"].items() if self._alive(n, e)}
+        urls = {"gateway": self.stack.url("gateway")}
+        if alive >= {p.name for p in PARTS}:
+            for name in self.infrastructure() + [p.name for p in PARTS]:
+                progress(name, "ready", "already running")
+            return UpReport(self.name, True, time.monotonic() - started, urls)
+
+        progress("rabbitmq", "starting", self.settings.broker_url.split("@")[-1])
+        check_broker(self.settings.broker_url)
+        progress("rabbitmq", "external", "reachable")
+        progress("postgresql", "starting", "creating databases")
+        created = self.stack.create_databases()
+        progress("postgresql", "external", f"{len(created)} databases created" if created else "")
+        check_ports_free(
+            {n: self.settings.port(n) for n in (p.name for p in PARTS) if n not in alive}
+        )
+
+        self.stack.start_parts([p for p in PARTS if p.name not in alive], truncate_logs=True)
+        for name, running in self.stack.running.items():
+            state["parts"][name] = {
+                "pid": running.process.pid,
+                "port": running.port,
+                "started_at": time.time(),
+                "log": str(running.log_path),
+            }
+            progress(name, "starting", f"pid {running.process.pid}")
+        state["started_at"] = state.get("started_at") or time.time()
+        self._save(state)  # `down` can clean up even if the wait below fails
+        try:
+            self.stack.wait_ready(
+                self.settings.ready_timeout_s,
+                on_ready=lambda running: progress(running.name, "ready", running.url),
+            )
+        except ShopError:
+            for name in self.stack.running:
+                if not processes.url_ready(self.stack.url(name)):
+                    progress(name, "failed", "")
+            raise
+        return UpReport(self.name, False, time.monotonic() - started, urls)
+
+    def down(self, volumes: bool = False) -> list[str]:
+        state = self._load()
+        stopped = []
+        for name, entry in state["parts"].items():
+            if self._alive(name, entry):
+                processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
+                stopped.append(name)
+        if volumes:
+            self.stack.drop_databases()
+            stopped.append("databases")
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[PartStatus]:
+        state = self._load()
+        result = []
+        for target in PARTS:
+            entry = state["parts"].get(target.name)
+            port = self.settings.port(target.name)
+            if entry is None:
+                result.append(PartStatus(target.name, self.name, "stopped", "-", port, None))
+                continue
+            alive = self._alive(target.name, entry)
+            health = (
+                "ready"
+                if alive and processes.url_ready(self.stack.url(target.name))
+                else ("not ready" if alive else "-")
+            )
+            result.append(
+                PartStatus(
+                    target.name,
+                    self.name,
+                    "running" if alive else "exited",
+                    health,
+                    int(entry["port"]),
+                    float(entry["started_at"]) if alive else None,
+                )
+            )
+        return result
+
+    def restart(self, name: str, progress: Progress) -> None:
+        part(name)  # a clear error for an unknown part
+        state = self._load()
+        entry = state["parts"].get(name)
+        if entry is None:
+            raise ShopError(f"{name} is not running under the local runtime", hint="shopctl up")
+        if self._alive(name, entry):
+            progress(name, "starting", "stopping")
+            processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
+        self.stack.start_parts([part(name)])
+        running = self.stack.running[name]
+        state["parts"][name].update(pid=running.process.pid, started_at=time.time())
+        self._save(state)
+        progress(name, "starting", f"pid {running.process.pid}")
+        self.stack.wait_ready(self.settings.ready_timeout_s)
+        progress(name, "ready", running.url)
+
+    def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]:
+        names = parts or [p.name for p in PARTS]
+        for name in names:
+            part(name)
+        files = {name: self.log_dir / f"{name}.log" for name in names}
+        return follow_files(files) if follow else iter(read_files(files))
+
+
+def check_broker(broker_url: str) -> None:
+    """One sentence when the broker's port does not answer."""
+    parsed = urlsplit(broker_url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 5672
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError:
+        raise ShopError(
+            f"RabbitMQ cannot be reached at {host}:{port}",
+            hint="start it (rabbitmq-server -detached) or check shopctl doctor",
+        ) from None

@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +34,17 @@ class RunningPart:
 
 
 def start_process(
-    name: str, command: list[str], env: dict[str, str], port: int, log_dir: Path
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    log_dir: Path,
+    *,
+    truncate: bool = False,
 ) -> RunningPart:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    with log_path.open("ab") as log:
+    with log_path.open("wb" if truncate else "ab") as log:
         process = subprocess.Popen(
             command,
             env={**os.environ, **env},
@@ -50,14 +57,14 @@ def start_process(
 
 
 def is_ready(part: RunningPart, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{part.url}/readyz", timeout=timeout) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return url_ready(part.url, timeout)
 
 
-def wait_ready(parts: list[RunningPart], deadline_s: float) -> None:
+def wait_ready(
+    parts: list[RunningPart],
+    deadline_s: float,
+    on_ready: Callable[[RunningPart], None] | None = None,
+) -> None:
     """Wait until every part answers /readyz with 200; raise ShopError naming
     the first that died or did not make it, with its last log lines."""
     deadline = time.monotonic() + deadline_s
@@ -71,6 +78,8 @@ def wait_ready(parts: list[RunningPart], deadline_s: float) -> None:
                 )
             if is_ready(part):
                 pending.remove(part)
+                if on_ready is not None:
+                    on_ready(part)
         if pending and time.monotonic() > deadline:
             names = ", ".join(p.name for p in pending)
             raise ShopError(
@@ -92,3 +101,58 @@ def stop_process(part: RunningPart, grace_s: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    except OSError:
+        return True
+
+
+def pid_runs(pid: int, needle: str) -> bool:
+    """Whether ``pid`` is alive and its command line contains ``needle`` (so a
+    recycled pid of someone else's process is never signalled)."""
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return needle in cmdline
+
+
+def stop_pid(pid: int, grace_s: float = 10.0) -> bool:
+    """SIGTERM the process group, then SIGKILL after ``grace_s``. True if it
+    needed the SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return False
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    while pid_alive(pid):
+        time.sleep(0.05)
+    return True
+
+
+def url_ready(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False

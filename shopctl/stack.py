@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from .errors import EXIT_USAGE, ShopError
+
 
 @dataclass(frozen=True)
 class StackPart:
@@ -39,7 +41,7 @@ def part(name: str) -> StackPart:
         if candidate.name == name:
             return candidate
     known = ", ".join(p.name for p in PARTS)
-    raise KeyError(f"no part named {name!r}; the parts are {known}")
+    raise ShopError(f"no part named {name!r}; the parts are {known}", exit_code=EXIT_USAGE)
 
 
 def service_environment(
@@ -62,10 +64,16 @@ def service_environment(
     return env
 
 
-def server_command(target: StackPart, host: str, port: int) -> list[str]:
-    """The command that serves one part (uvicorn on uvloop)."""
+LOG_CONFIG_MODULE = "services.common"
+LOG_CONFIG_FILE = "logging.json"
+
+
+def server_command(
+    target: StackPart, host: str, port: int, python: str = sys.executable
+) -> list[str]:
+    """The command that serves one part (uvicorn on uvloop, timestamped logs)."""
     return [
-        sys.executable,
+        python,
         "-m",
         "uvicorn",
         "--factory",
@@ -77,6 +85,15 @@ def server_command(target: StackPart, host: str, port: int) -> list[str]:
         "--loop",
         "uvloop",
         "--no-access-log",
+        "--log-config",
+        log_config_path(),
         "--timeout-graceful-shutdown",
         "10",
     ]
+
+
+def log_config_path() -> str:
+    """The services' logging config (timestamps first, so logs interleave)."""
+    from importlib.resources import files
+
+    return str(files(LOG_CONFIG_MODULE).joinpath(LOG_CONFIG_FILE))

@@ -1,0 +1,107 @@
+"""What every runtime offers the CLI, and how one is chosen."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import EXIT_NO_RUNTIME, ShopError
+from .logs import LogLine
+from .settings import SandboxSettings
+
+# part name, state ("waiting", "starting", "ready", "failed", "external"), detail
+Progress = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    runtime: str
+    state: str  # running, stopped, exited
+    health: str  # ready, not ready, -
+    port: int | None
+    started_at: float | None
+
+
+@dataclass(frozen=True)
+class UpReport:
+    runtime: str
+    already_running: bool
+    elapsed_s: float
+    urls: dict[str, str] = field(default_factory=dict)
+
+
+class Runtime(Protocol):
+    name: str
+
+    def infrastructure(self) -> list[str]:
+        """Names of the non-service parts this runtime shows (broker, databases)."""
+        ...
+
+    def up(self, progress: Progress, build: bool = False) -> UpReport: ...
+
+    def down(self, volumes: bool = False) -> list[str]: ...
+
+    def status(self) -> list[PartStatus]: ...
+
+    def restart(self, part: str, progress: Progress) -> None: ...
+
+    def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]: ...
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """One sentence naming the first taken port and how to choose another."""
+    for name, port in ports.items():
+        if not port_is_free(port):
+            variable = f"SHOP_{name.upper().replace('-', '_')}_PORT"
+            raise ShopError(
+                f"port {port} for {name} is already in use; pick another with {variable}=<port>"
+            )
+
+
+def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
+    """docker, local, or auto: docker when an engine answers, local otherwise."""
+    from .docker_runtime import DockerRuntime, docker_engine_error
+    from .local import LocalRuntime
+
+    if choice == "local":
+        return LocalRuntime(settings)
+    error = docker_engine_error()
+    if choice == "docker":
+        if error:
+            raise ShopError(
+                f"no Docker engine answers ({error})",
+                hint="start dockerd, or use --runtime local",
+                exit_code=EXIT_NO_RUNTIME,
+            )
+        return DockerRuntime(settings)
+    if choice == "auto":
+        return LocalRuntime(settings) if error else DockerRuntime(settings)
+    raise ShopError(f"unknown runtime {choice!r}; use docker, local or auto", exit_code=2)
+
+
+def current_runtime(settings: SandboxSettings) -> Runtime:
+    """The runtime whose stack is up (for down, status, logs, restart):
+    the one that left state behind, else local."""
+    from .local import LocalRuntime
+
+    local = LocalRuntime(settings)
+    if local.has_state():
+        return local
+    from .docker_runtime import DockerRuntime, docker_engine_error
+
+    if not docker_engine_error() and DockerRuntime(settings).has_state():
+        return DockerRuntime(settings)
+    return local

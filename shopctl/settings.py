@@ -1,0 +1,75 @@
+"""The sandbox's settings: ports, where state lives, how to reach the
+machine's servers (local runtime) and which images to use (docker runtime).
+Every field reads SHOP_<FIELD> from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .stack import PARTS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+OFFICIAL_IMAGES = {
+    "python": "python:3.11-slim-bookworm",
+    "rabbitmq": "rabbitmq:3.13-management",
+    "postgres": "postgres:16",
+}
+LOCAL_IMAGES = {
+    "python": "shop/python:local",
+    "rabbitmq": "shop/rabbitmq:local",
+    "postgres": "shop/postgres:local",
+}
+
+
+class SandboxSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
+
+    state_dir: Path = Field(default=PROJECT_ROOT / ".shop")
+    project: str = Field(default="shop", pattern=r"^[a-z][a-z0-9-]{0,30}$")
+
+    gateway_port: int = Field(default=8080, ge=1, le=65535)
+    catalog_port: int = Field(default=8101, ge=1, le=65535)
+    cart_port: int = Field(default=8102, ge=1, le=65535)
+    order_port: int = Field(default=8103, ge=1, le=65535)
+    inventory_port: int = Field(default=8104, ge=1, le=65535)
+    payment_port: int = Field(default=8105, ge=1, le=65535)
+    shipping_port: int = Field(default=8106, ge=1, le=65535)
+    rabbitmq_management_port: int = Field(default=15672, ge=1, le=65535)
+
+    admin_email: str = "admin@shop.local"
+    admin_password: str = "admin"
+
+    # local runtime: the machine's own servers
+    pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    database_prefix: str = Field(default="shop", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+
+    # docker runtime
+    images: str = Field(default="official", pattern=r"^(official|local)$")
+    image_python: str = ""
+    image_rabbitmq: str = ""
+    image_postgres: str = ""
+
+    ready_timeout_s: float = Field(default=120.0, gt=0)
+    stop_timeout_s: float = Field(default=10.0, gt=0)
+
+    def port(self, part: str) -> int:
+        value: int = getattr(self, f"{part}_port")
+        return value
+
+    def ports(self) -> dict[str, int]:
+        return {p.name: self.port(p.name) for p in PARTS}
+
+    def image(self, kind: str) -> str:
+        """An image setting, else the default of the chosen image set."""
+        explicit: str = getattr(self, f"image_{kind}")
+        if explicit:
+            return explicit
+        return (LOCAL_IMAGES if self.images == "local" else OFFICIAL_IMAGES)[kind]
+
+    def admin_notice(self) -> str:
+        return f"admin login: {self.admin_email} / {self.admin_password}"

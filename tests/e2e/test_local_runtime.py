@@ -1,0 +1,128 @@
+"""`shopctl up/status/logs/down --runtime local` from a shell, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shopctl import processes
+from shopctl.stack import PARTS
+from tests.conftest import RUN_ID, amqp_url, own_vhost
+from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
+
+pytestmark = pytest.mark.e2e
+
+
+def shopctl(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from shopctl.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture
+def sandbox_env(tmp_path: Path):
+    """A sandbox of its own: state folder, ports, databases, virtual host."""
+    with own_vhost(f"shoptest_{RUN_ID}_local") as vhost:
+        env = {
+            "SHOP_STATE_DIR": str(tmp_path / "state"),
+            "SHOP_BROKER_URL": amqp_url(vhost),
+            "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_lr",
+            "SHOP_ADMIN_PASSWORD": "local-runtime-test",
+            **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},
+        }
+        try:
+            yield env
+        finally:
+            shopctl(env, "down", "--volumes")
+
+
+def pids(env: dict[str, str]) -> dict[str, int]:
+    state = json.loads((Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").read_text())
+    return {name: int(entry["pid"]) for name, entry in state["parts"].items()}
+
+
+def test_up_checkout_status_logs_down(sandbox_env):
+    env = sandbox_env
+    up = shopctl(env, "up", "--runtime", "local")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "stack ready in" in up.stdout and "local runtime" in up.stdout
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    assert gateway in up.stdout
+    assert "admin login: admin@shop.local / local-runtime-test" in up.stdout
+    started = pids(env)
+    assert set(started) == {p.name for p in PARTS}
+
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "local-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        order_id = shopper.checkout(shopper.cart_with(new_product(admin, stock=2), 1))
+        assert shopper.wait_terminal(order_id, timeout=30)["status"] == "COMPLETED"
+
+    again = shopctl(env, "up", "--runtime", "local")
+    assert again.returncode == 0 and "already running" in again.stdout
+    assert pids(env) == started  # nothing restarted
+
+    status = shopctl(env, "status")
+    assert status.returncode == 0
+    rows = [line for line in status.stdout.splitlines() if " local " in line]
+    assert len(rows) == len(PARTS) and all("running" in r and "ready" in r for r in rows)
+
+    logs = shopctl(env, "logs", "gateway", "order")
+    assert logs.returncode == 0
+    assert any(
+        " gateway " in line and "Application startup complete" in line
+        for line in logs.stdout.splitlines()
+    )
+    assert shopctl(env, "logs", "nosuch").returncode == 2
+
+    down = shopctl(env, "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not any(processes.pid_alive(pid) for pid in started.values())
+    for part in PARTS:
+        port = int(env[f"SHOP_{part.name.upper()}_PORT"])
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{part.name} still listens"
+    assert "nothing was running" in shopctl(env, "down").stdout
+
+
+def test_a_taken_port_is_one_sentence_and_exit_1(sandbox_env):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(sandbox_env["SHOP_GATEWAY_PORT"])))
+        squatter.listen()
+        result = shopctl(sandbox_env, "up", "--runtime", "local")
+    assert result.returncode == 1
+    port = sandbox_env["SHOP_GATEWAY_PORT"]
+    assert (
+        f"error: port {port} for gateway is already in use; pick another with "
+        "SHOP_GATEWAY_PORT=<port>" in " ".join(result.stderr.split())
+    )
+    assert "Traceback" not in result.stderr
+    state = Path(sandbox_env["SHOP_STATE_DIR"]) / "local" / "state.json"
+    assert not state.exists()  # nothing was started
+
+
+def test_a_stopped_postgresql_is_one_sentence_and_exit_1(sandbox_env):
+    dead = {
+        **sandbox_env,
+        "SHOP_PG_ADMIN_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+    }
+    started = time.monotonic()
+    result = shopctl(dead, "up", "--runtime", "local")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: PostgreSQL cannot be reached at 127.0.0.1:")
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
