@@ -61,6 +61,14 @@ def catalog() -> None:
 
 
 @app.command()
+def compose() -> None:
+    """Print the docker-compose file of the stack (compose/docker-compose.yml)."""
+    from .compose import render
+
+    sys.stdout.write(render())
+
+
+@app.command()
 def seed(
     gateway: Annotated[str, typer.Option(help="the gateway's URL")] = "http://127.0.0.1:8080",
     admin_email: Annotated[

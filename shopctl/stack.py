@@ -69,7 +69,11 @@ LOG_CONFIG_FILE = "logging.json"
 
 
 def server_command(
-    target: StackPart, host: str, port: int, python: str = sys.executable
+    target: StackPart,
+    host: str,
+    port: int,
+    python: str = sys.executable,
+    log_config: str | None = None,
 ) -> list[str]:
     """The command that serves one part (uvicorn on uvloop, timestamped logs)."""
     return [
@@ -86,7 +90,7 @@ def server_command(
         "uvloop",
         "--no-access-log",
         "--log-config",
-        log_config_path(),
+        log_config or log_config_path(),
         "--timeout-graceful-shutdown",
         "10",
     ]
@@ -97,3 +101,8 @@ def log_config_path() -> str:
     from importlib.resources import files
 
     return str(files(LOG_CONFIG_MODULE).joinpath(LOG_CONFIG_FILE))
+
+
+# Inside the app image (compose/Dockerfile): the project is copied to /app.
+CONTAINER_PORT = 8000
+CONTAINER_LOG_CONFIG = "/app/services/common/logging.json"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -40,12 +41,22 @@ class Broker:
         self._dead_letters: AbstractExchange | None = None
 
     async def connect(self) -> None:
-        """Connect and declare the exchanges. Fails if the broker is unreachable."""
-        self.connection = await aio_pika.connect_robust(
-            self.settings.broker_url,
-            reconnect_interval=self.settings.reconnect_interval_s,
-            client_properties={"connection_name": self.settings.service_name},
-        )
+        """Connect and declare the exchanges. A broker that is still starting
+        is waited for up to ``broker_startup_timeout_s``; then this raises."""
+        deadline = asyncio.get_running_loop().time() + self.settings.broker_startup_timeout_s
+        while True:
+            try:
+                self.connection = await aio_pika.connect_robust(
+                    self.settings.broker_url,
+                    reconnect_interval=self.settings.reconnect_interval_s,
+                    client_properties={"connection_name": self.settings.service_name},
+                )
+                break
+            except (ConnectionError, OSError, aiormq.exceptions.AMQPConnectionError) as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning("broker not reachable yet (%s); retrying", exc)
+                await asyncio.sleep(self.settings.reconnect_interval_s)
         self._channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

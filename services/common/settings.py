@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     )
     publish_timeout_s: float = Field(default=5.0, gt=0)
     reconnect_interval_s: float = Field(default=1.0, gt=0)
+    broker_startup_timeout_s: float = Field(
+        default=60.0, ge=0, description="how long a starting service waits for the broker"
+    )
 
     outbox_batch_size: int = Field(default=200, ge=1)
     outbox_lease_s: float = Field(

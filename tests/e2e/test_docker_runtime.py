@@ -1,0 +1,97 @@
+"""`shopctl up/status/down --runtime docker` on a real engine, with the local
+stand-in images (no registry here). Skips, saying why, without an engine."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from shopctl.docker_runtime import PROJECT_LABEL, docker_engine_error
+from shopctl.settings import LOCAL_IMAGES
+from tests.conftest import RUN_ID
+from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
+from tests.e2e.test_local_runtime import shopctl
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+
+def _skip_reason() -> str | None:
+    error = docker_engine_error()
+    if error:
+        return f"no Docker engine: {error} (scripts/docker-engine starts one)"
+    import docker
+
+    client = docker.from_env()
+    missing = [image for image in LOCAL_IMAGES.values() if not client.images.list(name=image)]
+    if missing and os.environ.get("SHOP_TEST_DOCKER_IMAGES", "local") == "local":
+        return f"images {missing} not built (scripts/build-local-images builds them)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def docker_env(tmp_path_factory):
+    reason = _skip_reason()
+    if reason:
+        print(f"\nSKIPPED docker runtime tests: {reason}")
+        pytest.skip(reason)
+    env = {
+        "SHOP_STATE_DIR": str(tmp_path_factory.mktemp("docker-state")),
+        "SHOP_PROJECT": f"shoptest-{RUN_ID}",
+        "SHOP_IMAGES": os.environ.get("SHOP_TEST_DOCKER_IMAGES", "local"),
+        "SHOP_GATEWAY_PORT": str(free_port()),
+        "SHOP_RABBITMQ_MANAGEMENT_PORT": str(free_port()),
+        "SHOP_ADMIN_PASSWORD": "docker-runtime-test",
+        "SHOP_READY_TIMEOUT_S": "300",
+    }
+    try:
+        yield env
+    finally:
+        shopctl(env, "down", "--volumes", timeout=300)
+
+
+def project_objects(project: str) -> dict[str, list[str]]:
+    import docker
+
+    client = docker.from_env()
+    label = {"label": f"{PROJECT_LABEL}={project}"}
+    return {
+        "containers": [c.name for c in client.containers.list(all=True, filters=label)],
+        "networks": [n.name for n in client.networks.list(filters=label)],
+        "volumes": [v.name for v in client.volumes.list(filters=label)],
+    }
+
+
+def test_docker_up_checkout_down(docker_env):
+    env = docker_env
+    up = shopctl(env, "up", "--runtime", "docker", timeout=1200)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "stack ready in" in up.stdout and "docker runtime" in up.stdout
+    print(up.stdout.splitlines()[-4])  # the time to ready, for the record
+
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "docker-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        order_id = shopper.checkout(shopper.cart_with(new_product(admin, stock=2), 1))
+        assert shopper.wait_terminal(order_id, timeout=60)["status"] == "COMPLETED"
+
+    objects = project_objects(env["SHOP_PROJECT"])
+    assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
+    assert len(objects["volumes"]) == 7
+
+    again = shopctl(env, "up", "--runtime", "docker", timeout=300)
+    assert again.returncode == 0 and "already running" in again.stdout
+
+    status = shopctl(env, "status")
+    assert status.returncode == 0 and status.stdout.count(" docker ") == 15
+
+    down = shopctl(env, "down", timeout=300)
+    assert down.returncode == 0
+    left = project_objects(env["SHOP_PROJECT"])
+    assert left["containers"] == [] and left["networks"] == []
+    assert len(left["volumes"]) == 7  # data kept without --volumes
+
+    assert shopctl(env, "down", "--volumes", timeout=300).returncode == 0
+    assert project_objects(env["SHOP_PROJECT"])["volumes"] == []

@@ -1,0 +1,53 @@
+"""compose/docker-compose.yml is the docker runtime's own plan, written out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from shopctl.compose import compose_document, render
+from shopctl.docker_runtime import DockerPlan
+from shopctl.settings import SandboxSettings
+from shopctl.stack import PARTS
+
+COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
+
+
+def test_committed_compose_file_matches_the_stack_description():
+    assert COMPOSE.read_text() == render(), (
+        "compose/docker-compose.yml drifted: regenerate it with "
+        "`shopctl compose > compose/docker-compose.yml`"
+    )
+
+
+def test_compose_file_has_every_part_with_its_database_and_health_check():
+    document = YAML(typ="safe").load(COMPOSE.read_text())
+    services = document["services"]
+    for part in PARTS:
+        service = services[part.name]
+        assert service["image"] == "shop-app:dev"
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert service["depends_on"][f"postgres-{part.name}"] == {"condition": "service_healthy"}
+        assert services[f"postgres-{part.name}"]["environment"]["POSTGRES_DB"] == part.database
+        env = service["environment"]
+        assert env["SHOP_DATABASE_URL"].endswith(f"@shop-postgres-{part.name}:5432/{part.database}")
+        assert env["SHOP_BROKER_URL"] == "amqp://guest:guest@shop-rabbitmq:5672/"
+    assert services["gateway"]["ports"] == ["127.0.0.1:8080:8000"]
+    published = [s for s in services.values() if s.get("ports")]
+    assert all(p.startswith("127.0.0.1:") for s in published for p in s["ports"])
+    assert len(document["volumes"]) == len(PARTS)
+
+
+def test_the_plan_follows_settings():
+    settings = SandboxSettings.model_construct(
+        gateway_port=9090,
+        images="local",
+        project="demo",
+        rabbitmq_management_port=15999,
+    )
+    plan = DockerPlan(settings)
+    assert plan.gateway().ports == {"8000/tcp": ("127.0.0.1", 9090)}
+    assert plan.rabbitmq().image == "shop/rabbitmq:local"
+    assert plan.rabbitmq().name == "demo-rabbitmq"
+    assert compose_document(settings)["networks"]["default"]["name"] == "demo-net"
