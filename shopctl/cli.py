@@ -108,7 +108,11 @@ def up(
     settings = SandboxSettings()
     chosen = select_runtime(runtime, settings)
     parts = [*chosen.infrastructure(), *(p.name for p in PARTS)]
-    out.print(f"starting the stack on the [bold]{chosen.name}[/] runtime")
+    reason = getattr(chosen, "chosen_because", "")
+    out.print(
+        f"starting the stack on the [bold]{chosen.name}[/] runtime"
+        + (f" [dim](not docker: {reason})[/]" if reason else "")
+    )
     with UpDisplay(out, parts) as display:
         report = chosen.up(display.update, build=build)
     out.print()

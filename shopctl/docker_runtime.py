@@ -182,8 +182,19 @@ class DockerRuntime:
         self.client = docker.from_env(timeout=120)
         self.labels = {PROJECT_LABEL: settings.project}
 
+    skipped_because = ""
+
     def infrastructure(self) -> list[str]:
         return [spec.part for spec in self.plan.infrastructure()]
+
+    def missing_images(self) -> list[str]:
+        """Base images of the configured set that are not on this engine."""
+        kinds = ("rabbitmq", "postgres", "python")
+        return [
+            self.settings.image(k)
+            for k in kinds
+            if not self.client.images.list(name=self.settings.image(k))
+        ]
 
     def _containers(self, all_states: bool = True) -> dict[str, Any]:
         found = self.client.containers.list(
@@ -192,7 +203,14 @@ class DockerRuntime:
         return {c.labels.get(PART_LABEL, c.name): c for c in found}
 
     def has_state(self) -> bool:
-        return bool(self._containers())
+        """Any container, network or volume of this project (data kept by a
+        plain `down` still belongs to the docker runtime)."""
+        label = {"label": f"{PROJECT_LABEL}={self.settings.project}"}
+        return bool(
+            self._containers()
+            or self.client.networks.list(filters=label)
+            or self.client.volumes.list(filters=label)
+        )
 
     # up ------------------------------------------------------------------
 

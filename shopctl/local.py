@@ -174,6 +174,7 @@ class LocalRuntime:
     ``<state_dir>/local``. Survives the shopctl process that started it."""
 
     name = "local"
+    chosen_because = ""  # why auto did not take docker, when it did not
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings

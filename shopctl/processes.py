@@ -26,11 +26,14 @@ class RunningPart:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 12) -> str:
+        """The last log records (tracebacks' frame lines left out)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
+        records = [line for line in text if line[:1].isdigit()] or text
+        return "\n".join(records[-lines:])
 
 
 def start_process(

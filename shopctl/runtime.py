@@ -88,7 +88,17 @@ def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
             )
         return DockerRuntime(settings)
     if choice == "auto":
-        return LocalRuntime(settings) if error else DockerRuntime(settings)
+        if error:
+            return LocalRuntime(settings)
+        docker_runtime = DockerRuntime(settings)
+        missing = docker_runtime.missing_images()
+        if missing:
+            # Without a registry a missing image cannot be pulled: stay local.
+            docker_runtime.skipped_because = f"images not here: {', '.join(missing)}"
+            local = LocalRuntime(settings)
+            local.chosen_because = docker_runtime.skipped_because
+            return local
+        return docker_runtime
     raise ShopError(f"unknown runtime {choice!r}; use docker, local or auto", exit_code=2)
 
 

@@ -146,7 +146,17 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        try:
+            await runtime.start()
+        except Exception as exc:
+            # One line a person can act on, before the framework's traceback.
+            log.error(
+                "%s cannot start: %s: %s",
+                runtime.settings.service_name,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            raise
         try:
             yield
         finally:

@@ -3,6 +3,7 @@ stand-in images (no registry here). Skips, saying why, without an engine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import httpx
@@ -49,6 +50,10 @@ def docker_env(tmp_path_factory):
         yield env
     finally:
         shopctl(env, "down", "--volumes", timeout=300)
+        import docker
+
+        with contextlib.suppress(Exception):  # the test's own app image tag
+            docker.from_env().images.remove(f"{env['SHOP_PROJECT']}-app:dev")
 
 
 def project_objects(project: str) -> dict[str, list[str]]:

@@ -126,3 +126,18 @@ def test_a_stopped_postgresql_is_one_sentence_and_exit_1(sandbox_env):
     assert result.stderr.startswith("error: PostgreSQL cannot be reached at 127.0.0.1:")
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_a_part_that_cannot_start_stops_up_with_its_last_log_lines(sandbox_env):
+    broken = {
+        **sandbox_env,
+        "SHOP_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/no-such-vhost",
+        "SHOP_BROKER_STARTUP_TIMEOUT_S": "0",
+    }
+    result = shopctl(broken, "up", "--runtime", "local")
+    assert result.returncode == 1
+    assert "exited with code" in result.stderr and "while starting" in result.stderr
+    assert "hint: its last log lines:" in result.stderr
+    assert "catalog cannot start:" in " ".join(result.stderr.split())
+    down = shopctl(broken, "down")
+    assert down.returncode == 0

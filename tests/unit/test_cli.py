@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def shopctl(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -22,11 +24,27 @@ def test_unknown_command_is_a_usage_error():
     assert "No such command" in result.stderr
 
 
-def test_up_says_plainly_that_no_runtime_exists_yet():
-    result = shopctl("up")
-    assert result.returncode == 4
-    assert result.stderr.startswith("error: the stack cannot start yet")
+def test_up_with_an_unknown_runtime_is_a_usage_error():
+    result = shopctl("up", "--runtime", "podman")
+    assert result.returncode == 2
+    assert "unknown runtime 'podman'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_up_on_docker_without_an_engine_exits_4(monkeypatch):
+    from shopctl.docker_runtime import docker_engine_error
+
+    if docker_engine_error() is None:
+        pytest.skip("a Docker engine answers here; the no-engine case needs none")
+    result = shopctl("up", "--runtime", "docker")
+    assert result.returncode == 4
+    assert result.stderr.startswith("error: no Docker engine answers")
+
+
+def test_restart_of_an_unknown_part_is_a_usage_error():
+    result = shopctl("restart", "warehouse")
+    assert result.returncode == 2
+    assert "no part named 'warehouse'" in result.stderr
 
 
 def test_catalog_prints_the_asyncapi_document():
