@@ -29,8 +29,12 @@ setup_venv() {
     # Reinstall only when the lock or the project metadata changed.
     if [ ! -f "$stamp" ] || [ "$ROOT/requirements.lock" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         say "installing the locked dependencies"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.lock"
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
+        local log="$VENV/install.log"
+        if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check -r "$ROOT/requirements.lock" &&
+               "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e "$ROOT"; } >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            die "installing the dependencies failed; the whole log is in $log"
+        fi
         touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
