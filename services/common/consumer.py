@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -193,14 +194,18 @@ class ConsumerRunner:
         if not self.subscriptions or not self.broker.is_connected:
             return {name: 0 for name in self.queue_names}
         assert self.broker.connection is not None
-        channel = await self.broker.connection.channel(publisher_confirms=False)
-        try:
-            for name in self.queue_names:
+        connection = self.broker.connection
+        for name in self.queue_names:
+            # A passive declare of a missing queue closes its channel: one each.
+            channel = await connection.channel(publisher_confirms=False)
+            try:
                 queue = await channel.declare_queue(name, passive=True)
-                result = queue.declaration_result
-                counts[name] = int(result.consumer_count or 0)
-        finally:
-            await channel.close()
+                counts[name] = int(queue.declaration_result.consumer_count or 0)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                counts[name] = 0
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
         return counts
 
     async def _track(self, work: Awaitable[None]) -> None:
