@@ -183,4 +183,4 @@ async def probe_factory(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that stop the broker run last, so nothing else sees the outage."""
-    items.sort(key=lambda item: item.get_closest_marker("broker_restart") is not None)
+    items.sort(key=lambda item: item.get_closest_marker("restarts_servers") is not None)

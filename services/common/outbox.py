@@ -160,6 +160,7 @@ class OutboxRelay:
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
+        self.listen_sessions = 0  # LISTEN connections made so far (1 + reconnects)
 
     def wake(self) -> None:
         self._wake.set()
@@ -276,6 +277,7 @@ class OutboxRelay:
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    self.listen_sessions += 1
                     self.listening.set()
                     self._wake.set()
                     async for _ in conn.notifies():

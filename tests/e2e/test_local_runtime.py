@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -138,6 +139,8 @@ def test_a_part_that_cannot_start_stops_up_with_its_last_log_lines(sandbox_env):
     assert result.returncode == 1
     assert "exited with code" in result.stderr and "while starting" in result.stderr
     assert "hint: its last log lines:" in result.stderr
-    assert "catalog cannot start:" in " ".join(result.stderr.split())
+    failed = re.search(r"error: (\w+) exited with code", result.stderr)
+    assert failed, result.stderr
+    assert f"{failed.group(1)} cannot start:" in " ".join(result.stderr.split())
     down = shopctl(broken, "down")
     assert down.returncode == 0

@@ -16,7 +16,7 @@ from services.common.events import OrderCompleted
 from tests.conftest import rabbitmqctl
 from tests.integration.test_consumer import Service, count_effect
 
-pytestmark = pytest.mark.broker_restart
+pytestmark = pytest.mark.restarts_servers
 
 
 async def commit_orders(service: Service, n: int) -> list[uuid.UUID]:
