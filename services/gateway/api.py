@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -109,9 +110,12 @@ async def order_stream(
     broadcaster: SagaBroadcaster = request.app.state.broadcaster
 
     async def fetch_order() -> dict[str, Any]:
-        answer = await client.get(
-            f"{settings.order_url}/orders/{order_id}", headers=identity_headers(caller)
-        )
+        try:
+            answer = await client.get(
+                f"{settings.order_url}/orders/{order_id}", headers=identity_headers(caller)
+            )
+        except httpx.TransportError:
+            raise ApiError(503, "the order service is unavailable") from None
         if answer.status_code == 404:
             raise ApiError(404, f"order {order_id} not found")
         if answer.status_code != 200:
@@ -119,7 +123,17 @@ async def order_stream(
         order: dict[str, Any] = answer.json()
         return order
 
-    await fetch_order()  # ownership first: 404 before any stream starts
+    # Ownership first: 404 before any stream starts. The order is created
+    # from CartCheckedOut just after checkout's 202, so give it a moment.
+    deadline = asyncio.get_running_loop().time() + settings.stream_order_wait_s
+    while True:
+        try:
+            await fetch_order()
+            break
+        except ApiError as exc:
+            if exc.status not in (404, 503) or asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async with broadcaster.watch(str(order_id)) as watcher:

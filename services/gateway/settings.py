@@ -25,6 +25,9 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_failures_per_minute: int = Field(default=10, ge=1)
     upstream_timeout_s: float = Field(default=10.0, gt=0)
+    stream_order_wait_s: float = Field(
+        default=3.0, ge=0, description="how long the stream waits for a just-placed order"
+    )
 
     def upstreams(self) -> dict[str, str]:
         """First path segment after /api/ -> the service that owns it."""
