@@ -143,6 +143,7 @@ class ConsumerRunner:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        self.subscribe_failures = 0
 
     @property
     def queue_names(self) -> list[str]:
@@ -150,10 +151,31 @@ class ConsumerRunner:
             queue_name(self.settings.service_name, s.event.routing_key) for s in self.subscriptions
         ]
 
-    async def start(self) -> None:
-        """Declare the topology and start consuming every subscription."""
+    async def start(self, attempts: int = 10) -> None:
+        """Declare the topology and start consuming every subscription.
+
+        Replicas starting together race on declaring the same quorum queues;
+        RabbitMQ 3.10 can then refuse a consume on a queue whose replica
+        process is not up yet and close the channel. So a failed attempt is
+        retried on a fresh channel (declaring is idempotent)."""
         if not self.subscriptions:
             return
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._subscribe_all()
+                return
+            except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+                # RuntimeError: aio-pika's "connection closed" while it reconnects
+                # (an INTERNAL_ERROR closes the whole connection, not a channel).
+                self.subscribe_failures += 1
+                await self._drop_channel()
+                if attempt == attempts:
+                    raise
+                log.warning("subscribing failed (%s); retry %d of %d", exc, attempt, attempts)
+                await asyncio.sleep(0.2 * attempt)
+                await self._wait_for_connection()
+
+    async def _subscribe_all(self) -> None:
         self._channel = await self.broker.channel(self.settings.prefetch)
         for subscription in self.subscriptions:
             name = queue_name(self.settings.service_name, subscription.event.routing_key)
@@ -170,6 +192,21 @@ class ConsumerRunner:
 
             tag = await queue.consume(on_message)
             self._consumers.append((queue, tag))
+
+    async def _wait_for_connection(self, timeout: float = 30.0) -> None:
+        """Until the robust connection has reconnected (or the timeout)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.broker.is_connected:
+            if asyncio.get_running_loop().time() > deadline:
+                return  # the next attempt fails and says why
+            await asyncio.sleep(0.1)
+
+    async def _drop_channel(self) -> None:
+        self._consumers = []
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+            self._channel = None
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight handlers finish (up to the

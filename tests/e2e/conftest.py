@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shopctl.errors import ShopError
 from shopctl.local import LocalStack, LocalStackConfig
 from shopctl.stack import PARTS
 from tests.conftest import PG_ADMIN_URL, RUN_ID, amqp_url, own_vhost
@@ -90,7 +91,11 @@ def stack(broker_url: str) -> Iterator[Stack]:
     try:
         stack.create_databases()
         stack.start()
-        stack.wait_ready(90)
+        try:
+            stack.wait_ready(90)
+        except ShopError as exc:
+            print(f"\n{exc.message}\n{exc.hint}")  # the part's last log lines, for CI
+            raise
         yield stack
     finally:
         stack.stop()
