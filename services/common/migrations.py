@@ -7,11 +7,15 @@ the Alembic environment is shared and lives in ``services/common/alembic``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from psycopg.errors import LockNotAvailable
+from sqlalchemy.exc import OperationalError
 
 from .db import async_url
 
@@ -19,6 +23,8 @@ _ENV_DIR = Path(__file__).parent / "alembic"
 # Alembic's `context` and `op` are module-level proxies: one upgrade at a
 # time per process. Across processes the advisory lock in env.py orders them.
 _IN_PROCESS = threading.Lock()
+_LOCK_RETRIES = 4
+log = logging.getLogger(__name__)
 
 
 def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
@@ -35,7 +41,15 @@ def upgrade(database_url: str, versions_dir: str | Path, revision: str = "heads"
     """Bring the database to ``revision``. Safe to call from several replicas
     at once: the environment holds a PostgreSQL advisory lock meanwhile."""
     with _IN_PROCESS:
-        command.upgrade(alembic_config(database_url, versions_dir), revision)
+        for attempt in range(1, _LOCK_RETRIES + 1):
+            try:
+                command.upgrade(alembic_config(database_url, versions_dir), revision)
+                return
+            except OperationalError as exc:
+                if not isinstance(exc.orig, LockNotAvailable) or attempt == _LOCK_RETRIES:
+                    raise
+                log.warning("migration waited too long for a lock (%s); retrying", exc.orig)
+                time.sleep(attempt)
 
 
 async def upgrade_async(database_url: str, versions_dir: str | Path) -> None:

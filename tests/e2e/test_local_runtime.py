@@ -43,6 +43,8 @@ def sandbox_env(tmp_path: Path):
             "SHOP_BROKER_URL": amqp_url(vhost),
             "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_lr",
             "SHOP_ADMIN_PASSWORD": "local-runtime-test",
+            # up's own deadline below pytest's, so a failure shows the part's log
+            "SHOP_READY_TIMEOUT_S": "90",
             **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},
         }
         try:
@@ -56,6 +58,7 @@ def pids(env: dict[str, str]) -> dict[str, int]:
     return {name: int(entry["pid"]) for name, entry in state["parts"].items()}
 
 
+@pytest.mark.timeout(300)
 def test_up_checkout_status_logs_down(sandbox_env):
     env = sandbox_env
     up = shopctl(env, "up", "--runtime", "local")

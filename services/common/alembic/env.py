@@ -15,6 +15,9 @@ def run_migrations_online() -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+        # A migration that waits on a lock fails with the statement named
+        # (and is retried by services.common.migrations) instead of hanging.
+        connection.execute(sa.text("SET lock_timeout = '15s'"))
         connection.commit()
         try:
             context.configure(connection=connection, target_metadata=None)
