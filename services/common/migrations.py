@@ -6,7 +6,6 @@ the Alembic environment is shared and lives in ``services/common/alembic``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -27,8 +26,11 @@ _LOCK_RETRIES = 4
 log = logging.getLogger(__name__)
 
 
-def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
+def alembic_config(
+    database_url: str, versions_dir: str | Path, application_name: str = "shop-migrate"
+) -> Config:
     config = Config()
+    config.set_main_option("application_name", application_name)
     config.set_main_option("script_location", str(_ENV_DIR))
     config.set_main_option("version_locations", str(Path(versions_dir)))
     config.set_main_option("path_separator", "os")
@@ -37,20 +39,22 @@ def alembic_config(database_url: str, versions_dir: str | Path) -> Config:
     return config
 
 
-def upgrade(database_url: str, versions_dir: str | Path, revision: str = "heads") -> None:
+def upgrade(
+    database_url: str,
+    versions_dir: str | Path,
+    revision: str = "heads",
+    application_name: str = "shop-migrate",
+) -> None:
     """Bring the database to ``revision``. Safe to call from several replicas
     at once: the environment holds a PostgreSQL advisory lock meanwhile."""
     with _IN_PROCESS:
         for attempt in range(1, _LOCK_RETRIES + 1):
             try:
-                command.upgrade(alembic_config(database_url, versions_dir), revision)
+                config = alembic_config(database_url, versions_dir, application_name)
+                command.upgrade(config, revision)
                 return
             except OperationalError as exc:
                 if not isinstance(exc.orig, LockNotAvailable) or attempt == _LOCK_RETRIES:
                     raise
                 log.warning("migration waited too long for a lock (%s); retrying", exc.orig)
                 time.sleep(attempt)
-
-
-async def upgrade_async(database_url: str, versions_dir: str | Path) -> None:
-    await asyncio.to_thread(upgrade, database_url, versions_dir)

@@ -65,7 +65,13 @@ class ServiceRuntime:
         """Migrate, connect, start the relay and the consumers. Raises when
         the database or the broker cannot be reached."""
         if self.migrations_dir is not None:
-            await migrations.upgrade_async(self.settings.database_url, self.migrations_dir)
+            # Synchronously: nothing is served yet, and it spares the thread
+            # handoff (one CI run saw a startup stall right after this step).
+            migrations.upgrade(
+                self.settings.database_url,
+                self.migrations_dir,
+                application_name=f"{self.settings.service_name}-migrate",
+            )
         await self.broker.connect()
         self.relay.start()
         await self.consumers.start()

@@ -53,6 +53,21 @@ def sandbox_env(tmp_path: Path):
             shopctl(env, "down", "--volumes")
 
 
+def database_sessions(env: dict[str, str]) -> str:
+    """PostgreSQL's view of this sandbox's sessions, for a failure message."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname, application_name, state, wait_event_type, wait_event, "
+            "left(query, 80) FROM pg_stat_activity WHERE datname LIKE %s",
+            (env["SHOP_DATABASE_PREFIX"] + "%",),
+        ).fetchall()
+    return "\nsessions:\n" + "\n".join(map(str, rows))
+
+
 def pids(env: dict[str, str]) -> dict[str, int]:
     state = json.loads((Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").read_text())
     return {name: int(entry["pid"]) for name, entry in state["parts"].items()}
@@ -62,7 +77,7 @@ def pids(env: dict[str, str]) -> dict[str, int]:
 def test_up_checkout_status_logs_down(sandbox_env):
     env = sandbox_env
     up = shopctl(env, "up", "--runtime", "local")
-    assert up.returncode == 0, up.stdout + up.stderr
+    assert up.returncode == 0, up.stdout + up.stderr + database_sessions(env)
     assert "stack ready in" in up.stdout and "local runtime" in up.stdout
     gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
     assert gateway in up.stdout
