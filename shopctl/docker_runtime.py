@@ -267,7 +267,6 @@ class DockerRuntime:
         self._build_app_image(progress)
 
     def _build_app_image(self, progress: Progress) -> None:
-        steps = 0
         for chunk in self.client.api.build(
             path=str(PROJECT_ROOT),
             dockerfile="compose/Dockerfile",
@@ -281,7 +280,6 @@ class DockerRuntime:
                 raise ShopError(f"building {self.plan.app_image} failed: {chunk['error'].strip()}")
             stream = chunk.get("stream", "")
             if stream.startswith("Step "):
-                steps += 1
                 for spec in self.plan.all():
                     if spec.image == self.plan.app_image:
                         progress(spec.part, "starting", f"building image: {stream.split(':')[0]}")

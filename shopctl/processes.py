@@ -95,15 +95,10 @@ def wait_ready(
 
 def stop_process(part: RunningPart, grace_s: float = 10.0) -> None:
     """SIGTERM (graceful: in-flight handlers finish), then SIGKILL."""
-    process = part.process
-    if process.poll() is not None:
+    if part.process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    stop_pid(part.process.pid, grace_s)
+    part.process.wait(timeout=5)  # reap it
 
 
 def pid_alive(pid: int) -> bool:

@@ -39,10 +39,7 @@ class UpDisplay:
 
     def __init__(self, console: Console, parts: list[str]) -> None:
         self.console = console
-        self.states: dict[str, tuple[str, str, float]] = {
-            name: ("waiting", "", time.monotonic()) for name in parts
-        }
-        self.started = time.monotonic()
+        self.states: dict[str, tuple[str, str]] = {name: ("waiting", "") for name in parts}
         self._live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
 
     def __enter__(self) -> UpDisplay:
@@ -56,12 +53,12 @@ class UpDisplay:
         self._live.__exit__(kind, exc, tb)
 
     def update(self, part: str, state: str, detail: str = "") -> None:
-        self.states[part] = (state, detail, time.monotonic())
+        self.states[part] = (state, detail)
         self._live.update(self._render())
 
     def _render(self, final: bool = False) -> Table:
         table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-        for name, (state, detail, _) in self.states.items():
+        for name, (state, detail) in self.states.items():
             marker: Spinner | Text
             if state == "starting" and not final:
                 marker = Spinner("dots", style="yellow")

@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -62,6 +63,13 @@ def own_vhost(name: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(RuntimeError):
             rabbitmqctl("delete_vhost", name)
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def amqp_url(vhost: str) -> str:

@@ -16,6 +16,7 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 
+from .events import CONTENT_TYPE
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def make_message(
 ) -> aio_pika.Message:
     return aio_pika.Message(
         body,
-        content_type="application/cloudevents+json",
+        content_type=CONTENT_TYPE,
         delivery_mode=DeliveryMode.PERSISTENT,
         message_id=message_id,
         type=event_type,

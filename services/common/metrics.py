@@ -15,7 +15,6 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = {"service": service}
         self.events_published = Counter(
             "shop_events_published_total",
             "Events the relay published with a broker confirm.",
@@ -57,4 +56,4 @@ class Metrics:
             ["service"],
             registry=self.registry,
         )
-        info.labels(**labels).set(1)
+        info.labels(service=service).set(1)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -20,7 +19,7 @@ import pytest
 from shopctl.errors import ShopError
 from shopctl.local import LocalStack, LocalStackConfig
 from shopctl.stack import PARTS
-from tests.conftest import PG_ADMIN_URL, RUN_ID, amqp_url, own_vhost
+from tests.conftest import PG_ADMIN_URL, RUN_ID, amqp_url, free_port, own_vhost
 
 ADMIN = ("admin@shop.local", "sandbox-admin-password")
 ORDER_STEP_TIMEOUT_S = 6.0
@@ -31,12 +30,6 @@ ADDRESS = {
     "postal_code": "SW1Y 4JH",
     "country": "GB",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Stack(LocalStack):

@@ -83,7 +83,7 @@ def test_live_stream_shows_the_snapshot_then_each_step(stack, shopper, admin):
     # snapshot already shows the order done).
     assert seen[0] == "snapshot"
     assert seen[-1] in ("OrderCompleted", "snapshot")
-    steps = [s for s in seen[1:]]
+    steps = seen[1:]
     assert steps == [s for s in HAPPY_PATH if s in steps]  # in saga order
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -18,6 +17,7 @@ from services.common.identity import Caller
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.gateway.settings import GatewaySettings
+from tests.conftest import free_port
 
 
 class SlowOrderService:
@@ -35,9 +35,7 @@ class SlowOrderService:
                 return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
             return JSONResponse({"id": order_id, "status": "COMPLETED"})
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         )
