@@ -75,12 +75,7 @@ def server_command(
     python: str = sys.executable,
     log_config: str | None = None,
 ) -> list[str]:
-    """The command that serves one part (uvicorn, timestamped logs).
-
-    The standard asyncio loop, not uvloop: with uvloop, CI saw services stall
-    at startup between their migration and the broker connect (no database
-    session open, the AMQP connection only made once a signal woke the
-    process), about one start in three of the e2e stacks."""
+    """The command that serves one part (uvicorn on uvloop, timestamped logs)."""
     return [
         python,
         "-m",
@@ -92,7 +87,7 @@ def server_command(
         "--port",
         str(port),
         "--loop",
-        "asyncio",
+        "uvloop",
         "--no-access-log",
         "--log-config",
         log_config or log_config_path(),
