@@ -68,7 +68,9 @@ ensure_rabbitmq() {
     if port_open 127.0.0.1 5672; then return 0; fi
     if command -v rabbitmq-server >/dev/null 2>&1; then
         say "starting RabbitMQ"
-        rabbitmq-server -detached >/dev/null 2>&1 || true
+        # Its file-handle budget (every quorum queue takes some) follows the
+        # open-files limit; 1024 runs out with a few stacks' queues.
+        (ulimit -n 65536 2>/dev/null || true; rabbitmq-server -detached >/dev/null 2>&1) || true
         wait_for_port 127.0.0.1 5672 90 ||
             die "RabbitMQ is installed but does not answer on 127.0.0.1:5672; see /var/log/rabbitmq."
     else

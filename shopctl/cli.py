@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from rich.table import Table
 from . import __version__
 from .doctor import run_checks
 from .errors import ShopError
+from .lock import sandbox_lock
 from .runtime import current_runtime, select_runtime
 from .settings import SandboxSettings
 from .stack import PARTS, part
@@ -113,7 +115,7 @@ def up(
         f"starting the stack on the [bold]{chosen.name}[/] runtime"
         + (f" [dim](not docker: {reason})[/]" if reason else "")
     )
-    with UpDisplay(out, parts) as display:
+    with exclusive(settings, "up"), UpDisplay(out, parts) as display:
         report = chosen.up(display.update, build=build)
     out.print()
     extra = {}
@@ -130,7 +132,8 @@ def down(
 ) -> None:
     """Stop the stack and remove exactly what this project started."""
     settings = SandboxSettings()
-    removed = current_runtime(settings).down(volumes=volumes)
+    with exclusive(settings, "down"):
+        removed = current_runtime(settings).down(volumes=volumes)
     if removed:
         out.print(f"[green]stopped[/] {', '.join(removed)}")
     else:
@@ -168,10 +171,20 @@ def logs(
 def restart(part_name: Annotated[str, typer.Argument(metavar="PART")]) -> None:
     """Restart one part and wait until it is ready again."""
     part(part_name)  # an unknown name is a usage error before anything happens
-    chosen = current_runtime(SandboxSettings())
-    with UpDisplay(out, [part_name]) as display:
+    settings = SandboxSettings()
+    chosen = current_runtime(settings)
+    with exclusive(settings, "restart"), UpDisplay(out, [part_name]) as display:
         chosen.restart(part_name, display.update)
     out.print()
+
+
+def exclusive(settings: SandboxSettings, command: str) -> AbstractContextManager[None]:
+    """The sandbox's lock for a command that starts or stops parts."""
+
+    def waiting(holder: str) -> None:
+        err.print(f"[yellow]waiting for {holder} to finish[/]")
+
+    return sandbox_lock(settings.state_dir, command, settings.lock_wait_s, waiting)
 
 
 def main() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -19,6 +22,33 @@ class Check:
     detail: str
     fix: str = ""
     optional: bool = False
+
+
+# 41 quorum queues at about 2.7 handles each, plus a connection per part.
+STACK_FILE_HANDLES = 130
+
+
+def broker_file_handles() -> tuple[int, int] | None:
+    """(used, limit) of the local RabbitMQ's file-handle budget, or None when
+    rabbitmqctl cannot tell (not installed, another machine, no rights).
+    When the budget is used up the broker accepts connections and never
+    reads them: every new part then hangs in its handshake."""
+    exe = shutil.which("rabbitmqctl")
+    if exe is None:
+        return None
+    try:
+        answer = subprocess.run(
+            [exe, "eval", "file_handle_cache:info()."],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = dict(re.findall(r"\{(total_limit|total_used),(\d+)\}", answer.stdout))
+    if answer.returncode != 0 or len(found) != 2:
+        return None
+    return int(found["total_used"]), int(found["total_limit"])
 
 
 def run_checks(settings: SandboxSettings) -> list[Check]:
@@ -61,6 +91,18 @@ def run_checks(settings: SandboxSettings) -> list[Check]:
                 False,
                 exc.message,
                 "start it: rabbitmq-server -detached (Debian: apt-get install rabbitmq-server)",
+            )
+        )
+    handles = broker_file_handles()
+    if handles is not None:
+        used, limit = handles
+        checks.append(
+            Check(
+                "RabbitMQ file handles",
+                limit - used >= STACK_FILE_HANDLES,
+                f"{used} of {limit} used; a stack needs about {STACK_FILE_HANDLES}",
+                "raise its open-files limit: rabbitmqctl stop; ulimit -n 65536; "
+                "rabbitmq-server -detached (or delete unused virtual hosts and queues)",
             )
         )
     engine = docker_engine_error()

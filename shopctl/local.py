@@ -18,7 +18,7 @@ from psycopg import sql
 from . import processes
 from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
-from .runtime import PartStatus, Progress, UpReport, check_ports_free
+from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
 from .settings import SandboxSettings
 from .stack import PARTS, SERVICES, StackPart, part, server_command, service_environment
 
@@ -34,6 +34,9 @@ class LocalStackConfig:
     replicas: dict[str, int] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
+    # Every process carries SHOP_SANDBOX=<marker>, so `down` finds them all
+    # even when the state file is wrong or lost (as docker labels containers).
+    marker: str = ""
 
 
 def _url_with(admin_url: str, user: str | None, database: str) -> str:
@@ -138,6 +141,8 @@ class LocalStack:
                 urls=service_urls,
                 extra=self.config.extra_env,
             )
+            if self.config.marker:
+                self.envs[name][processes.MARKER_VARIABLE] = self.config.marker
             self.commands[name] = server_command(target, self.config.host, self.config.ports[name])
             self.running[name] = processes.start_process(
                 name,
@@ -146,6 +151,7 @@ class LocalStack:
                 self.config.ports[name],
                 self.config.log_dir,
                 truncate=truncate_logs,
+                service=target.name,
             )
 
     def wait_ready(
@@ -164,7 +170,12 @@ class LocalStack:
         self.stop(name)
         old = self.running[name]
         self.running[name] = processes.start_process(
-            name, self.commands[name], self.envs[name], old.port, self.config.log_dir
+            name,
+            self.commands[name],
+            self.envs[name],
+            old.port,
+            self.config.log_dir,
+            service=old.service,
         )
         processes.wait_ready([self.running[name]], deadline_s)
 
@@ -189,6 +200,7 @@ class LocalRuntime:
                 log_dir=self.log_dir,
                 database_prefix=settings.database_prefix,
                 create_roles=True,
+                marker=str(self.home.resolve()),
                 extra_env={
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
@@ -232,6 +244,7 @@ class LocalRuntime:
                 progress(name, "ready", "already running")
             return UpReport(self.name, True, time.monotonic() - started, urls)
 
+        check_ports_distinct(self.settings.ports())
         progress("rabbitmq", "starting", self.settings.broker_url.split("@")[-1])
         check_broker(self.settings.broker_url)
         progress("rabbitmq", "external", "reachable")
@@ -246,6 +259,7 @@ class LocalRuntime:
         for name, running in self.stack.running.items():
             state["parts"][name] = {
                 "pid": running.process.pid,
+                "instance": running.instance,
                 "port": running.port,
                 "started_at": time.time(),
                 "log": str(running.log_path),
@@ -259,19 +273,24 @@ class LocalRuntime:
                 on_ready=lambda running: progress(running.name, "ready", running.url),
             )
         except ShopError:
-            for name in self.stack.running:
-                if not processes.url_ready(self.stack.url(name)):
+            for name, running in self.stack.running.items():
+                if not processes.url_ready(running.url, running.service, running.instance):
                     progress(name, "failed", "")
             raise
         return UpReport(self.name, False, time.monotonic() - started, urls)
 
     def down(self, volumes: bool = False) -> list[str]:
+        """Stop every process of this sandbox: those in the state file and
+        any other that carries its marker (a lost or overwritten state)."""
         state = self._load()
         stopped = []
         for name, entry in state["parts"].items():
             if self._alive(name, entry):
                 processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
                 stopped.append(name)
+        for pid, name in processes.marked_processes(self.stack.config.marker).items():
+            processes.stop_pid(pid, self.settings.stop_timeout_s)
+            stopped.append(f"{name} (pid {pid}, not in the state file)")
         if volumes:
             self.stack.drop_databases()
             stopped.append("databases")
@@ -288,11 +307,10 @@ class LocalRuntime:
                 result.append(PartStatus(target.name, self.name, "stopped", "-", port, None))
                 continue
             alive = self._alive(target.name, entry)
-            health = (
-                "ready"
-                if alive and processes.url_ready(self.stack.url(target.name))
-                else ("not ready" if alive else "-")
+            ready = alive and processes.url_ready(
+                self.stack.url(target.name), target.name, entry.get("instance")
             )
+            health = "ready" if ready else ("not ready" if alive else "-")
             result.append(
                 PartStatus(
                     target.name,
@@ -316,7 +334,9 @@ class LocalRuntime:
             processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
         self.stack.start_parts([part(name)])
         running = self.stack.running[name]
-        state["parts"][name].update(pid=running.process.pid, started_at=time.time())
+        state["parts"][name].update(
+            pid=running.process.pid, instance=running.instance, started_at=time.time()
+        )
         self._save(state)
         progress(name, "starting", f"pid {running.process.pid}")
         self.stack.wait_ready(self.settings.ready_timeout_s)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ class RunningPart:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    instance: str = ""  # the SHOP_INSTANCE_ID it was started with
+    service: str = ""  # the service it runs (a replica "inventory-2" runs inventory)
 
     @property
     def url(self) -> str:
@@ -35,6 +40,59 @@ class RunningPart:
         records = [line for line in text if line[:1].isdigit()] or text
         return "\n".join(records[-lines:])
 
+    def stack_dump(self, wait_s: float = 2.0) -> str:
+        """Ask the process for its thread and task stacks (SIGUSR1, see
+        services.common.diagnostics) and return what it wrote to its log."""
+        try:
+            before = self.log_path.stat().st_size
+            os.kill(self.process.pid, signal.SIGUSR1)
+        except OSError:
+            return ""
+        deadline = time.monotonic() + wait_s
+        size, last_change = before, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.log_path.stat().st_size
+            if now != size:
+                size, last_change = now, time.monotonic()
+            elif size > before and time.monotonic() - last_change > 0.3:
+                break  # written and quiet
+        with self.log_path.open("rb") as log:
+            log.seek(before)
+            return log.read().decode(errors="replace").strip()
+
+
+MARKER_VARIABLE = "SHOP_SANDBOX"
+
+
+def marked_processes(marker: str) -> dict[int, str]:
+    """pid -> part name of every live process whose environment carries
+    SHOP_SANDBOX=<marker> (process-group leaders only: stop_pid takes the group)."""
+    if not marker:
+        return {}
+    needle = f"{MARKER_VARIABLE}={marker}".encode()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            if needle not in environ or os.getpgid(pid) != pid or not pid_alive(pid):
+                continue
+        except OSError:
+            continue
+        name = next(
+            (v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"SHOP_SERVICE_NAME=")),
+            "?",
+        )
+        found[pid] = name
+    return found
+
+
+def new_instance_id() -> str:
+    return uuid.uuid4().hex[:12]
+
 
 def start_process(
     name: str,
@@ -44,23 +102,37 @@ def start_process(
     log_dir: Path,
     *,
     truncate: bool = False,
+    service: str = "",
 ) -> RunningPart:
+    """Start one part in its own session, its output to ``<log_dir>/<name>.log``.
+    It gets a fresh SHOP_INSTANCE_ID, which its /readyz must answer with."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
+    instance = new_instance_id()
     with log_path.open("wb" if truncate else "ab") as log:
         process = subprocess.Popen(
             command,
-            env={**os.environ, **env},
+            env={**os.environ, **env, "SHOP_INSTANCE_ID": instance},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # our signals only, not the terminal's
         )
-    return RunningPart(name, port, process, log_path)
+    return RunningPart(name, port, process, log_path, instance, service or name)
 
 
 def is_ready(part: RunningPart, timeout: float = 2.0) -> bool:
-    return url_ready(part.url, timeout)
+    """Ready, and it is this part's process that says so."""
+    answer = probe(part.url, timeout)
+    if answer is None or not answer.ready:
+        return False
+    if answer.service != part.service or answer.instance != part.instance:
+        raise ShopError(
+            f"port {part.port} of {part.name} is answered by another process "
+            f"({answer.service or 'unknown'}, pid {answer.pid})",
+            hint="two parts on one port? pick distinct ports (SHOP_<PART>_PORT)",
+        )
+    return True
 
 
 def wait_ready(
@@ -68,29 +140,43 @@ def wait_ready(
     deadline_s: float,
     on_ready: Callable[[RunningPart], None] | None = None,
 ) -> None:
-    """Wait until every part answers /readyz with 200; raise ShopError naming
-    the first that died or did not make it, with its last log lines."""
+    """Wait until every part answers /readyz with 200 as itself; raise
+    ShopError naming the first that died or did not make it, with its last
+    log lines and, for one that hangs, its thread and task stacks. A part
+    that exits after it was seen ready fails the wait too."""
     deadline = time.monotonic() + deadline_s
     pending = list(parts)
-    while pending:
-        for part in list(pending):
+    while True:
+        for part in parts:
             if part.process.poll() is not None:
+                when = "while starting" if part in pending else "after it was ready"
                 raise ShopError(
-                    f"{part.name} exited with code {part.process.returncode} while starting",
+                    f"{part.name} exited with code {part.process.returncode} {when}",
                     hint=f"its last log lines:\n{part.log_tail()}",
                 )
+        if not pending:
+            return
+        for part in list(pending):
             if is_ready(part):
                 pending.remove(part)
                 if on_ready is not None:
                     on_ready(part)
         if pending and time.monotonic() > deadline:
-            names = ", ".join(p.name for p in pending)
-            raise ShopError(
-                f"{names} did not become ready within {deadline_s:.0f} s",
-                hint=f"last log lines of {pending[0].name}:\n{pending[0].log_tail()}",
-            )
+            raise not_ready_error(pending, deadline_s)
         if pending:
-            time.sleep(0.2)
+            time.sleep(0.1)
+
+
+def not_ready_error(pending: list[RunningPart], deadline_s: float) -> ShopError:
+    """The parts that missed the deadline, with the first one's stacks and
+    last log lines (the watchdog's report)."""
+    names = ", ".join(p.name for p in pending)
+    first = pending[0]
+    stacks = first.stack_dump()
+    detail = f"last log lines of {first.name}:\n{first.log_tail()}"
+    if stacks:
+        detail += f"\n\nstacks of {first.name} (pid {first.process.pid}):\n{stacks}"
+    return ShopError(f"{names} did not become ready within {deadline_s:.0f} s", hint=detail)
 
 
 def stop_process(part: RunningPart, grace_s: float = 10.0) -> None:
@@ -148,9 +234,43 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> bool:
     return True
 
 
-def url_ready(url: str, timeout: float = 1.0) -> bool:
+@dataclass(frozen=True)
+class ReadyAnswer:
+    ready: bool
+    service: str
+    instance: str
+    pid: int | None
+
+
+def probe(url: str, timeout: float = 1.0) -> ReadyAnswer | None:
+    """What ``url``/readyz says, or None when nothing answers it."""
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=timeout) as answer:
-            return bool(answer.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+            status, raw = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    return ReadyAnswer(
+        status == 200 and body.get("status") == "ready",
+        str(body.get("service", "")),
+        str(body.get("instance", "")),
+        body.get("pid") if isinstance(body.get("pid"), int) else None,
+    )
+
+
+def url_ready(url: str, service: str, instance: str | None = None, timeout: float = 1.0) -> bool:
+    """Whether ``url`` answers ready as ``service`` (and that instance)."""
+    answer = probe(url, timeout)
+    return (
+        answer is not None
+        and answer.ready
+        and answer.service == service
+        and (instance is None or answer.instance == instance)
+    )

@@ -61,6 +61,18 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def check_ports_distinct(ports: dict[str, int]) -> None:
+    """One sentence when two parts are given one port, before anything starts."""
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise ShopError(
+                f"{seen[port]} and {name} are both given port {port}; "
+                f"give each part its own (SHOP_{name.upper().replace('-', '_')}_PORT=<port>)"
+            )
+        seen[port] = name
+
+
 def check_ports_free(ports: dict[str, int]) -> None:
     """One sentence naming the first taken port and how to choose another."""
     for name, port in ports.items():

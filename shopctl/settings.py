@@ -56,6 +56,9 @@ class SandboxSettings(BaseSettings):
 
     ready_timeout_s: float = Field(default=120.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, gt=0)
+    lock_wait_s: float = Field(
+        default=300.0, ge=0, description="how long up/down/restart wait for another one"
+    )
 
     def port(self, part: str) -> int:
         value: int = getattr(self, f"{part}_port")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -65,11 +66,35 @@ def own_vhost(name: str) -> Iterator[str]:
             rabbitmqctl("delete_vhost", name)
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    """A port nothing listens on right now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, never handed out before in this run,
+    and below the kernel's ephemeral range (so no outgoing connection takes
+    it as its source port before the part binds it)."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(20000, low) if p not in _GIVEN_PORTS] or [
+        p for p in range(high + 1, 65536) if p not in _GIVEN_PORTS
+    ]
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN_PORTS.add(port)
+        return port
+    raise RuntimeError("no free port left for the tests")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def amqp_url(vhost: str) -> str:

@@ -40,6 +40,7 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._events: AbstractExchange | None = None
         self._dead_letters: AbstractExchange | None = None
+        self._retry_exchanges: dict[str, AbstractExchange] = {}
 
     async def connect(self) -> None:
         """Connect and declare the exchanges. A broker that is still starting
@@ -47,16 +48,33 @@ class Broker:
         deadline = asyncio.get_running_loop().time() + self.settings.broker_startup_timeout_s
         while True:
             try:
+                # A broker can accept the TCP connection and then never read
+                # it: RabbitMQ 3.x queues the handshake while its file-handle
+                # limit is used up. Bounded, so that is said, never a hang.
                 self.connection = await aio_pika.connect_robust(
                     self.settings.broker_url,
                     reconnect_interval=self.settings.reconnect_interval_s,
                     client_properties={"connection_name": self.settings.service_name},
+                    timeout=self.settings.broker_handshake_timeout_s,
                 )
                 break
-            except (ConnectionError, OSError, aiormq.exceptions.AMQPConnectionError) as exc:
+            except (
+                ConnectionError,
+                OSError,
+                TimeoutError,
+                aiormq.exceptions.AMQPConnectionError,
+            ) as exc:
                 if asyncio.get_running_loop().time() >= deadline:
                     raise
-                log.warning("broker not reachable yet (%s); retrying", exc)
+                if isinstance(exc, TimeoutError):
+                    log.warning(
+                        "the broker accepted the connection but did not complete the AMQP "
+                        "handshake within %.0f s (is its file-descriptor limit used up? "
+                        "see shopctl doctor); retrying",
+                        self.settings.broker_handshake_timeout_s,
+                    )
+                else:
+                    log.warning("broker not reachable yet (%s); retrying", exc)
                 await asyncio.sleep(self.settings.reconnect_interval_s)
         self._channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
@@ -104,6 +122,16 @@ class Broker:
     async def publish_dead_letter(self, queue: str, message: aio_pika.Message) -> None:
         assert self._dead_letters is not None, "connect() first"
         await self._publish(self._dead_letters, queue, message)
+
+    async def publish_retry(self, exchange: str, queue: str, message: aio_pika.Message) -> None:
+        """Publish to a retry delay's fanout exchange, keyed by the queue the
+        message returns to when its delay is over."""
+        assert self._channel is not None, "connect() first"
+        target = self._retry_exchanges.get(exchange)
+        if target is None:
+            target = await self._channel.get_exchange(exchange, ensure=False)
+            self._retry_exchanges[exchange] = target
+        await self._publish(target, queue, message)
 
     async def publish_to_queue(self, queue: str, message: aio_pika.Message) -> None:
         """Publish straight to a queue (default exchange): retries and replays."""

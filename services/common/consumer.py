@@ -5,8 +5,14 @@ letter queue per consumer queue.
 Topology of a consumer queue ``<service>.<routing key>``:
 
 - the queue itself, quorum, bound to the events exchange by the routing key;
-- ``<queue>.delay.<ms>``: one delay queue per retry delay; expired messages
-  return to the queue through the default exchange;
+- ``shop.retry.<ms>``: one delay queue per retry delay, shared by every
+  consumer queue of the virtual host, behind a fanout exchange of the same
+  name. A retry is published there with the consumer queue's name as its
+  routing key; when its TTL expires the broker dead-letters it through the
+  default exchange with that routing key, straight back to its queue. Shared
+  because every quorum queue holds file handles in RabbitMQ 3.x: per-queue
+  delay queues tripled the count and exhausted a broker with the default
+  open-files limit (new connections then wait forever in the handshake);
 - ``<queue>.dlq``: dead letters, bound to the dead-letter exchange by the
   queue's name. The queue's own x-dead-letter settings send the broker's
   dead letters (past ``delivery_limit`` redeliveries) there too.
@@ -64,8 +70,9 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
 
-def delay_queue_name(queue: str, delay_ms: int) -> str:
-    return f"{queue}.delay.{delay_ms}"
+def retry_queue_name(delay_ms: int) -> str:
+    """The delay queue (and its fanout exchange) for one retry delay."""
+    return f"shop.retry.{delay_ms}"
 
 
 def _quorum(**extra: Any) -> dict[str, Any]:
@@ -78,26 +85,30 @@ def _quorum(**extra: Any) -> dict[str, Any]:
     }
 
 
+async def declare_retry_queues(channel: AbstractChannel, settings: ServiceSettings) -> None:
+    """The shared delay queues for every retry delay these settings use."""
+    for delay in sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)}):
+        name = retry_queue_name(delay)
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+        # No x-dead-letter-routing-key: an expired message keeps the routing
+        # key it was published with, its consumer queue's name.
+        queue = await channel.declare_queue(
+            name,
+            durable=True,
+            arguments=_quorum(**{"x-message-ttl": delay, "x-dead-letter-exchange": ""}),
+        )
+        await queue.bind(exchange)
+
+
 async def declare_consumer_queue(
     channel: AbstractChannel, settings: ServiceSettings, queue: str, routing_key: str
 ) -> AbstractQueue:
-    """Declare a consumer queue with its delay queues and dead-letter queue."""
+    """Declare a consumer queue with its dead-letter queue (the shared retry
+    queues come from ``declare_retry_queues``)."""
     dlq = await channel.declare_queue(
         dead_letter_queue_name(queue), durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dlq.bind(settings.dead_letter_exchange, routing_key=queue)
-    for delay in sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)}):
-        await channel.declare_queue(
-            delay_queue_name(queue, delay),
-            durable=True,
-            arguments=_quorum(
-                **{
-                    "x-message-ttl": delay,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": queue,
-                }
-            ),
-        )
     main = await channel.declare_queue(
         queue,
         durable=True,
@@ -177,6 +188,7 @@ class ConsumerRunner:
 
     async def _subscribe_all(self) -> None:
         self._channel = await self.broker.channel(self.settings.prefetch)
+        await declare_retry_queues(self._channel, self.settings)
         for subscription in self.subscriptions:
             name = queue_name(self.settings.service_name, subscription.event.routing_key)
             queue = await declare_consumer_queue(
@@ -333,7 +345,7 @@ class ConsumerRunner:
         headers = _carry_headers(message, queue)
         headers[ATTEMPT] = attempt + 1
         headers[ERROR] = error
-        await self.broker.publish_to_queue(delay_queue_name(queue, delay), _copy(message, headers))
+        await self.broker.publish_retry(retry_queue_name(delay), queue, _copy(message, headers))
         await message.ack()
 
     async def _dead_letter(

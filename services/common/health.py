@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,17 +13,20 @@ def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
-    async def healthz(request: Request) -> dict[str, str]:
-        """Alive: the process answers."""
-        return {"status": "ok", "service": request.app.state.runtime.settings.service_name}
+    async def healthz(request: Request) -> dict[str, Any]:
+        """Alive: the process answers, and says who it is."""
+        return {"status": "ok", **request.app.state.runtime.identity()}
 
     @router.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        """Ready: database and broker reachable, relay and consumers running."""
-        checks = await request.app.state.runtime.readiness()
+        """Ready: database and broker reachable, relay and consumers running.
+        Names the part and its instance, so a supervisor that asks a port
+        knows whom it asked (a reused port answers as someone else)."""
+        runtime = request.app.state.runtime
+        checks = await runtime.readiness()
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
+            {"status": "ready" if ready else "not_ready", **runtime.identity(), "checks": checks},
             status_code=200 if ready else 503,
         )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from . import migrations
 from .broker import Broker
 from .consumer import ConsumerRunner, Subscription
 from .db import create_engine
+from .diagnostics import install_stack_dumps
 from .errors import install_error_handlers
 from .events import Envelope
 from .metrics import Metrics
@@ -40,6 +43,8 @@ class ServiceRuntime:
         background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
+        # Given by the supervisor that started this process, else our own.
+        self.instance_id = settings.instance_id or uuid.uuid4().hex[:12]
         self._background_factories = list(background)
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -56,6 +61,14 @@ class ServiceRuntime:
             on_commit=self.relay.wake,
             metrics=self.metrics,
         )
+
+    def identity(self) -> dict[str, Any]:
+        """Who answers: the part, the instance the supervisor named, the pid."""
+        return {
+            "service": self.settings.service_name,
+            "instance": self.instance_id,
+            "pid": os.getpid(),
+        }
 
     def close_on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register a resource of the service (an HTTP client, say) to close last."""
@@ -152,6 +165,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_stack_dumps()
         try:
             await runtime.start()
         except Exception as exc:

@@ -17,6 +17,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
 
     service_name: str = "service"
+    instance_id: str = Field(
+        default="", description="set by the supervisor; /readyz and /healthz answer with it"
+    )
     database_url: str = ""
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     events_exchange: str = EVENTS_EXCHANGE
@@ -38,6 +41,9 @@ class ServiceSettings(BaseSettings):
     )
     publish_timeout_s: float = Field(default=5.0, gt=0)
     reconnect_interval_s: float = Field(default=1.0, gt=0)
+    broker_handshake_timeout_s: float = Field(
+        default=10.0, gt=0, description="TCP connect plus the AMQP handshake, per attempt"
+    )
     broker_startup_timeout_s: float = Field(
         default=60.0, ge=0, description="how long a starting service waits for the broker"
     )

@@ -162,3 +162,79 @@ def test_a_part_that_cannot_start_stops_up_with_its_last_log_lines(sandbox_env):
     assert f"{failed.group(1)} cannot start:" in " ".join(result.stderr.split())
     down = shopctl(broken, "down")
     assert down.returncode == 0
+
+
+def test_two_parts_on_one_port_are_refused_before_anything_starts(sandbox_env):
+    env = {**sandbox_env, "SHOP_CART_PORT": sandbox_env["SHOP_CATALOG_PORT"]}
+    result = shopctl(env, "up", "--runtime", "local")
+    assert result.returncode == 1
+    port = env["SHOP_CATALOG_PORT"]
+    assert (
+        f"error: catalog and cart are both given port {port}; give each part its own "
+        "(SHOP_CART_PORT=<port>)" in " ".join(result.stderr.split())
+    )
+    assert not (Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").exists()
+
+
+def silent_broker() -> socket.socket:
+    """A TCP listener that accepts and never answers: the broker that took the
+    connection but will not read it (RabbitMQ with its file handles used up)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", free_port()))
+    listener.listen(64)
+    return listener
+
+
+def test_a_part_that_hangs_is_named_with_its_stacks_and_last_log_lines(sandbox_env):
+    with silent_broker() as broker:
+        host, port = broker.getsockname()
+        env = {
+            **sandbox_env,
+            "SHOP_BROKER_URL": f"amqp://guest:guest@{host}:{port}/",
+            "SHOP_READY_TIMEOUT_S": "6",
+            "SHOP_BROKER_HANDSHAKE_TIMEOUT_S": "60",
+        }
+        started = time.monotonic()
+        result = shopctl(env, "up", "--runtime", "local")
+        elapsed = time.monotonic() - started
+        shopctl(env, "down")
+    assert result.returncode == 1
+    text = " ".join(result.stderr.split())
+    assert "did not become ready within 6 s" in text
+    assert "last log lines of catalog:" in text
+    # the watchdog's dump: the threads (faulthandler) and the awaiting task
+    assert "stacks of catalog (pid" in text
+    assert "Current thread" in result.stderr or "Thread 0x" in result.stderr
+    assert "asyncio tasks (SIGUSR1):" in result.stderr
+    assert "in connect" in result.stderr  # Broker.connect, waiting on the handshake
+    assert elapsed < 40
+
+
+def test_two_ups_at_once_start_one_stack_and_down_finds_every_process(sandbox_env):
+    env = sandbox_env
+    command = [sys.executable, "-c", "from shopctl.cli import main; main()", "up", "-r", "local"]
+    both = [
+        subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env, "COLUMNS": "200"},
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outputs
+    assert any("waiting for shopctl up (pid" in err for _, err in outputs), outputs
+    assert any("already running" in out for out, _ in outputs), outputs
+    marker = str((Path(env["SHOP_STATE_DIR"]) / "local").resolve())
+    running = processes.marked_processes(marker)
+    assert sorted(running.values()) == sorted(p.name for p in PARTS)  # one each, not two
+
+    # the state file lost: down still finds them by their mark
+    (Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").unlink()
+    down = shopctl(env, "down")
+    assert down.returncode == 0, down.stderr
+    assert "not in the state file" in down.stdout
+    assert processes.marked_processes(marker) == {}
+    assert not any(processes.pid_alive(pid) for pid in running)
