@@ -129,7 +129,10 @@ def main() -> int:
             stalls += 1
             print(f"cycle {cycle}: STALL, up exited {up.returncode}\n{up.stderr[-3000:]}")
         else:
-            status = checkout(gateway, env["SHOP_ADMIN_PASSWORD"])
+            try:
+                status = checkout(gateway, env["SHOP_ADMIN_PASSWORD"])
+            except httpx.HTTPError as exc:
+                status = f"checkout failed: {exc}"
             if status != "COMPLETED":
                 stalls += 1
             times.append(up_s)

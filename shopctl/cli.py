@@ -143,8 +143,11 @@ def down(
 @app.command()
 def status() -> None:
     """A table of the stack's parts: state, health, port, uptime."""
-    rows = current_runtime(SandboxSettings()).status()
-    out.print(status_table(rows))
+    chosen = current_runtime(SandboxSettings())
+    out.print(status_table(chosen.status()))
+    budget = chosen.budget_line()
+    if budget:
+        out.print(f"[dim]database connections: {budget}[/]")
 
 
 @app.command()

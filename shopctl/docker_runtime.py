@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
 from .errors import ShopError
 from .logs import LogLine, interleave, parse
 from .runtime import PartStatus, Progress, UpReport, check_ports_free
@@ -105,12 +106,26 @@ class DockerPlan:
             volumes={},
         )
 
+    def budget(self) -> ConnectionBudget:
+        """Each service's own server is sized for its one process: the
+        process's connections, PostgreSQL's superuser slots and a reserve."""
+        per_process = DEFAULT_CEILING
+        superuser = 3
+        return plan_budget(
+            per_process + superuser + self.settings.db_reserve,
+            superuser,
+            held_by_others=0,
+            processes=1,
+            reserve=self.settings.db_reserve,
+        )
+
     def postgres(self, service: StackPart) -> ContainerSpec:
+        budget = self.budget()
         return ContainerSpec(
             part=f"postgres-{service.name}",
             name=self.container_name(f"postgres-{service.name}"),
             image=self.settings.image("postgres"),
-            command=None,
+            command=["postgres", "-c", f"max_connections={budget.max_connections}"],
             environment={"POSTGRES_HOST_AUTH_METHOD": "trust", "POSTGRES_DB": service.database},
             healthcheck=_health(["CMD", "pg_isready", "-U", "postgres", "-d", service.database]),
             ports={},
@@ -131,6 +146,7 @@ class DockerPlan:
             broker_url=f"amqp://guest:guest@{self.container_name('rabbitmq')}:5672/",
             urls=urls,
             extra={
+                **self.budget().environment(),
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
             },
@@ -385,6 +401,9 @@ class DockerRuntime:
                 )
             )
         return rows
+
+    def budget_line(self) -> str:
+        return "one server per service: " + self.plan.budget().describe()
 
     def restart(self, name: str, progress: Progress) -> None:
         spec = next((s for s in self.plan.all() if s.part == name), None)

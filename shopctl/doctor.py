@@ -51,6 +51,19 @@ def broker_file_handles() -> tuple[int, int] | None:
     return int(found["total_used"]), int(found["total_limit"])
 
 
+def connection_budget_check(settings: SandboxSettings) -> Check:
+    """What `up --runtime local` would give the stack of the server's connections."""
+    from .budget import read_budget
+    from .errors import ShopError
+    from .stack import PARTS
+
+    try:
+        budget = read_budget(settings.pg_admin_url, len(PARTS), settings.db_reserve)
+    except ShopError as exc:
+        return Check("connection budget", False, exc.message, exc.hint or "")
+    return Check("connection budget", True, budget.describe())
+
+
 def run_checks(settings: SandboxSettings) -> list[Check]:
     """Look at the machine; never changes anything."""
     from .docker_runtime import docker_engine_error
@@ -70,6 +83,7 @@ def run_checks(settings: SandboxSettings) -> list[Check]:
     try:
         psycopg.connect(settings.pg_admin_url, connect_timeout=3).close()
         checks.append(Check("PostgreSQL", True, f"{pg.hostname}:{pg.port or 5432}"))
+        checks.append(connection_budget_check(settings))
     except psycopg.Error as exc:
         checks.append(
             Check(

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from . import processes
+from .budget import ConnectionBudget, read_budget
 from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
 from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
@@ -37,6 +38,7 @@ class LocalStackConfig:
     # Every process carries SHOP_SANDBOX=<marker>, so `down` finds them all
     # even when the state file is wrong or lost (as docker labels containers).
     marker: str = ""
+    db_reserve: int = 10  # PostgreSQL connections left for people and tools
 
 
 def _url_with(admin_url: str, user: str | None, database: str) -> str:
@@ -56,6 +58,7 @@ class LocalStack:
     def __init__(self, config: LocalStackConfig) -> None:
         self.config = config
         self.running: dict[str, processes.RunningPart] = {}
+        self.budget: ConnectionBudget | None = None
         self.commands: dict[str, list[str]] = {}
         self.envs: dict[str, dict[str, str]] = {}
 
@@ -127,8 +130,25 @@ class LocalStack:
         """Start every process (not waiting for readiness)."""
         self.start_parts(list(PARTS))
 
+    def connection_budget(self) -> ConnectionBudget:
+        """Each process's share of the server's connections (read once)."""
+        if self.budget is None:
+            try:
+                self.budget = read_budget(
+                    self.config.pg_admin_url,
+                    len(self.launches()),
+                    self.config.db_reserve,
+                    [self.database_name(t) for t in PARTS],
+                )
+            except psycopg.OperationalError:
+                self.create_databases()  # raises the one-sentence error
+                raise
+        return self.budget
+
     def start_parts(self, targets: list[StackPart], *, truncate_logs: bool = False) -> None:
-        """Start the processes of ``targets`` (replicas included)."""
+        """Start the processes of ``targets`` (replicas included), each with
+        its share of the database connections."""
+        budget = self.connection_budget().environment()
         service_urls = {s.name: self.url(s.name) for s in SERVICES}
         wanted = {t.name for t in targets}
         for name, target in self.launches():
@@ -139,7 +159,7 @@ class LocalStack:
                 database_url=self.database_url(target),
                 broker_url=self.config.broker_url,
                 urls=service_urls,
-                extra=self.config.extra_env,
+                extra={**budget, **self.config.extra_env},
             )
             if self.config.marker:
                 self.envs[name][processes.MARKER_VARIABLE] = self.config.marker
@@ -201,6 +221,7 @@ class LocalRuntime:
                 database_prefix=settings.database_prefix,
                 create_roles=True,
                 marker=str(self.home.resolve()),
+                db_reserve=settings.db_reserve,
                 extra_env={
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
@@ -250,7 +271,13 @@ class LocalRuntime:
         progress("rabbitmq", "external", "reachable")
         progress("postgresql", "starting", "creating databases")
         created = self.stack.create_databases()
-        progress("postgresql", "external", f"{len(created)} databases created" if created else "")
+        budget = self.stack.connection_budget()
+        progress(
+            "postgresql",
+            "external",
+            (f"{len(created)} databases created; " if created else "")
+            + f"{budget.total} of {budget.max_connections} connections",
+        )
         check_ports_free(
             {n: self.settings.port(n) for n in (p.name for p in PARTS) if n not in alive}
         )
@@ -266,6 +293,7 @@ class LocalRuntime:
             }
             progress(name, "starting", f"pid {running.process.pid}")
         state["started_at"] = state.get("started_at") or time.time()
+        state["budget"] = self.stack.connection_budget().describe()
         self._save(state)  # `down` can clean up even if the wait below fails
         try:
             self.stack.wait_ready(
@@ -296,6 +324,10 @@ class LocalRuntime:
             stopped.append("databases")
         self.state_file.unlink(missing_ok=True)
         return stopped
+
+    def budget_line(self) -> str:
+        """The connection budget the running stack was given, if any."""
+        return str(self._load().get("budget", ""))
 
     def status(self) -> list[PartStatus]:
         state = self._load()

@@ -48,6 +48,10 @@ class Runtime(Protocol):
 
     def restart(self, part: str, progress: Progress) -> None: ...
 
+    def budget_line(self) -> str:
+        """The database connection budget the stack runs with ("" if unknown)."""
+        ...
+
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]: ...
 
 

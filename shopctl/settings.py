@@ -45,6 +45,9 @@ class SandboxSettings(BaseSettings):
 
     # local runtime: the machine's own servers
     pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_reserve: int = Field(
+        default=10, ge=0, description="PostgreSQL connections the stack leaves for people and tools"
+    )
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     database_prefix: str = Field(default="shop", pattern=r"^[a-z][a-z0-9_]{0,30}$")
 

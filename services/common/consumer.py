@@ -31,7 +31,9 @@ from typing import Any
 
 import aio_pika
 import aiormq
+import psycopg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .broker import Broker, PublishFailed
@@ -42,6 +44,18 @@ from .outbox import UnitOfWork, unit_of_work
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+def is_transient(exc: Exception) -> bool:
+    """A pool timeout, a refused or dropped connection, a deadlock: the
+    database's state, not the message's. A statement past its timeout is the
+    handler's own doing and spends an attempt like any failure."""
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True
+    return isinstance(exc, sa_exc.OperationalError) and not isinstance(
+        exc.orig, psycopg.errors.QueryCanceled
+    )
+
 
 Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
 
@@ -154,6 +168,9 @@ class ConsumerRunner:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Handlers at work at once: no more than the pool holds, so a burst
+        # waits here for its turn instead of timing out on the pool.
+        self._handlers = asyncio.Semaphore(settings.db_pool_size)
         self.subscribe_failures = 0
 
     @property
@@ -316,34 +333,59 @@ class ConsumerRunner:
         attempt = _int_header(message, ATTEMPT, default=1)
         handled = False
         try:
-            async with unit_of_work(
-                self.engine, self.settings.service_name, cause=event, on_commit=self.on_commit
-            ) as uow:
+            async with (
+                self._handlers,
+                unit_of_work(
+                    self.engine, self.settings.service_name, cause=event, on_commit=self.on_commit
+                ) as uow,
+            ):
                 if await record_handled(uow.conn, queue, event):
                     handled = True
                     await subscription.handler(event, uow)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            if attempt >= self.settings.max_attempts:
-                log.error(
-                    "%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt, error
-                )
-                await self._dead_letter(message, queue, "handler_failed", error, attempts=attempt)
-                return "dead_lettered"
-            log.warning("%s: %s attempt %d failed, retrying: %s", queue, event.id, attempt, error)
-            await self._retry(message, queue, attempt, error)
+            if not is_transient(exc):
+                return await self._failed(message, queue, event, attempt, exc)
+            # The database is busy or away: not the message's fault, so it
+            # waits its delay and comes back without spending an attempt.
+            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            log.warning("%s: %s waits for the database: %s", queue, event.id, error[:300])
+            await self._retry(message, queue, attempt, error, spend_attempt=False)
             return "retried"
         await message.ack()
         return "handled" if handled else "duplicate"
 
+    async def _failed(
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        event: Envelope[Any],
+        attempt: int,
+        exc: Exception,
+    ) -> str:
+        """A handler failure: retried after its delay, dead-lettered after the last attempt."""
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        if attempt >= self.settings.max_attempts:
+            log.error("%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt, error)
+            await self._dead_letter(message, queue, "handler_failed", error, attempts=attempt)
+            return "dead_lettered"
+        log.warning("%s: %s attempt %d failed, retrying: %s", queue, event.id, attempt, error)
+        await self._retry(message, queue, attempt, error)
+        return "retried"
+
     async def _retry(
-        self, message: AbstractIncomingMessage, queue: str, attempt: int, error: str
+        self,
+        message: AbstractIncomingMessage,
+        queue: str,
+        attempt: int,
+        error: str,
+        *,
+        spend_attempt: bool = True,
     ) -> None:
         delay = self.settings.retry_delay_ms(attempt)
         headers = _carry_headers(message, queue)
-        headers[ATTEMPT] = attempt + 1
+        headers[ATTEMPT] = attempt + 1 if spend_attempt else attempt
         headers[ERROR] = error
         await self.broker.publish_retry(retry_queue_name(delay), queue, _copy(message, headers))
         await message.ack()

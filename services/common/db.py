@@ -20,6 +20,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         async_url(settings.database_url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"options": options, "application_name": settings.service_name},

@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,27 @@ _CODES = {
 class ApiError(Exception):
     """An expected failure of a request, answered with its status and code."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
+        self.retry_after = retry_after  # seconds, for 429 and 503
+
+    def response(self) -> JSONResponse:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else None
+        return JSONResponse(
+            error_body(self.status, self.message, self.code),
+            status_code=self.status,
+            headers=headers,
+        )
 
 
 def not_found(what: str) -> ApiError:
@@ -45,12 +62,20 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
     return {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
 
 
+RETRY_AFTER_S = 1
+
+
+def unavailable(message: str) -> JSONResponse:
+    """503 with Retry-After and the error shape."""
+    return ApiError(503, message, retry_after=RETRY_AFTER_S).response()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the one error shape; never a stack trace in a body."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.status, exc.message, exc.code), status_code=exc.status)
+        return exc.response()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -68,6 +93,25 @@ def install_error_handlers(app: FastAPI) -> None:
             location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
             parts.append(f"{location}: {error.get('msg')}" if location else str(error.get("msg")))
         return JSONResponse(error_body(422, "; ".join(parts) or "invalid request"), status_code=422)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def pool_exhausted(request: Request, exc: sa_exc.TimeoutError) -> JSONResponse:
+        # Every pooled connection is busy for longer than the pool timeout:
+        # overload, which the caller can retry, not a fault of ours.
+        log.warning("no database connection free for %s %s", request.method, request.url.path)
+        return unavailable("the service is busy; try again shortly")
+
+    @app.exception_handler(sa_exc.OperationalError)
+    async def database_unavailable(request: Request, exc: sa_exc.OperationalError) -> JSONResponse:
+        # The server refused a connection (too many clients, restarting) or
+        # cancelled a statement past its timeout.
+        log.warning(
+            "database unavailable for %s %s: %s",
+            request.method,
+            request.url.path,
+            str(exc.orig).splitlines()[0] if exc.orig else exc,
+        )
+        return unavailable("the service's database is unavailable; try again shortly")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

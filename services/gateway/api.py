@@ -64,12 +64,14 @@ Client = Annotated[httpx.AsyncClient, Depends(client_of)]
 
 
 @router.post("/api/auth/register", status_code=201)
-async def register(body: Registration, runtime: Runtime, settings: Settings) -> Registered:
+async def register(
+    body: Registration, request: Request, runtime: Runtime, settings: Settings
+) -> Registered:
     email = body.email.lower()
     if email == settings.admin_email.lower():
         raise ApiError(409, "this email is already registered")
     customer_id = uuid.uuid4()
-    password_hash = await auth.hash_password(body.password)
+    password_hash = await auth.hash_password(body.password, request.app.state.hashing)
     try:
         async with runtime.unit_of_work() as uow:
             await uow.conn.execute(
@@ -91,7 +93,9 @@ async def token(body: Credentials, request: Request, runtime: Runtime, settings:
     else:
         async with runtime.engine.connect() as conn:
             row = (await conn.execute(customers.select().where(customers.c.email == email))).first()
-        if row is not None and await auth.verify_password(row.password_hash, body.password):
+        if row is not None and await auth.verify_password(
+            row.password_hash, body.password, request.app.state.hashing
+        ):
             caller = Caller(row.id, "customer")
     if caller is None:
         throttle.failed(email)

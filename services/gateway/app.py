@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from services.common.admission import Admission, AdmissionMiddleware
 from services.common.runtime import ServiceRuntime, create_service_app
 
 from . import api, handlers
@@ -18,6 +19,12 @@ from .stream import SagaBroadcaster
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+
+
+def admitted_through_limit(path: str) -> bool:
+    """API calls take a slot; health, metrics and the long-lived order
+    streams (which would hold one for minutes) do not."""
+    return path.startswith("/api/") and not path.endswith("/stream")
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -43,4 +50,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     runtime.close_on_stop(app.state.http.aclose)
     app.state.broadcaster = SagaBroadcaster(runtime.broker)
     app.state.login_throttle = LoginThrottle(settings.login_failures_per_minute)
+    app.state.hashing = Admission(
+        "sign-in", settings.password_hashes_at_once, settings.max_queued, settings.admission_wait_s
+    )
+    app.state.admission = Admission(
+        "the gateway", settings.max_in_flight, settings.max_queued, settings.admission_wait_s
+    )
+    app.add_middleware(
+        AdmissionMiddleware, admission=app.state.admission, admits=admitted_through_limit
+    )
     return app

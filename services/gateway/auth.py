@@ -12,6 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
+from services.common.admission import Admission
 from services.common.errors import ApiError
 from services.common.identity import Caller
 
@@ -20,15 +21,20 @@ from .settings import GatewaySettings
 _hasher = PasswordHasher()
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+async def hash_password(password: str, admission: Admission) -> str:
+    """argon2 is slow on purpose: a few hashes at a time, the rest wait in a
+    bounded queue or get 503, so a flood of sign-ups cannot starve the loop's
+    thread pool and every other request with it."""
+    async with admission.slot():
+        return await asyncio.to_thread(_hasher.hash, password)
 
 
-async def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return await asyncio.to_thread(_hasher.verify, password_hash, password)
-    except VerificationError:
-        return False
+async def verify_password(password_hash: str, password: str, admission: Admission) -> bool:
+    async with admission.slot():
+        try:
+            return await asyncio.to_thread(_hasher.verify, password_hash, password)
+        except VerificationError:
+            return False
 
 
 def admin_id(settings: GatewaySettings) -> uuid.UUID:
@@ -94,7 +100,9 @@ class LoginThrottle:
         failures = self._recent(key)
         if len(failures) >= self.limit:
             retry = int(self.window_s - (time.monotonic() - failures[0])) + 1
-            raise ApiError(429, f"too many failed logins; try again in {retry} s")
+            raise ApiError(
+                429, f"too many failed logins; try again in {retry} s", retry_after=retry
+            )
 
     def failed(self, key: str) -> None:
         self._recent(key).append(time.monotonic())

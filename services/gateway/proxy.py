@@ -87,6 +87,8 @@ async def forward(
             content=body,
             headers=headers,
         )
+    except httpx.PoolTimeout:
+        raise ApiError(503, "the gateway is busy; try again shortly", retry_after=1) from None
     except httpx.TimeoutException:
         raise ApiError(504, f"the {service} service did not answer in time") from None
     except httpx.TransportError:

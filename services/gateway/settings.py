@@ -25,6 +25,11 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     login_failures_per_minute: int = Field(default=10, ge=1)
     upstream_timeout_s: float = Field(default=10.0, gt=0)
+    # Admission (L2): requests at work at once, how many may wait, how long.
+    max_in_flight: int = Field(default=64, ge=1)
+    max_queued: int = Field(default=256, ge=0)
+    admission_wait_s: float = Field(default=2.0, gt=0)
+    password_hashes_at_once: int = Field(default=2, ge=1)
     stream_order_wait_s: float = Field(
         default=3.0, ge=0, description="how long the stream waits for a just-placed order"
     )

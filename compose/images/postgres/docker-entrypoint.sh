@@ -15,4 +15,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         su postgres -c "pg_ctl -D '$PGDATA' -m fast -w stop" >/dev/null
     fi
 fi
-exec su postgres -c "exec postgres -D '$PGDATA'"
+# Like the official image: a command of "postgres -c name=value ..." passes
+# its settings on.
+[ "${1:-}" = postgres ] && shift
+exec su postgres -c "exec postgres -D '$PGDATA' $*"
