@@ -14,6 +14,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 
 from . import api, handlers
 from .auth import LoginThrottle
+from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
 from .stream import SagaBroadcaster
 
@@ -59,4 +60,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(
         AdmissionMiddleware, admission=app.state.admission, admits=admitted_through_limit
     )
+    app.add_middleware(RejectUnsafePaths)  # added last: runs first
     return app

@@ -12,6 +12,7 @@ from services.common.errors import ApiError
 from services.common.identity import CUSTOMER_HEADER, ROLE_HEADER, Caller
 
 from .auth import caller_from_token
+from .paths import upstream_path
 from .settings import GatewaySettings
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "traceparent", "x-request-id")
@@ -82,7 +83,7 @@ async def forward(
     try:
         answer = await client.request(
             request.method,
-            f"{upstream}/{'/'.join(segments)}",
+            f"{upstream}/{upstream_path(segments)}",
             params=request.query_params,
             content=body,
             headers=headers,
