@@ -15,6 +15,7 @@ from services.common.events import CartCheckedOut, LineItem, PaymentDetails, Shi
 from services.common.http import Runtime
 from services.common.identity import CurrentCaller
 from services.common.money import Quantity, Sku
+from services.common.text import InputModel
 
 from . import domain
 from .domain import Cart
@@ -31,23 +32,23 @@ async def catalog_client(request: Request) -> httpx.AsyncClient:
 Catalog = Annotated[httpx.AsyncClient, Depends(catalog_client)]
 
 
-class ItemIn(BaseModel):
+class ItemIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     sku: Sku
     quantity: Quantity
 
 
-class QuantityIn(BaseModel):
+class QuantityIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     quantity: Quantity
 
 
-class PaymentIn(BaseModel):
+class PaymentIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     card_token: str = Field(min_length=1, max_length=100)
 
 
-class AddressIn(BaseModel):
+class AddressIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     line1: str = Field(min_length=1, max_length=200)
@@ -56,7 +57,7 @@ class AddressIn(BaseModel):
     country: str = Field(pattern=r"^[A-Z]{2}$")
 
 
-class CheckoutIn(BaseModel):
+class CheckoutIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     payment: PaymentIn
     shipping_address: AddressIn

@@ -14,13 +14,14 @@ from services.common.events import ProductCreated
 from services.common.http import Runtime
 from services.common.identity import AdminCaller
 from services.common.money import Cents, Currency, Sku
+from services.common.text import InputModel
 
 from .models import products
 
 router = APIRouter()
 
 
-class ProductIn(BaseModel):
+class ProductIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     sku: Sku
     name: str = Field(min_length=1, max_length=200)

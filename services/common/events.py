@@ -13,13 +13,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
+
+from .text import InputModel
 
 CONTENT_TYPE = "application/cloudevents+json"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-class EventData(BaseModel):
+class EventData(InputModel):
     """Base of every event's ``data``. Subclasses name their type and routing key."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -27,14 +29,14 @@ class EventData(BaseModel):
     routing_key: ClassVar[str]
 
 
-class LineItem(BaseModel):
+class LineItem(InputModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     sku: str
     quantity: int = Field(gt=0)
     unit_price_cents: int = Field(default=0, ge=0)
 
 
-class ShippingAddress(BaseModel):
+class ShippingAddress(InputModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str
     line1: str
@@ -43,7 +45,7 @@ class ShippingAddress(BaseModel):
     country: str
 
 
-class PaymentDetails(BaseModel):
+class PaymentDetails(InputModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     card_token: str
 
@@ -173,7 +175,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
 D = TypeVar("D", bound=EventData)
 
 
-class Envelope(BaseModel, Generic[D]):
+class Envelope(InputModel, Generic[D]):
     """A CloudEvents 1.0 structured-mode event with shop's extensions."""
 
     model_config = ConfigDict(frozen=True)

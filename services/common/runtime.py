@@ -27,6 +27,7 @@ from .events import Envelope
 from .metrics import Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
 from .settings import ServiceSettings
+from .text import RejectNulInput
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ def create_service_app(
                 await runtime.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(RejectNulInput)
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(health_router())

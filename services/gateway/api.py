@@ -17,6 +17,7 @@ from sse_starlette.sse import EventSourceResponse
 from services.common.errors import ApiError
 from services.common.http import Runtime
 from services.common.identity import Caller
+from services.common.text import InputModel
 
 from . import auth
 from .models import customers
@@ -29,7 +30,7 @@ router = APIRouter()
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{1,63}$"
 
 
-class Credentials(BaseModel):
+class Credentials(InputModel):
     model_config = ConfigDict(extra="forbid")
     email: str = Field(pattern=_EMAIL, max_length=254)
     password: str = Field(min_length=1, max_length=128)

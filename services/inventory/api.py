@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.common.errors import not_found
 from services.common.http import Runtime
 from services.common.identity import AdminCaller
+from services.common.text import InputModel
 
 from . import domain
 from .models import stock
@@ -22,7 +23,7 @@ class StockLevel(BaseModel):
     reserved: int
 
 
-class RestockIn(BaseModel):
+class RestockIn(InputModel):
     model_config = ConfigDict(extra="forbid")
     quantity: int = Field(gt=0, le=1_000_000)
 

@@ -25,16 +25,25 @@ class OrderSettings(ServiceSettings):
     order_step_timeout_s: float = Field(
         default=30.0, gt=0, description="how long an order waits for stock or payment"
     )
+    order_shipping_timeout_s: float = Field(
+        default=60.0, gt=0, description="how long a PAID order waits for its shipment"
+    )
     order_timeout_sweep_s: float = Field(default=1.0, gt=0)
 
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:
     settings = settings or OrderSettings()
-    handlers = OrderHandlers(timedelta(seconds=settings.order_step_timeout_s))
+    handlers = OrderHandlers(
+        domain.Timeouts(
+            step=timedelta(seconds=settings.order_step_timeout_s),
+            shipping=timedelta(seconds=settings.order_shipping_timeout_s),
+        )
+    )
 
     async def cancel_overdue_orders(runtime: ServiceRuntime) -> None:
-        """Cancel orders whose step never answered; inventory and payment
-        compensate on the OrderCancelled(timeout) this emits."""
+        """Cancel orders whose step never answered (stock, payment or
+        shipping); inventory and payment compensate on the
+        OrderCancelled(timeout) this emits."""
         while True:
             async with runtime.unit_of_work() as uow:
                 for order_id in await domain.overdue(uow.conn):

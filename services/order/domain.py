@@ -5,13 +5,17 @@
 Each service's events arrive on their own queue, so the order may hear of a
 payment before it hears of the reservation: a step moves the order forward
 to the furthest state it proves, never back, and never out of a terminal
-state. PENDING and STOCK_RESERVED wait for another service's answer and have
-a deadline; past it the order is cancelled with reason ``timeout``. Once PAID,
-shipping is ours to finish (it retries), so no deadline applies."""
+state. Every state that is not terminal has a deadline: PENDING and
+STOCK_RESERVED wait for another service's answer, PAID for shipping (which
+retries, but whose event can still end in a dead-letter queue). Past it the
+order is cancelled with reason ``timeout``, and the OrderCancelled that says
+so makes inventory give the stock back and payment refund a capture: every
+order ends terminal, even when a step is dead-lettered."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -40,7 +44,18 @@ _RANK = {
     OrderStatus.COMPLETED: 3,
 }
 TERMINAL = {OrderStatus.COMPLETED, OrderStatus.CANCELLED}
-WAITING = (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED)
+WAITING = (OrderStatus.PENDING, OrderStatus.STOCK_RESERVED, OrderStatus.PAID)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    step: timedelta  # for stock and for payment
+    shipping: timedelta  # from PAID to ShippingCreated
+
+    def of(self, status: OrderStatus) -> timedelta | None:
+        if status is OrderStatus.PAID:
+            return self.shipping
+        return self.step if status in WAITING else None
 
 
 class OrderNotYetKnown(Exception):
@@ -56,12 +71,13 @@ async def lock(conn: AsyncConnection, order_id: uuid.UUID) -> Any:
     return row
 
 
-def deadline(status: OrderStatus, timeout: timedelta) -> Any:
-    return sa.func.now() + timeout if status in WAITING else None
+def deadline(status: OrderStatus, timeouts: Timeouts) -> Any:
+    timeout = timeouts.of(status)
+    return sa.func.now() + timeout if timeout is not None else None
 
 
 async def advance(
-    uow: UnitOfWork, order_id: uuid.UUID, target: OrderStatus, timeout: timedelta
+    uow: UnitOfWork, order_id: uuid.UUID, target: OrderStatus, timeouts: Timeouts
 ) -> bool:
     """Move the order forward to ``target``; False when that changes nothing."""
     row = await lock(uow.conn, order_id)
@@ -71,7 +87,7 @@ async def advance(
     await uow.conn.execute(
         orders.update()
         .where(orders.c.id == order_id)
-        .values(status=target, deadline_at=deadline(target, timeout), updated_at=sa.func.now())
+        .values(status=target, deadline_at=deadline(target, timeouts), updated_at=sa.func.now())
     )
     if target is OrderStatus.COMPLETED:
         uow.emit(OrderCompleted(order_id=order_id), correlation_id=order_id)

@@ -3,8 +3,6 @@ or cancel."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.dialects.postgresql import insert
 
 from services.common.consumer import Subscription
@@ -20,15 +18,15 @@ from services.common.events import (
 )
 from services.common.outbox import UnitOfWork
 
-from .domain import OrderStatus, advance, cancel, deadline
+from .domain import OrderStatus, Timeouts, advance, cancel, deadline
 from .models import orders
 
 
 class OrderHandlers:
-    """Handlers bound to the order timeout setting."""
+    """Handlers bound to the order timeout settings."""
 
-    def __init__(self, timeout: timedelta) -> None:
-        self.timeout = timeout
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeout = timeouts
 
     async def create_order(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
         data = event.data

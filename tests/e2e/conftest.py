@@ -77,6 +77,7 @@ def stack(broker_url: str) -> Iterator[Stack]:
                 "SHOP_ADMIN_EMAIL": ADMIN[0],
                 "SHOP_ADMIN_PASSWORD": ADMIN[1],
                 "SHOP_ORDER_STEP_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
+                "SHOP_ORDER_SHIPPING_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
                 "SHOP_RETRY_BASE_DELAY_MS": "100",
             },
         )

@@ -55,3 +55,31 @@ def _handled(metrics: str, queue: str) -> bool:
     return any(
         line.startswith(prefix) and float(line[len(prefix) :]) >= 1 for line in metrics.splitlines()
     )
+
+
+def test_a_paid_order_whose_shipment_never_comes_is_cancelled_refunded_and_restocked(
+    stack, shopper, admin, gateway
+):
+    sku = new_product(admin, stock=4)
+    cart_id = shopper.cart_with(sku, 3)
+    stack.stop("shipping")
+    try:
+        order_id = shopper.checkout(cart_id)
+        deadline = time.monotonic() + 20
+        while shopper.get(f"/api/orders/{order_id}").json().get("status") != "PAID":
+            assert time.monotonic() < deadline, "the order never got PAID"
+            time.sleep(0.1)
+        order = shopper.wait_terminal(order_id, timeout=ORDER_STEP_TIMEOUT_S + 20)
+        assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "timeout")
+        wait_for_stock(gateway, sku, {"sku": sku, "available": 4, "reserved": 0})
+        deadline = time.monotonic() + 15
+        while True:
+            payments = shopper.get("/api/payments", params={"order_id": order_id}).json()
+            if [p["status"] for p in payments["items"]] == ["REFUNDED"]:
+                break
+            assert time.monotonic() < deadline, payments
+            time.sleep(0.1)
+    finally:
+        stack.start_part("shipping")  # sees PaymentSucceeded, then the cancel
+    shipments = shopper.get("/api/shipments", params={"order_id": order_id}).json()["items"]
+    assert all(s["status"] != "CREATED" for s in shipments), shipments
