@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +27,25 @@ _CODES = {
     502: "bad_gateway",
     503: "unavailable",
     504: "gateway_timeout",
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of API.md."""
+
+    error: ErrorDetail
+
+
+# Documented on every route of every app (create_service_app), so the
+# OpenAPI says what an error really looks like (not FastAPI's default 422).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "refused: the error says why"},
+    503: {"model": ErrorBody, "description": "busy or unavailable; see Retry-After"},
 }
 
 

@@ -22,7 +22,7 @@ from .broker import Broker
 from .consumer import ConsumerRunner, Subscription
 from .db import create_engine
 from .diagnostics import install_stack_dumps
-from .errors import install_error_handlers
+from .errors import ERROR_RESPONSES, install_error_handlers
 from .events import Envelope
 from .metrics import Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
@@ -159,6 +159,7 @@ def create_service_app(
     *,
     title: str,
     routers: Sequence[APIRouter] = (),
+    **app_options: Any,
 ) -> FastAPI:
     """A FastAPI app whose lifespan starts and stops ``runtime``, with
     /healthz, /readyz and /metrics next to the service's own routers."""
@@ -184,7 +185,7 @@ def create_service_app(
             with contextlib.suppress(Exception):
                 await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES, **app_options)
     app.add_middleware(RejectNulInput)
     app.state.runtime = runtime
     install_error_handlers(app)

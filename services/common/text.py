@@ -1,4 +1,5 @@
-"""One rule for all text from outside: no NUL characters.
+"""One rule for all text from outside: no NUL characters, no lone
+surrogates (JSON can escape them, UTF-8 and PostgreSQL cannot hold them).
 
 PostgreSQL cannot store U+0000 in text. Let through, a NUL in a product
 name or a search answered 500, and one in a shipping address was accepted
@@ -17,17 +18,26 @@ from pydantic import BaseModel, model_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 NUL_MESSAGE = "text may not contain NUL (\\u0000) characters"
+SURROGATE_MESSAGE = "text may not contain unpaired surrogates (\\ud800-\\udfff)"
 
 
-def holds_nul(value: Any) -> bool:
-    """Whether a NUL sits in any string of ``value`` (keys included)."""
+def text_problem(value: Any) -> str | None:
+    """Why some string in ``value`` (keys included) is not storable text."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return NUL_MESSAGE
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return SURROGATE_MESSAGE
+        return None
     if isinstance(value, dict):
-        return any(holds_nul(k) or holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(holds_nul(item) for item in value)
-    return False
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return None
+    return next((p for p in map(text_problem, items) if p), None)
 
 
 class InputModel(BaseModel):
@@ -35,9 +45,10 @@ class InputModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        if holds_nul(data):
-            raise ValueError(NUL_MESSAGE)
+    def _refuse_bad_text(cls, data: Any) -> Any:
+        problem = text_problem(data)
+        if problem:
+            raise ValueError(problem)
         return data
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
@@ -157,6 +159,17 @@ async def order_stream(
                     return
 
     return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi_document(request: Request, client: Client) -> JSONResponse:
+    """The whole API as this gateway serves it (its routes and the services')."""
+    return JSONResponse(await request.app.state.openapi.get(client))
+
+
+@router.get("/docs", include_in_schema=False)
+async def api_docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="shop API")
 
 
 @router.api_route(

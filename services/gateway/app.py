@@ -14,6 +14,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 
 from . import api, handlers
 from .auth import LoginThrottle
+from .openapi import GatewayOpenAPI
 from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
 from .stream import SagaBroadcaster
@@ -43,7 +44,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         subscriptions=handlers.SUBSCRIPTIONS,
         background=[broadcast_saga_events],
     )
-    app = create_service_app(runtime, title="shop gateway", routers=[api.router])
+    # The document is the gateway's and the services' together (openapi.py),
+    # served by api.py in place of FastAPI's own.
+    app = create_service_app(
+        runtime,
+        title="shop gateway",
+        routers=[api.router],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.openapi = GatewayOpenAPI(app, settings)
     app.state.http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=2.0),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),

@@ -42,8 +42,9 @@ def admin_id(settings: GatewaySettings) -> uuid.UUID:
 
 
 def is_admin_login(settings: GatewaySettings, email: str, password: str) -> bool:
-    return hmac.compare_digest(email, settings.admin_email) and hmac.compare_digest(
-        password.encode(), settings.admin_password.encode()
+    # compare_digest takes ASCII str only: compare the UTF-8 bytes.
+    return hmac.compare_digest(email.encode(), settings.admin_email.encode()) and (
+        hmac.compare_digest(password.encode(), settings.admin_password.encode())
     )
 
 
