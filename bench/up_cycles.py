@@ -105,11 +105,23 @@ def checkout(gateway: str, admin_password: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=50)
-    parser.add_argument("--vhost", default="/", help="the broker's virtual host to use")
+    parser.add_argument(
+        "--vhost",
+        default="shop-cycles",
+        help="the broker's virtual host, made if missing (another sandbox on the same one "
+        "would compete for its queues)",
+    )
     args = parser.parse_args()
     ports = distinct_free_ports(len(PARTS))
     state = Path(tempfile.mkdtemp(prefix="shop-cycles-"))
     vhost = args.vhost if args.vhost == "/" else args.vhost.strip("/")
+    if vhost != "/":
+        subprocess.run(["rabbitmqctl", "add_vhost", vhost], capture_output=True, check=False)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            capture_output=True,
+            check=True,
+        )
     env = {
         "SHOP_STATE_DIR": str(state),
         "SHOP_DATABASE_PREFIX": "shopcycles",
