@@ -19,7 +19,7 @@ HEADER = (
 
 
 def _seconds(ns: int) -> str:
-    return f"{ns // 1_000_000_000}s"
+    return f"{ns // 1_000_000_000}s" if ns % 1_000_000_000 == 0 else f"{ns // 1_000_000}ms"
 
 
 def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
@@ -30,10 +30,13 @@ def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
             "dockerfile": "compose/Dockerfile",
             "args": {"PYTHON_IMAGE": plan.settings.image("python")},
         }
-        entry["depends_on"] = {
-            "rabbitmq": {"condition": "service_healthy"},
-            f"postgres-{spec.part}": {"condition": "service_healthy"},
-        }
+        needs = sorted(plan.dependencies()[spec.part])
+        if needs:
+            entry["depends_on"] = {need: {"condition": "service_healthy"} for need in needs}
+    if spec.hostname:
+        entry["hostname"] = spec.hostname
+    if spec.cpu_shares:
+        entry["cpu_shares"] = spec.cpu_shares
     if spec.command:
         entry["command"] = list(spec.command)
     if spec.environment:
@@ -60,9 +63,6 @@ def compose_document(settings: SandboxSettings | None = None) -> dict[str, Any]:
     # model_construct: the defaults alone, never this shell's SHOP_* variables
     plan = DockerPlan(settings or SandboxSettings.model_construct())
     services = {spec.part: _service(plan, spec) for spec in plan.all()}
-    services["gateway"]["depends_on"].update(
-        {s.part: {"condition": "service_healthy"} for s in plan.services()}
-    )
     volumes = {
         name: {"name": name, "labels": {PROJECT_LABEL: plan.project}}
         for spec in plan.all()

@@ -31,6 +31,7 @@ class UpReport:
     already_running: bool
     elapsed_s: float
     urls: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # one line each, after the table
 
 
 class Runtime(Protocol):
@@ -106,7 +107,9 @@ def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
     if choice == "auto":
         if error:
             return LocalRuntime(settings)
-        docker_runtime = DockerRuntime(settings)
+        # auto takes docker only with the configured images: a first docker
+        # `up` builds an image, which a plain `scripts/sandbox` should not.
+        docker_runtime = DockerRuntime(settings, stand_ins=False)
         missing = docker_runtime.missing_images()
         if missing:
             # Without a registry a missing image cannot be pulled: stay local.
@@ -128,6 +131,8 @@ def current_runtime(settings: SandboxSettings) -> Runtime:
         return local
     from .docker_runtime import DockerRuntime, docker_engine_error
 
-    if not docker_engine_error() and DockerRuntime(settings).has_state():
-        return DockerRuntime(settings)
+    if not docker_engine_error():
+        docker_runtime = DockerRuntime(settings, stand_ins=False)  # images play no part here
+        if docker_runtime.has_state():
+            return docker_runtime
     return local

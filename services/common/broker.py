@@ -46,6 +46,7 @@ class Broker:
         """Connect and declare the exchanges. A broker that is still starting
         is waited for up to ``broker_startup_timeout_s``; then this raises."""
         deadline = asyncio.get_running_loop().time() + self.settings.broker_startup_timeout_s
+        waiting_said = False
         while True:
             try:
                 # A broker can accept the TCP connection and then never read
@@ -73,9 +74,11 @@ class Broker:
                         "see shopctl doctor); retrying",
                         self.settings.broker_handshake_timeout_s,
                     )
-                else:
-                    log.warning("broker not reachable yet (%s); retrying", exc)
-                await asyncio.sleep(self.settings.reconnect_interval_s)
+                elif not waiting_said:
+                    log.info("broker not reachable yet (%s); waiting for it", exc)
+                    waiting_said = True
+                # Short: a broker that is booting beside us answers any moment.
+                await asyncio.sleep(min(self.settings.reconnect_interval_s, 0.25))
         self._channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import migrations
 from .broker import Broker
 from .consumer import ConsumerRunner, Subscription
-from .db import create_engine
+from .db import create_engine, libpq_dsn
 from .diagnostics import install_stack_dumps
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .events import Envelope
@@ -78,6 +79,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Migrate, connect, start the relay and the consumers. Raises when
         the database or the broker cannot be reached."""
+        await wait_for_database(self.settings)
         if self.migrations_dir is not None:
             # Synchronously: nothing is served yet, and it spares the thread
             # handoff (one CI run saw a startup stall right after this step).
@@ -140,6 +142,27 @@ class ServiceRuntime:
             except Exception as exc:
                 checks["consumers"] = f"error: {type(exc).__name__}"
         return checks
+
+
+async def wait_for_database(settings: ServiceSettings) -> None:
+    """Until the database accepts a connection, for at most
+    ``db_startup_timeout_s``: a service may start beside its database (the
+    docker runtime starts them together) and must not die of being early."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.db_startup_timeout_s
+    while True:
+        try:
+            connection = await psycopg.AsyncConnection.connect(
+                libpq_dsn(settings.database_url), connect_timeout=2
+            )
+            await connection.close()
+            return
+        except psycopg.OperationalError as exc:
+            if loop.time() >= deadline:
+                raise
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            log.info("database not reachable yet (%s); waiting", reason)
+            await asyncio.sleep(0.25)
 
 
 async def _supervised(job: Callable[[ServiceRuntime], Awaitable[None]], rt: ServiceRuntime) -> None:

@@ -30,6 +30,9 @@ class ServiceSettings(BaseSettings):
     db_pool_timeout_s: float = Field(
         default=2.0, gt=0, description="wait for a pooled connection before answering 503"
     )
+    db_startup_timeout_s: float = Field(
+        default=60.0, ge=0, description="how long a starting service waits for its database"
+    )
     db_statement_timeout_ms: int = Field(default=15_000, ge=0)
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
 

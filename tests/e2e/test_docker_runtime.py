@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from shopctl.docker_runtime import PROJECT_LABEL, docker_engine_error
-from shopctl.settings import LOCAL_IMAGES
+from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES
 from tests.conftest import RUN_ID
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
 from tests.e2e.test_local_runtime import shopctl
@@ -29,6 +29,13 @@ def _skip_reason() -> str | None:
     if missing and os.environ.get("SHOP_TEST_DOCKER_IMAGES", "local") == "local":
         return f"images {missing} not built (scripts/build-local-images builds them)"
     return None
+
+
+def _official_images_here() -> bool:
+    import docker
+
+    client = docker.from_env()
+    return all(client.images.list(name=image) for image in OFFICIAL_IMAGES.values())
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,7 @@ def test_docker_up_checkout_down(docker_env):
 
     objects = project_objects(env["SHOP_PROJECT"])
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
-    assert len(objects["volumes"]) == 7
+    assert len(objects["volumes"]) == 7 + 1  # a database each, and the broker's queues
 
     again = shopctl(env, "up", "--runtime", "docker", timeout=300)
     assert again.returncode == 0 and "already running" in again.stdout
@@ -96,7 +103,19 @@ def test_docker_up_checkout_down(docker_env):
     assert down.returncode == 0
     left = project_objects(env["SHOP_PROJECT"])
     assert left["containers"] == [] and left["networks"] == []
-    assert len(left["volumes"]) == 7  # data kept without --volumes
+    assert len(left["volumes"]) == 7 + 1  # data kept without --volumes
+
+    # A warm start (images built, data kept); with the official images asked
+    # for and not to be had, the stand-ins are used and that is said once.
+    official = {k: v for k, v in env.items() if k != "SHOP_IMAGES"}
+    warm = shopctl(official, "up", "--runtime", "docker", timeout=300)
+    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+    print(warm.stdout.splitlines()[-4])  # the warm time to ready, for the record
+    if not _official_images_here():
+        text = " ".join(warm.stdout.split())
+        assert text.count("using the local stand-in images") == 1
+        assert "is not here and cannot be pulled" in text
+    assert shopctl(env, "down", timeout=300).returncode == 0
 
     assert shopctl(env, "down", "--volumes", timeout=300).returncode == 0
     assert project_objects(env["SHOP_PROJECT"])["volumes"] == []

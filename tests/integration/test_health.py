@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
 from services.common.consumer import Subscription
 from services.common.events import Envelope, OrderCompleted
@@ -58,3 +61,21 @@ async def test_health_readiness_and_metrics(settings, probe_factory):
             assert not_ready.json()["checks"]["consumers"].startswith("error: no consumer")
     finally:
         await runtime.stop()
+
+
+async def test_a_service_waits_for_its_database_then_gives_up_at_its_deadline(settings):
+    from tests.conftest import free_port
+
+    nowhere = settings.model_copy(
+        update={
+            "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
+            "db_startup_timeout_s": 1.5,
+        }
+    )
+    runtime = ServiceRuntime(nowhere, migrations_dir=FIXTURE_MIGRATIONS)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(psycopg.OperationalError):
+        await runtime.start()
+    waited = asyncio.get_running_loop().time() - started
+    assert 1.5 <= waited < 6
+    await runtime.stop()

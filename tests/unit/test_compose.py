@@ -28,7 +28,8 @@ def test_compose_file_has_every_part_with_its_database_and_health_check():
         service = services[part.name]
         assert service["image"] == "shop-app:dev"
         assert service["healthcheck"]["test"][0] == "CMD"
-        assert service["depends_on"][f"postgres-{part.name}"] == {"condition": "service_healthy"}
+        # no depends_on: a service waits for its database and the broker itself
+        assert "depends_on" not in service
         assert services[f"postgres-{part.name}"]["environment"]["POSTGRES_DB"] == part.database
         env = service["environment"]
         assert env["SHOP_DATABASE_URL"].endswith(f"@shop-postgres-{part.name}:5432/{part.database}")
@@ -36,7 +37,11 @@ def test_compose_file_has_every_part_with_its_database_and_health_check():
     assert services["gateway"]["ports"] == ["127.0.0.1:8080:8000"]
     published = [s for s in services.values() if s.get("ports")]
     assert all(p.startswith("127.0.0.1:") for s in published for p in s["ports"])
-    assert len(document["volumes"]) == len(PARTS)
+    assert len(document["volumes"]) == len(PARTS) + 1  # a database each, and the broker's
+    assert services["rabbitmq"]["volumes"] == ["shop-rabbitmq:/var/lib/rabbitmq"]
+    assert services["rabbitmq"]["hostname"] == "rabbitmq"
+    max_connections = services["postgres-order"]["command"]
+    assert max_connections[:2] == ["postgres", "-c"] and max_connections[2].startswith("max_conn")
 
 
 def test_the_plan_follows_settings():
