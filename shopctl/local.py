@@ -108,14 +108,17 @@ class LocalStack:
                     db.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)) + owner)
                     created.append(name)
         except psycopg.OperationalError as exc:
-            where = urlsplit(self.config.pg_admin_url)
-            reason = str(exc).strip().splitlines()[0].rsplit("failed: ", 1)[-1] if str(exc) else ""
-            raise ShopError(
-                f"PostgreSQL cannot be reached at {where.hostname}:{where.port or 5432}"
-                + (f" ({reason.lower()})" if reason else ""),
-                hint="start it (pg_ctlcluster <version> main start) or check shopctl doctor",
-            ) from None
+            raise self._unreachable(exc) from None
         return created
+
+    def _unreachable(self, exc: psycopg.OperationalError) -> ShopError:
+        where = urlsplit(self.config.pg_admin_url)
+        reason = str(exc).strip().splitlines()[0].rsplit("failed: ", 1)[-1] if str(exc) else ""
+        return ShopError(
+            f"PostgreSQL cannot be reached at {where.hostname}:{where.port or 5432}"
+            + (f" ({reason.lower()})" if reason else ""),
+            hint="start it (pg_ctlcluster <version> main start) or check shopctl doctor",
+        )
 
     def drop_databases(self) -> None:
         """Drop the databases (and the roles, when this stack made them)."""
@@ -140,9 +143,8 @@ class LocalStack:
                     self.config.db_reserve,
                     [self.database_name(t) for t in PARTS],
                 )
-            except psycopg.OperationalError:
-                self.create_databases()  # raises the one-sentence error
-                raise
+            except psycopg.OperationalError as exc:
+                raise self._unreachable(exc) from None
         return self.budget
 
     def start_parts(self, targets: list[StackPart], *, truncate_logs: bool = False) -> None:

@@ -30,7 +30,7 @@ def schemathesis() -> list[str]:
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("who", ["customer", "admin"])
-def test_gateway_schema_fuzzing_finds_no_server_error(stack, shopper, admin, who, tmp_path):
+def test_gateway_schema_fuzzing_finds_no_server_error(stack, shopper, admin, who, tmp_path, capsys):
     sku = new_product(admin, stock=1000)
     cart_id = shopper.cart_with(sku, 1)
     order_id = shopper.checkout(shopper.cart_with(sku, 1))
@@ -77,7 +77,9 @@ display = []
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160"},
     )
     summary = run.stdout[-3000:]
-    print(summary)
+    counted = [line.strip() for line in summary.splitlines() if "generated" in line]
+    with capsys.disabled():  # the figure, for CI's log
+        print(f"\n[schemathesis, {who} token] {' '.join(counted)}", end="")
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-3000:]
     assert "Tested: 20" in run.stdout or "Tested:" in run.stdout
     assert "failure" not in summary.splitlines()[-1]

@@ -1,0 +1,287 @@
+"""The one timeline model: an order's saga as its events arrive on the bus.
+
+Built from a tap on ``shop.events`` (see ``Tap``): every event of one saga
+(its correlation id, the order id), in the order they happened, each linked
+to the event that caused it, with the part that emitted it, when it was
+seen, and what the saga waits on now. `shopctl trace`, `shopctl why`, the
+TUI and the scenario assertions read this model; none keeps its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+TERMINAL = frozenset({"OrderCompleted", "OrderCancelled"})
+COMPENSATIONS = frozenset({"StockReleased", "PaymentRefunded", "OrderCancelled"})
+
+# What the saga expects after each event, and which part emits it: the
+# choreography of docs/saga.md, as data. The first entry is the happy path.
+NEXT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "CartCheckedOut": (("OrderCreated", "order"),),
+    "OrderCreated": (("StockReserved", "inventory"), ("StockReservationFailed", "inventory")),
+    "StockReserved": (("PaymentSucceeded", "payment"), ("PaymentFailed", "payment")),
+    "PaymentSucceeded": (("ShippingCreated", "shipping"),),
+    "ShippingCreated": (("OrderCompleted", "order"),),
+    "StockReservationFailed": (("OrderCancelled", "order"),),
+    "PaymentFailed": (("OrderCancelled", "order"),),
+}
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One event as the tap saw it."""
+
+    id: str
+    type: str
+    source: str  # the part that emitted it
+    time: datetime | None  # when it happened, by the emitter's clock
+    seen_at: float  # when the tap saw it (time.time())
+    correlation_id: str
+    causation_id: str | None
+    routing_key: str
+    data: dict[str, Any]
+    deliveries: int = 1  # > 1: the same event id was seen again (a duplicate publish)
+
+    @property
+    def is_compensation(self) -> bool:
+        return self.type in COMPENSATIONS
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type in TERMINAL
+
+    @property
+    def at(self) -> float:
+        """Its time as a timestamp: the emitter's when known, else when seen."""
+        return self.time.timestamp() if self.time is not None else self.seen_at
+
+
+def parse_event(
+    body: bytes, routing_key: str, seen_at: float | None = None
+) -> TimelineEvent | None:
+    """The event in a message body, or None for a body that is not a shop
+    envelope (those are the consumers' to dead-letter, not the timeline's)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    fields = (raw.get("id"), raw.get("type"), raw.get("correlationid"))
+    if not all(isinstance(value, str) and value for value in fields):
+        return None
+    when: datetime | None = None
+    if isinstance(raw.get("time"), str):
+        try:
+            when = datetime.fromisoformat(raw["time"])
+        except ValueError:
+            when = None
+    data = raw.get("data")
+    return TimelineEvent(
+        id=raw["id"],
+        type=raw["type"],
+        source=str(raw.get("source", "?")),
+        time=when,
+        seen_at=seen_at if seen_at is not None else time.time(),
+        correlation_id=raw["correlationid"],
+        causation_id=raw.get("causationid") if isinstance(raw.get("causationid"), str) else None,
+        routing_key=routing_key,
+        data=data if isinstance(data, dict) else {},
+    )
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What a saga that is not over waits for."""
+
+    event: str  # the awaited event type, e.g. "StockReserved"
+    part: str  # who would emit it
+    after: str  # the event it follows
+    since: float  # timestamp of that event
+
+    def age(self, now: float | None = None) -> float:
+        return (now if now is not None else time.time()) - self.since
+
+
+@dataclass
+class Timeline:
+    """One saga's events, ordered by when they happened."""
+
+    correlation_id: str
+    events: list[TimelineEvent] = field(default_factory=list)
+
+    def add(self, event: TimelineEvent) -> TimelineEvent:
+        """Add an event; the same id again counts as another delivery."""
+        for index, known in enumerate(self.events):
+            if known.id == event.id:
+                again = TimelineEvent(**{**known.__dict__, "deliveries": known.deliveries + 1})
+                self.events[index] = again
+                return again
+        self.events.append(event)
+        self.events.sort(key=lambda e: (e.at, e.seen_at))
+        return event
+
+    def __iter__(self) -> Iterator[TimelineEvent]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @property
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    @property
+    def started_at(self) -> float | None:
+        return self.events[0].at if self.events else None
+
+    def offset(self, event: TimelineEvent) -> float:
+        """Seconds from the saga's first event to ``event``."""
+        return event.at - (self.started_at or event.at)
+
+    def cause(self, event: TimelineEvent) -> TimelineEvent | None:
+        return next((e for e in self.events if e.id == event.causation_id), None)
+
+    def step_time(self, event: TimelineEvent) -> float | None:
+        """Seconds from the event that caused ``event`` to ``event``."""
+        cause = self.cause(event)
+        return event.at - cause.at if cause is not None else None
+
+    @property
+    def outcome(self) -> str | None:
+        """COMPLETED or CANCELLED (with the reason) once over, else None."""
+        for event in reversed(self.events):
+            if event.type == "OrderCompleted":
+                return "COMPLETED"
+            if event.type == "OrderCancelled":
+                reason = event.data.get("reason")
+                return f"CANCELLED ({reason})" if reason else "CANCELLED"
+        return None
+
+    def waiting_on(self) -> Waiting | None:
+        """The step the saga waits on: the first expected event of the
+        latest step that has not come yet. None when it is over."""
+        if self.outcome is not None:
+            return None
+        seen = set(self.types)
+        for event in reversed(self.events):
+            steps = NEXT_STEPS.get(event.type)
+            if not steps:
+                continue
+            if any(expected in seen for expected, _ in steps):
+                continue
+            expected, part = steps[0]
+            return Waiting(expected, part, event.type, event.at)
+        return None
+
+
+class TimelineStore:
+    """Every saga the tap has seen, by correlation id."""
+
+    def __init__(self) -> None:
+        self.timelines: dict[str, Timeline] = {}
+
+    def add(self, event: TimelineEvent) -> TimelineEvent:
+        timeline = self.timelines.get(event.correlation_id)
+        if timeline is None:
+            timeline = self.timelines[event.correlation_id] = Timeline(event.correlation_id)
+        return timeline.add(event)
+
+    def add_message(
+        self, body: bytes, routing_key: str, seen_at: float | None = None
+    ) -> TimelineEvent | None:
+        event = parse_event(body, routing_key, seen_at)
+        return self.add(event) if event is not None else None
+
+    def get(self, correlation_id: str) -> Timeline | None:
+        return self.timelines.get(correlation_id)
+
+    def __len__(self) -> int:
+        return len(self.timelines)
+
+
+class Tap:
+    """A tap on the events exchange: an exclusive, auto-deleted queue bound
+    to every routing key, so a closed tap leaves nothing behind. Each event
+    goes into ``store`` (and to ``on_event``, when given) as it arrives.
+
+        async with Tap(broker_url) as tap:
+            ...
+            timeline = await tap.wait_for(order_id, lambda t: t.outcome is not None)
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        exchange: str = "shop.events",
+        store: TimelineStore | None = None,
+        on_event: Callable[[TimelineEvent], None] | None = None,
+    ) -> None:
+        self.broker_url = broker_url
+        self.exchange = exchange
+        self.store = store if store is not None else TimelineStore()
+        self.on_event = on_event
+        self._connection: Any = None
+        self.arrived = asyncio.Event()  # set on every event; waiters clear it
+
+    async def __aenter__(self) -> Tap:
+        import aio_pika
+
+        self._connection = await aio_pika.connect(
+            self.broker_url, timeout=10, client_properties={"connection_name": "shopctl tap"}
+        )
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(
+            f"shopctl.tap.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True
+        )
+        await queue.bind(exchange, routing_key="#")
+        await queue.consume(self._on_message, no_ack=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _on_message(self, message: Any) -> None:
+        event = self.store.add_message(message.body, message.routing_key or "")
+        if event is None:
+            return
+        if self.on_event is not None:
+            self.on_event(event)
+        self.arrived.set()
+
+    async def wait_for(
+        self, correlation_id: str, condition: Callable[[Timeline], bool], timeout: float
+    ) -> Timeline:
+        """The saga's timeline once ``condition`` holds; TimeoutError with
+        what it waits on when the deadline passes first."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            timeline = self.store.get(correlation_id)
+            if timeline is not None and condition(timeline):
+                return timeline
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                waiting = timeline.waiting_on() if timeline is not None else None
+                detail = (
+                    f"waiting on {waiting.event} from {waiting.part}"
+                    if waiting
+                    else "no event seen"
+                )
+                raise TimeoutError(f"saga {correlation_id}: {detail} after {timeout:.0f} s")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), timeout=min(left, 0.5))
