@@ -18,6 +18,12 @@ class StackPart:
     port: int  # the sandbox's default port on 127.0.0.1
     public: bool = False  # a person opens it (the gateway)
     env: dict[str, str] = field(default_factory=dict)
+    # Routing keys it consumes, one queue `<name>.<key>` (and `.dlq`) each;
+    # tests/unit/test_stack.py keeps this in step with the services' code.
+    consumes: tuple[str, ...] = ()
+
+    def queues(self) -> list[str]:
+        return [f"{self.name}.{key}" for key in self.consumes]
 
     @property
     def database(self) -> str:
@@ -27,10 +33,43 @@ class StackPart:
 SERVICES: tuple[StackPart, ...] = (
     StackPart("catalog", "services.catalog.app:create_app", 8101),
     StackPart("cart", "services.cart.app:create_app", 8102),
-    StackPart("order", "services.order.app:create_app", 8103),
-    StackPart("inventory", "services.inventory.app:create_app", 8104),
-    StackPart("payment", "services.payment.app:create_app", 8105),
-    StackPart("shipping", "services.shipping.app:create_app", 8106),
+    StackPart(
+        "order",
+        "services.order.app:create_app",
+        8103,
+        consumes=(
+            "cart.checked_out",
+            "stock.reserved",
+            "stock.reservation_failed",
+            "payment.succeeded",
+            "payment.failed",
+            "shipping.created",
+        ),
+    ),
+    StackPart(
+        "inventory",
+        "services.inventory.app:create_app",
+        8104,
+        consumes=(
+            "product.created",
+            "order.created",
+            "payment.failed",
+            "order.cancelled",
+            "shipping.created",
+        ),
+    ),
+    StackPart(
+        "payment",
+        "services.payment.app:create_app",
+        8105,
+        consumes=("cart.checked_out", "stock.reserved", "order.cancelled"),
+    ),
+    StackPart(
+        "shipping",
+        "services.shipping.app:create_app",
+        8106,
+        consumes=("cart.checked_out", "payment.succeeded", "order.cancelled"),
+    ),
 )
 GATEWAY = StackPart("gateway", "services.gateway.app:create_app", 8080, public=True)
 PARTS: tuple[StackPart, ...] = (*SERVICES, GATEWAY)
