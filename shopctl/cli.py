@@ -181,6 +181,26 @@ def restart(part_name: Annotated[str, typer.Argument(metavar="PART")]) -> None:
     out.print()
 
 
+@app.command()
+def inject(
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="e.g. OrderCreated")],
+    data: Annotated[str, typer.Option("--data", "-d", help="the event's data, JSON")],
+    correlation: Annotated[
+        str | None, typer.Option(help="the saga's id (default: data's order_id)")
+    ] = None,
+) -> None:
+    """Publish one event into shop.events, checked against its model."""
+    from .inject import build_event
+    from .inject import inject as publish_event
+
+    event = build_event(event_type, data, correlation)
+    publish_event(SandboxSettings().broker_url, event)
+    out.print(
+        f"[green]published[/] {event.type} {event.id} "
+        f"(routing key {event.routing_key}, saga {event.correlationid})"
+    )
+
+
 dlq = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
 QueueArgument = Annotated[str, typer.Argument(metavar="QUEUE", help="a dead-letter queue (*.dlq)")]

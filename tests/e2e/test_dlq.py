@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import aio_pika
 import pytest
@@ -72,3 +73,36 @@ def test_a_queue_that_is_not_a_dead_letter_queue_is_one_sentence(broker_url):
     assert result.returncode == 1
     assert result.stderr.startswith("error: 'inventory.order.created' is not a dead-letter queue")
     assert "Traceback" not in result.stderr
+
+
+def test_inject_publishes_one_checked_event_that_its_consumer_takes(stack, broker_url, admin):
+    from shopctl.timeline import Tap
+    from tests.e2e.conftest import new_product, stock_of
+
+    sku = new_product(admin, stock=5)
+    env = {"SHOP_BROKER_URL": broker_url}
+
+    async def inject_and_follow() -> list[str]:
+        async with Tap(broker_url) as tap:
+            order = str(uuid.uuid4())
+            data = (
+                f'{{"order_id": "{order}", "customer_id": "{order}", '
+                f'"items": [{{"sku": "{sku}", "quantity": 2, "unit_price_cents": 100}}], '
+                '"total_cents": 200, "currency": "EUR"}'
+            )
+            done = await asyncio.to_thread(shopctl, env, "inject", "OrderCreated", "--data", data)
+            assert done.returncode == 0, done.stderr
+            assert "published OrderCreated" in done.stdout and f"saga {order}" in done.stdout
+            timeline = await tap.wait_for(order, lambda t: "StockReserved" in t.types, 20)
+            return timeline.types
+
+    types = asyncio.run(inject_and_follow())
+    assert types[:2] == ["OrderCreated", "StockReserved"]  # inventory took it
+    assert stock_of(admin.client, sku)["reserved"] == 2
+
+    bad = shopctl(env, "inject", "OrderCreated", "--data", '{"order_id": "x"}')
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "error: --data is not a valid OrderCreated"
+    )
+    unknown = shopctl(env, "inject", "NoSuchEvent", "--data", "{}")
+    assert unknown.returncode == 2 and "no event type 'NoSuchEvent'" in unknown.stderr
