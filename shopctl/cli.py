@@ -201,6 +201,60 @@ def inject(
     )
 
 
+fault = typer.Typer(help="Faults at the message level (sandbox mode only).", no_args_is_help=True)
+app.add_typer(fault, name="fault")
+KINDS = "delay, fail, crash, lose_ack, duplicate, drop, hold, publish_twice"
+
+
+@fault.command("set")
+def fault_set(
+    part_name: Annotated[str, typer.Argument(metavar="PART")],
+    event: Annotated[str, typer.Argument(metavar="EVENT", help="event type, e.g. StockReserved")],
+    kind: Annotated[str, typer.Argument(metavar="KIND", help=KINDS)],
+    order: Annotated[str | None, typer.Option(help="only this order's saga")] = None,
+    times: Annotated[int | None, typer.Option(min=1, help="only this many messages")] = None,
+    ms: Annotated[int, typer.Option(min=0, help="delay: milliseconds")] = 0,
+    until: Annotated[str | None, typer.Option(help="hold: until this event has passed")] = None,
+) -> None:
+    """Switch a fault on in every process of PART."""
+    from pydantic import ValidationError
+
+    from services.common.events import EVENT_MODELS
+    from services.common.faults import FaultSpec
+
+    from .fault_switch import switch_on
+
+    part(part_name)
+    for name in (event, until):
+        if name is not None and name not in EVENT_MODELS:
+            raise ShopError(f"no event type {name!r}", exit_code=2)
+    try:
+        spec = FaultSpec(
+            part=part_name, event=event, kind=kind, order=order, times=times, ms=ms, until=until
+        )
+    except ValidationError:
+        raise ShopError(f"no fault kind {kind!r}; the kinds are {KINDS}", exit_code=2) from None
+    switch_on(SandboxSettings().broker_url, spec)
+    out.print(
+        f"[yellow]fault {spec.id} on[/]: {part_name} {kind} {event}"
+        + (f" of {order}" if order else "")
+        + (f", {times} times" if times else "")
+    )
+
+
+@fault.command("clear")
+def fault_clear(
+    part_name: Annotated[str, typer.Argument(metavar="PART")],
+    fault_id: Annotated[str | None, typer.Option("--id", help="only this fault")] = None,
+) -> None:
+    """Switch PART's faults off (or one of them)."""
+    from .fault_switch import switch_off
+
+    part(part_name)
+    switch_off(SandboxSettings().broker_url, part_name, fault_id)
+    out.print(f"[green]faults off[/] on {part_name}" + (f" ({fault_id})" if fault_id else ""))
+
+
 dlq = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
 QueueArgument = Annotated[str, typer.Argument(metavar="QUEUE", help="a dead-letter queue (*.dlq)")]

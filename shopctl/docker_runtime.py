@@ -176,6 +176,7 @@ class DockerPlan:
             urls=urls,
             extra={
                 **self.budget().environment(),
+                "SHOP_FAULT_INJECTION": str(self.settings.fault_injection).lower(),
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
             },

@@ -225,6 +225,7 @@ class LocalRuntime:
                 marker=str(self.home.resolve()),
                 db_reserve=settings.db_reserve,
                 extra_env={
+                    "SHOP_FAULT_INJECTION": str(settings.fault_injection).lower(),
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
                 },

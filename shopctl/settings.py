@@ -40,6 +40,9 @@ class SandboxSettings(BaseSettings):
     shipping_port: int = Field(default=8106, ge=1, le=65535)
     rabbitmq_management_port: int = Field(default=15672, ge=1, le=65535)
 
+    # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
+    fault_injection: bool = True
+
     admin_email: str = "admin@shop.local"
     admin_password: str = "admin"
 

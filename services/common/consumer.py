@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .broker import Broker, PublishFailed
 from .events import Envelope, EventData, InvalidEvent, decode_event
+from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
 from .inbox import record_handled
 from .metrics import Metrics
 from .outbox import UnitOfWork, unit_of_work
@@ -156,8 +157,10 @@ class ConsumerRunner:
         *,
         on_commit: Callable[[], None] | None = None,
         metrics: Metrics | None = None,
+        faults: FaultSwitchboard | None = None,
     ) -> None:
         self.settings = settings
+        self.faults = faults
         self.engine = engine
         self.broker = broker
         self.subscriptions = list(subscriptions)
@@ -331,6 +334,11 @@ class ConsumerRunner:
             return "dead_lettered"
 
         attempt = _int_header(message, ATTEMPT, default=1)
+        fault = self.faults.decide(event.type, event.correlationid) if self.faults else None
+        if fault is not None and fault.kind != "none":
+            early = await self._fault_before(fault, queue, message, event)
+            if early is not None:
+                return early
         handled = False
         try:
             async with (
@@ -342,6 +350,8 @@ class ConsumerRunner:
                 if await record_handled(uow.conn, queue, event):
                     handled = True
                     await subscription.handler(event, uow)
+                if fault is not None and fault.kind == "fail":
+                    raise InjectedFailure(f"fault {fault.fault.id if fault.fault else ''}: fail")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -353,8 +363,32 @@ class ConsumerRunner:
             log.warning("%s: %s waits for the database: %s", queue, event.id, error[:300])
             await self._retry(message, queue, attempt, error, spend_attempt=False)
             return "retried"
+        if self.faults is not None:
+            self.faults.saw(event.type, event.correlationid)
+            if fault is not None and fault.kind == "lose_ack":
+                await message.nack(requeue=True)  # committed, yet it comes again
+                return "ack_lost"
         await message.ack()
         return "handled" if handled else "duplicate"
+
+    async def _fault_before(
+        self, decision: Decision, queue: str, message: AbstractIncomingMessage, event: Any
+    ) -> str | None:
+        """Act on a fault before handling; an outcome when that ends the message."""
+        fault = decision.fault
+        assert fault is not None and self.faults is not None
+        if decision.kind == "drop":
+            await message.ack()
+            return "dropped"
+        if decision.kind == "crash":
+            crash()
+        if decision.kind == "delay":
+            await asyncio.sleep(fault.ms / 1000)
+        elif decision.kind == "hold":
+            await self.faults.hold(fault, event.correlationid)
+        elif decision.kind == "duplicate":
+            await self.broker.publish_to_queue(queue, _copy(message, dict(message.headers or {})))
+        return None
 
     async def _failed(
         self,

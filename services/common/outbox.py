@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from .broker import Broker, PublishFailed
 from .db import libpq_dsn
 from .events import Envelope, EventData, new_event
+from .faults import FaultSwitchboard
 from .metrics import Metrics
 from .schema import OUTBOX_CHANNEL, outbox
 from .settings import ServiceSettings
@@ -151,11 +152,13 @@ class OutboxRelay:
         broker: Broker,
         settings: ServiceSettings,
         metrics: Metrics | None = None,
+        faults: FaultSwitchboard | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.settings = settings
         self.metrics = metrics
+        self.faults = faults
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -251,13 +254,19 @@ class OutboxRelay:
         return rows
 
     async def _publish(self, row: OutboxRow) -> None:
-        await self.broker.publish_event(
-            row.body,
-            row.routing_key,
-            message_id=str(row.event_id),
-            event_type=row.event_type,
-            correlation_id=row.correlation_id,
+        copies = (
+            2
+            if self.faults and self.faults.publishes_twice(row.event_type, row.correlation_id)
+            else 1
         )
+        for _ in range(copies):
+            await self.broker.publish_event(
+                row.body,
+                row.routing_key,
+                message_id=str(row.event_id),
+                event_type=row.event_type,
+                correlation_id=row.correlation_id,
+            )
 
     def _count(self, sent: list[OutboxRow], failures: int) -> None:
         if self.metrics is None:

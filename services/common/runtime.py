@@ -25,6 +25,7 @@ from .db import create_engine, libpq_dsn
 from .diagnostics import install_stack_dumps
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .events import Envelope
+from .faults import FaultSwitchboard
 from .metrics import Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
 from .settings import ServiceSettings
@@ -54,7 +55,9 @@ class ServiceRuntime:
         self.metrics = Metrics(settings.service_name)
         self.engine: AsyncEngine = create_engine(settings)
         self.broker = Broker(settings)
-        self.relay = OutboxRelay(self.engine, self.broker, settings, self.metrics)
+        # Sandbox mode only: outside it nothing listens for fault switches.
+        self.faults = FaultSwitchboard(settings.service_name) if settings.fault_injection else None
+        self.relay = OutboxRelay(self.engine, self.broker, settings, self.metrics, self.faults)
         self.consumers = ConsumerRunner(
             settings,
             self.engine,
@@ -62,6 +65,7 @@ class ServiceRuntime:
             subscriptions,
             on_commit=self.relay.wake,
             metrics=self.metrics,
+            faults=self.faults,
         )
 
     def identity(self) -> dict[str, Any]:
@@ -89,6 +93,8 @@ class ServiceRuntime:
                 application_name=f"{self.settings.service_name}-migrate",
             )
         await self.broker.connect()
+        if self.faults is not None:
+            await self.faults.listen(self.broker)
         self.relay.start()
         await self.consumers.start()
         self._background = [

@@ -61,6 +61,11 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=2.0, gt=0, description="safety-net sweep")
     outbox_failure_backoff_s: float = Field(default=1.0, gt=0)
 
+    fault_injection: bool = Field(
+        default=False,
+        description="sandbox mode: obey faults switched on the control exchange (never in prod)",
+    )
+
     shutdown_grace_s: float = Field(default=10.0, gt=0)
 
     @model_validator(mode="after")

@@ -79,6 +79,7 @@ def stack(broker_url: str) -> Iterator[Stack]:
                 "SHOP_ORDER_STEP_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
                 "SHOP_ORDER_SHIPPING_TIMEOUT_S": str(ORDER_STEP_TIMEOUT_S),
                 "SHOP_RETRY_BASE_DELAY_MS": "100",
+                "SHOP_FAULT_INJECTION": "true",
             },
         )
     )

@@ -1,0 +1,177 @@
+"""Faults injected at the level of one message, in sandbox mode only.
+
+A fault names a part, an event type and optionally one saga (order), and
+what to do to matching messages: ``delay`` the handling, ``fail`` it N
+times, ``crash`` the process on it, handle it but ``lose_ack`` (it comes
+again), ``duplicate`` it, ``drop`` it, ``hold`` it until another event of
+the saga has passed, or ``publish_twice`` an outgoing event. They are
+switched at run time on the ``shop.control`` exchange, which every replica
+of a part hears; outside sandbox mode (``SHOP_FAULT_INJECTION``) nothing
+listens, so a switch has no one to reach (RELIABILITY.md, A6). Cheap when
+off: the hooks check one empty dict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+import aio_pika
+import orjson
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import BaseModel, Field
+
+from .broker import Broker
+
+log = logging.getLogger(__name__)
+
+CONTROL_EXCHANGE = "shop.control"
+HOLD_LIMIT_S = 60.0  # a held message is let go after this, whatever happened
+FaultKind = Literal[
+    "delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice"
+]
+
+
+class FaultSpec(BaseModel):
+    """One fault, as switched on the control exchange."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:8])
+    part: str
+    event: str  # event type, e.g. "StockReserved"
+    kind: FaultKind
+    order: str | None = None  # only this saga (correlation id)
+    times: int | None = Field(default=None, ge=1)  # how many messages; None: all
+    ms: int = Field(default=0, ge=0, le=600_000)  # delay
+    until: str | None = None  # hold: until this event type of the saga has passed
+
+    def matches(self, event_type: str, correlation_id: str | None) -> bool:
+        return self.event == event_type and (self.order is None or self.order == correlation_id)
+
+
+class FaultCommand(BaseModel):
+    action: Literal["set", "clear"]
+    fault: FaultSpec | None = None
+    id: str | None = None  # clear one; none: clear all of the part
+
+
+class InjectedFailure(Exception):
+    """What a ``fail`` fault raises inside the handler's transaction."""
+
+
+@dataclass
+class Decision:
+    """What the consumer does with one message."""
+
+    fault: FaultSpec | None = None
+    kind: str = "none"
+
+
+@dataclass
+class _Held:
+    fault: FaultSpec
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FaultSwitchboard:
+    """The faults one process obeys, kept up to date from the control exchange."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.faults: dict[str, FaultSpec] = {}
+        self._used: dict[str, int] = {}
+        self._held: list[tuple[_Held, str | None]] = []
+
+    async def listen(self, broker: Broker) -> None:
+        """Bind this process's own queue to the control exchange."""
+        assert broker.connection is not None
+        channel = await broker.connection.channel()
+        exchange = await channel.declare_exchange(
+            CONTROL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(
+            f"{self.service}.faults.{os.getpid()}.{uuid.uuid4().hex[:6]}",
+            exclusive=True,
+            auto_delete=True,
+        )
+        await queue.bind(exchange, routing_key=f"faults.{self.service}")
+        await queue.bind(exchange, routing_key="faults.all")
+        await queue.consume(self._on_command, no_ack=True)
+
+    async def _on_command(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = FaultCommand.model_validate(orjson.loads(message.body))
+        except ValueError as exc:
+            log.warning("faults: ignored a bad command: %s", exc)
+            return
+        self.apply(command)
+
+    def apply(self, command: FaultCommand) -> None:
+        if command.action == "set" and command.fault is not None:
+            self.faults[command.fault.id] = command.fault
+            self._used[command.fault.id] = 0
+            log.warning("fault on: %s", command.fault.model_dump(exclude_none=True))
+        elif command.action == "clear":
+            cleared = [command.id] if command.id else list(self.faults)
+            for fault_id in cleared:
+                self.faults.pop(fault_id, None)
+            for held, _ in self._held:
+                if held.fault.id in cleared:
+                    held.released.set()
+            log.warning("faults cleared: %s", ", ".join(cleared) or "none were on")
+
+    def decide(self, event_type: str, correlation_id: str | None) -> Decision:
+        """The fault that applies to this message, counting its use."""
+        if not self.faults:
+            return Decision()
+        for fault in list(self.faults.values()):
+            if fault.kind == "publish_twice" or not fault.matches(event_type, correlation_id):
+                continue
+            used = self._used.get(fault.id, 0)
+            if fault.times is not None and used >= fault.times:
+                continue
+            self._used[fault.id] = used + 1
+            log.warning(
+                "fault %s (%s) on %s of %s", fault.id, fault.kind, event_type, correlation_id
+            )
+            return Decision(fault, fault.kind)
+        return Decision()
+
+    def publishes_twice(self, event_type: str, correlation_id: str | None) -> bool:
+        """Whether an outgoing event is to be published twice (the relay asks)."""
+        for fault in self.faults.values():
+            if fault.kind != "publish_twice" or not fault.matches(event_type, correlation_id):
+                continue
+            used = self._used.get(fault.id, 0)
+            if fault.times is not None and used >= fault.times:
+                continue
+            self._used[fault.id] = used + 1
+            return True
+        return False
+
+    async def hold(self, fault: FaultSpec, correlation_id: str | None) -> None:
+        """Until an event of type ``fault.until`` of the same saga has been
+        handled here (``saw``), the fault is cleared, or ``HOLD_LIMIT_S``."""
+        held = _Held(fault)
+        self._held.append((held, correlation_id))
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(held.released.wait(), HOLD_LIMIT_S)
+        finally:
+            self._held.remove((held, correlation_id))
+
+    def saw(self, event_type: str, correlation_id: str | None) -> None:
+        """Every event this process handles: releases what was held for it."""
+        for held, saga in self._held:
+            if held.fault.until == event_type and saga == correlation_id:
+                held.released.set()
+
+
+def crash() -> None:
+    """The ``crash`` fault: the process dies at once, mid-message, unacked."""
+    log.error("fault: crashing the process as asked")
+    logging.shutdown()
+    os._exit(70)
