@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -253,6 +254,84 @@ def fault_clear(
     part(part_name)
     switch_off(SandboxSettings().broker_url, part_name, fault_id)
     out.print(f"[green]faults off[/] on {part_name}" + (f" ({fault_id})" if fault_id else ""))
+
+
+scenario = typer.Typer(help="Scenario files: run, check, list.", no_args_is_help=True)
+app.add_typer(scenario, name="scenario")
+Targets = Annotated[
+    list[Path], typer.Argument(metavar="FILES|DIRS", help="scenario files or folders")
+]
+
+
+@scenario.command("check")
+def scenario_check(targets: Targets) -> None:
+    """Validate scenario files (YAML and schema) without running them."""
+    from .scenario.loading import load, scenario_files
+
+    for path in scenario_files(targets):
+        out.print(f"[green]ok[/] {path}: {load(path).name}")
+
+
+@scenario.command("list")
+def scenario_list(targets: Targets) -> None:
+    """The scenarios in FILES|DIRS, by name."""
+    from .scenario.loading import load, scenario_files
+
+    table = Table("file", "scenario", "steps")
+    for path in scenario_files(targets):
+        loaded = load(path)
+        table.add_row(str(path), loaded.name, str(len(loaded.section("method"))))
+    out.print(table)
+
+
+@scenario.command("run")
+def scenario_run(
+    targets: Targets,
+    junit: Annotated[Path | None, typer.Option(help="write a JUnit XML report here")] = None,
+    runtime: RuntimeChoice = "auto",
+) -> None:
+    """Run scenarios against the stack (started first when it is not up);
+    exit 3 when any fails."""
+    import asyncio
+
+    from .processes import url_ready
+    from .scenario.execute import run_scenario, write_junit
+    from .scenario.loading import load, scenario_files
+    from .scenario.runner import Target, render_timeline
+
+    loaded = [load(path) for path in scenario_files(targets)]  # every file checked first
+    settings = SandboxSettings()
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    if not url_ready(gateway, "gateway"):
+        up(runtime=runtime, build=False)
+    target = Target(gateway, settings.broker_url, (settings.admin_email, settings.admin_password))
+    results = []
+    for item in loaded:
+        out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")
+        result = asyncio.run(run_scenario(item, target))
+        results.append(result)
+        for order, timeline in result.orders.items():
+            out.print(f"  order {order}: {timeline.outcome or 'not over'}")
+            out.print(render_timeline(timeline), markup=False, highlight=False)
+        if result.passed:
+            out.print(f"  [green]passed[/] in {result.seconds:.1f} s")
+        else:
+            out.print(f"  [red]failed[/] in {result.seconds:.1f} s")
+            out.print(result.failure, markup=False, highlight=False)
+    table = Table("scenario", "result", "seconds")
+    for result in results:
+        table.add_row(
+            result.scenario.name,
+            "[green]passed[/]" if result.passed else "[red]failed[/]",
+            f"{result.seconds:.1f}",
+        )
+    out.print(table)
+    if junit is not None:
+        write_junit(results, junit)
+        out.print(f"JUnit report: {junit}")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise ShopError(f"{len(failed)} of {len(results)} scenarios failed")
 
 
 dlq = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)

@@ -1,0 +1,148 @@
+"""One scenario from start to end, the invariants after it, and the JUnit
+file for CI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import httpx
+
+from ..deadletters import depths
+from ..timeline import Tap
+from .loading import Scenario
+from .runner import TERMINAL_WAIT_S, Failed, Result, Run, Target, render_timeline
+
+
+async def run_scenario(scenario: Scenario, target: Target) -> Result:
+    """Steady state, method, expectations, steady state again, invariants;
+    the rollbacks run whatever happened, and every fault is cleared last."""
+    started = time.monotonic()
+    dead_before = await depths(target.broker_url)
+    async with (
+        Tap(target.broker_url) as tap,
+        httpx.AsyncClient(base_url=target.gateway, timeout=30) as client,
+    ):
+        run = Run(scenario, target, tap)
+        try:
+            for step in scenario.section("steady_state"):
+                await run.step(client, step)
+            for step in scenario.section("method"):
+                await run.step(client, step)
+            for expectation in scenario.section("expect"):
+                kind, body = next(iter(expectation.items()))
+                await run.step(client, {"name": f"expect {kind}", **_as_step(kind, body)})
+            for step in scenario.section("steady_state"):
+                await run.step(client, step)
+            await invariants(run, client, dead_before)
+            run.result.passed = True
+        except Failed as exc:
+            run.result.failure = str(exc)
+        finally:
+            for step in [*scenario.section("rollbacks"), {"clear_faults": "all"}]:
+                try:
+                    await run.step(client, {"name": f"rollback: {_label(step)}", **step})
+                except Failed as exc:
+                    if run.result.passed:
+                        run.result.passed = False
+                        run.result.failure = str(exc)
+        for order in run.orders:
+            timeline = tap.store.get(order)
+            if timeline is not None:
+                run.result.orders[order] = timeline
+    run.result.seconds = time.monotonic() - started
+    return run.result
+
+
+def _as_step(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"await": body} if kind == "order" else {"http": body}
+
+
+def _label(step: dict[str, Any]) -> str:
+    return str(step.get("name") or next(k for k in step if k != "name"))
+
+
+async def invariants(
+    run: Run, client: httpx.AsyncClient, dead_before: dict[str, int | None]
+) -> None:
+    """After any scenario: every order terminal, no stock left reserved on
+    its products, no capture kept for a cancelled order, no dead letter it
+    did not expect."""
+    for order in run.orders:
+        try:
+            await run.tap.wait_for(order, lambda t: t.outcome is not None, TERMINAL_WAIT_S)
+        except TimeoutError:
+            raise Failed(
+                f"invariant: order {order} is not terminal after {TERMINAL_WAIT_S:.0f} s\n"
+                + render_timeline(run.tap.store.get(order))
+            ) from None
+    for sku in sorted(run.skus):
+        deadline = time.monotonic() + 15
+        while True:
+            stock = (await client.get(f"/api/inventory/{sku}")).json()
+            if stock.get("reserved") == 0:
+                break
+            if time.monotonic() > deadline:
+                raise Failed(
+                    f"invariant: {sku} still has stock reserved with every order over: {stock}"
+                )
+            await asyncio.sleep(0.2)
+    headers = await run.token(client, "customer")
+    for order in run.orders:
+        timeline = run.tap.store.get(order)
+        if timeline is None or not (timeline.outcome or "").startswith("CANCELLED"):
+            continue
+        deadline = time.monotonic() + 15
+        while True:
+            payments = (
+                await client.get("/api/payments", params={"order_id": order}, headers=headers)
+            ).json()
+            captured = [p for p in payments.get("items", []) if p.get("status") == "CAPTURED"]
+            if not captured:
+                break
+            if time.monotonic() > deadline:
+                raise Failed(
+                    f"invariant: order {order} was cancelled but its payment stays captured"
+                )
+            await asyncio.sleep(0.2)
+    expected = int(run.scenario.document.get("dead_letters", 0))
+    after = await depths(run.target.broker_url)
+    grown = {q: (after[q] or 0) - (dead_before.get(q) or 0) for q in after}
+    new = sum(max(n, 0) for n in grown.values())
+    if new != expected:
+        where = ", ".join(f"{q} +{n}" for q, n in grown.items() if n > 0) or "none"
+        raise Failed(
+            f"invariant: {new} new dead letters ({where}), the scenario expects {expected}"
+        )
+
+
+def write_junit(results: list[Result], path: Path) -> None:
+    suite = ElementTree.Element(
+        "testsuite",
+        name="shop scenarios",
+        tests=str(len(results)),
+        failures=str(sum(not r.passed for r in results)),
+        time=f"{sum(r.seconds for r in results):.3f}",
+    )
+    for result in results:
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            classname=result.scenario.path.stem,
+            name=result.scenario.name,
+            time=f"{result.seconds:.3f}",
+        )
+        if not result.passed:
+            failure = ElementTree.SubElement(
+                case, "failure", message=result.failure.splitlines()[0]
+            )
+            failure.text = result.failure
+        journal = "\n".join(
+            f"{e.at:8.3f} s  {e.step}: {e.outcome} ({e.seconds:.3f} s)" for e in result.journal
+        )
+        ElementTree.SubElement(case, "system-out").text = journal
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

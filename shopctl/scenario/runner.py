@@ -1,0 +1,286 @@
+"""Running one scenario against a stack that is up: its steady state, its
+method, its expectations on each order's timeline (read from a tap, the one
+timeline model), its rollbacks (always, even after a failure) and the
+invariants. Each step goes into the journal with when it ran and how it
+ended, so a failure can be read without running it again."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from services.common.faults import FaultCommand, FaultSpec
+
+from ..errors import ShopError
+from ..fault_switch import send
+from ..stack import PARTS
+from ..timeline import Tap, Timeline
+from .loading import Scenario
+
+_VARIABLE = re.compile(r"\$\{(\w+)\}")
+TERMINAL_WAIT_S = 60.0
+
+
+class Failed(Exception):
+    """An expectation that did not hold; the message says expected and seen."""
+
+
+@dataclass
+class JournalEntry:
+    at: float  # seconds from the scenario's start
+    step: str
+    outcome: str  # ok, failed: ..., skipped
+    seconds: float
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    passed: bool = False
+    failure: str = ""
+    seconds: float = 0.0
+    journal: list[JournalEntry] = field(default_factory=list)
+    orders: dict[str, Timeline] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    gateway: str
+    broker_url: str
+    admin: tuple[str, str]
+
+
+class Run:
+    def __init__(self, scenario: Scenario, target: Target, tap: Tap) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.tap = tap
+        self.variables: dict[str, Any] = {
+            "run": uuid.uuid4().hex[:8],
+            "sku": f"SC-{uuid.uuid4().hex[:10]}",
+            **scenario.document.get("variables", {}),
+        }
+        self.tokens: dict[str, str] = {}
+        self.orders: list[str] = []
+        self.skus: set[str] = set()
+        self.result = Result(scenario)
+        self.started = time.monotonic()
+
+    # values ---------------------------------------------------------------
+
+    def fill(self, value: Any) -> Any:
+        """``value`` with every ${name} replaced (recursively)."""
+        if isinstance(value, str):
+            whole = _VARIABLE.fullmatch(value)
+            if whole:
+                return self._variable(whole.group(1))
+            return _VARIABLE.sub(lambda m: str(self._variable(m.group(1))), value)
+        if isinstance(value, list):
+            return [self.fill(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.fill(v) for k, v in value.items()}
+        return value
+
+    def _variable(self, name: str) -> Any:
+        if name not in self.variables:
+            raise Failed(f"no variable ${{{name}}} (set by variables: or a capture: before)")
+        return self.variables[name]
+
+    # steps ----------------------------------------------------------------
+
+    async def step(self, client: httpx.AsyncClient, step: dict[str, Any]) -> None:
+        started = time.monotonic()
+        label = step.get("name") or next(k for k in step if k != "name")
+        try:
+            if "http" in step:
+                await self.http(client, step["http"])
+            elif "fault" in step:
+                spec = FaultSpec(**self.fill(step["fault"]))
+                await send(
+                    self.target.broker_url, spec.part, FaultCommand(action="set", fault=spec)
+                )
+            elif "clear_faults" in step:
+                await self.clear_faults(step["clear_faults"])
+            elif "publish" in step:
+                await self.publish(step["publish"])
+            elif "await" in step:
+                await self.expect_order(step["await"])
+        except (Failed, ShopError) as exc:
+            message = exc.message if isinstance(exc, ShopError) else str(exc)
+            self._journal(label, f"failed: {message}", started)
+            raise Failed(f"step {label!r}: {message}") from None
+        self._journal(label, "ok", started)
+
+    def _journal(self, label: str, outcome: str, started: float) -> None:
+        self.result.journal.append(
+            JournalEntry(started - self.started, label, outcome, time.monotonic() - started)
+        )
+
+    async def token(self, client: httpx.AsyncClient, who: str) -> dict[str, str]:
+        if who == "anonymous":
+            return {}
+        if who not in self.tokens:
+            if who == "admin":
+                email, password = self.target.admin
+            else:
+                email, password = f"scenario-{uuid.uuid4().hex[:10]}@example.com", "scenario-pw"
+                made = await client.post(
+                    "/api/auth/register", json={"email": email, "password": password}
+                )
+                if made.status_code != 201:
+                    raise Failed(f"could not register a customer: {made.status_code} {made.text}")
+            answer = await client.post(
+                "/api/auth/token", json={"email": email, "password": password}
+            )
+            if answer.status_code != 200:
+                raise Failed(f"could not sign in as {who}: {answer.status_code} {answer.text}")
+            self.tokens[who] = answer.json()["access_token"]
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    async def http(self, client: httpx.AsyncClient, call: dict[str, Any]) -> None:
+        """One call; with ``until``, repeated until its answer matches."""
+        call = self.fill(call)
+        deadline = time.monotonic() + float(call.get("until", 0))
+        while True:
+            try:
+                await self._call(client, call)
+                return
+            except Failed:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def _call(self, client: httpx.AsyncClient, call: dict[str, Any]) -> None:
+        headers = await self.token(client, call.get("as", "customer"))
+        answer = await client.request(
+            call["method"], call["path"], json=call.get("body"), headers=headers
+        )
+        expected = call.get("status")
+        if expected is not None and answer.status_code != expected:
+            raise Failed(
+                f"{call['method']} {call['path']}: expected {expected}, "
+                f"got {answer.status_code} {answer.text[:300]}"
+            )
+        body = (
+            answer.json()
+            if answer.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        for key, want in (call.get("json") or {}).items():
+            if body.get(key) != want:
+                raise Failed(
+                    f"{call['method']} {call['path']}: expected {key}={want!r}, "
+                    f"got {body.get(key)!r}"
+                )
+        for name, key in (call.get("capture") or {}).items():
+            if key not in body:
+                raise Failed(f"{call['method']} {call['path']}: no {key!r} to capture")
+            self.variables[name] = body[key]
+            if key == "order_id":
+                self.orders.append(str(body[key]))
+        if (
+            call["method"] == "POST"
+            and call["path"] == "/api/products"
+            and "sku" in (call.get("body") or {})
+        ):
+            self.skus.add(call["body"]["sku"])
+
+    async def clear_faults(self, part: str) -> None:
+        parts = [p.name for p in PARTS] if part == "all" else [part]
+        for name in parts:
+            try:
+                await send(self.target.broker_url, name, FaultCommand(action="clear"))
+            except ShopError:
+                if part != "all":
+                    raise  # a named part that does not listen is the scenario's mistake
+
+    async def publish(self, publish: dict[str, Any]) -> None:
+        import aio_pika
+
+        publish = self.fill(publish)
+        body = publish["body"]
+        raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
+        connection = await aio_pika.connect(self.target.broker_url, timeout=10)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange("shop.events", ensure=False)
+            await exchange.publish(
+                aio_pika.Message(raw, message_id=str(uuid.uuid4())),
+                routing_key=publish["routing_key"],
+            )
+
+    # expectations ---------------------------------------------------------
+
+    async def expect_order(self, expectation: dict[str, Any]) -> Timeline:
+        expectation = self.fill(expectation)
+        order = str(expectation["order"])
+        wanted = [e if isinstance(e, dict) else {"type": e} for e in expectation.get("events", [])]
+        outcome = expectation.get("outcome")
+        deadline = float(expectation.get("within", 30))
+
+        def done(timeline: Timeline) -> bool:
+            types = timeline.types
+            has_all = _in_order(types, [w["type"] for w in wanted])
+            return has_all and (outcome is None or timeline.outcome == outcome)
+
+        try:
+            timeline = await self.tap.wait_for(order, done, deadline)
+        except TimeoutError:
+            seen = self.tap.store.get(order)
+            raise Failed(expected_versus_seen(wanted, outcome, seen, deadline)) from None
+        self.result.orders[order] = timeline
+        for want in wanted:
+            within = want.get("within")
+            event = next(e for e in timeline if e.type == want["type"])
+            if within is not None and timeline.offset(event) > within:
+                raise Failed(
+                    f"{want['type']} came {timeline.offset(event):.2f} s into the saga, "
+                    f"expected within {within} s\n{render_timeline(timeline)}"
+                )
+        for never in expectation.get("never", []):
+            if never in timeline.types:
+                raise Failed(f"{never} happened, and must never\n{render_timeline(timeline)}")
+        return timeline
+
+
+def _in_order(seen: list[str], wanted: list[str]) -> bool:
+    position = 0
+    for event_type in seen:
+        if position < len(wanted) and event_type == wanted[position]:
+            position += 1
+    return position == len(wanted)
+
+
+def render_timeline(timeline: Timeline | None) -> str:
+    if timeline is None or not len(timeline):
+        return "  (no event seen for this order)"
+    lines = []
+    for event in timeline:
+        step = timeline.step_time(event)
+        took = f" (+{step * 1000:.0f} ms)" if step is not None else ""
+        twice = f" x{event.deliveries}" if event.deliveries > 1 else ""
+        lines.append(
+            f"  {timeline.offset(event):7.3f} s  {event.source:<9} {event.type}{took}{twice}"
+        )
+    waiting = timeline.waiting_on()
+    if waiting is not None:
+        lines.append(f"  waiting on {waiting.event} from {waiting.part}, {waiting.age():.1f} s")
+    return "\n".join(lines)
+
+
+def expected_versus_seen(
+    wanted: list[dict[str, Any]], outcome: str | None, seen: Timeline | None, deadline: float
+) -> str:
+    expected = " -> ".join(w["type"] for w in wanted) or "(any events)"
+    text = f"within {deadline:.0f} s expected {expected}"
+    if outcome:
+        text += f", ending {outcome}"
+    got = seen.outcome if seen is not None else None
+    return f"{text}; seen{f' (ended {got})' if got else ''}:\n{render_timeline(seen)}"

@@ -1,0 +1,82 @@
+"""The shipped scenarios pass against the stack (and CI keeps their JUnit
+file); a wrong expectation fails with what was expected against what was
+seen; a bad file names its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.e2e.conftest import ADMIN
+from tests.e2e.test_local_runtime import shopctl
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "scenarios"
+HERE = Path(__file__).parent / "scenario_files"
+
+
+@pytest.fixture
+def stack_env(stack, broker_url):
+    return {
+        "SHOP_GATEWAY_PORT": str(urlsplit(stack.gateway).port),
+        "SHOP_BROKER_URL": broker_url,
+        "SHOP_ADMIN_EMAIL": ADMIN[0],
+        "SHOP_ADMIN_PASSWORD": ADMIN[1],
+    }
+
+
+@pytest.mark.timeout(600)
+def test_every_shipped_scenario_passes_and_junit_says_so(stack_env, tmp_path):
+    junit = tmp_path / "scenarios.xml"
+    result = shopctl(stack_env, "scenario", "run", str(SHIPPED), "--junit", str(junit), timeout=560)
+    print(result.stdout[-4000:])
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    suite = ElementTree.parse(junit).getroot()
+    shipped = sorted([*SHIPPED.glob("*.yaml")])
+    assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
+    cases = suite.findall("testcase")
+    assert {c.get("classname") for c in cases} == {p.stem for p in shipped}
+    assert all(c.find("failure") is None for c in cases)
+    assert all("ok" in (c.findtext("system-out") or "") for c in cases)
+
+
+def test_a_wrong_expectation_fails_with_expected_versus_seen(stack_env, tmp_path):
+    junit = tmp_path / "wrong.xml"
+    result = shopctl(
+        stack_env, "scenario", "run", str(HERE / "wrong-expectation.yaml"), "--junit", str(junit)
+    )
+    assert result.returncode == 1
+    text = result.stdout
+    assert "failed" in text
+    assert "expected StockReserved -> PaymentSucceeded -> OrderCompleted, ending COMPLETED" in text
+    assert "(ended CANCELLED (payment_declined))" in text
+    assert "payment   PaymentFailed" in text  # the timeline as seen
+    assert "error: 1 of 1 scenarios failed" in result.stderr
+    failure = ElementTree.parse(junit).getroot().find("testcase/failure")
+    assert failure is not None and "PaymentSucceeded" in failure.get("message", "")
+
+
+def test_a_bad_file_names_its_line_and_column(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "name: broken\nmethod:\n  - http: {method: GET, path: /api/products}\n"
+        "  - fault: {part: payment, event: StockReserved, kind: explode}\n"
+    )
+    result = shopctl({}, "scenario", "check", str(broken))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {broken}:4:50: method/1/fault/kind: 'explode' is not")
+    not_yaml = tmp_path / "not-yaml.yaml"
+    not_yaml.write_text("name: x\nmethod: [\n")
+    result = shopctl({}, "scenario", "check", str(not_yaml))
+    assert result.returncode == 2 and f"{not_yaml}:3:1: not valid YAML" in result.stderr
+
+
+def test_the_shipped_scenarios_are_valid():
+    result = shopctl({}, "scenario", "check", str(SHIPPED))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok ") == len(list(SHIPPED.glob("*.yaml")))
