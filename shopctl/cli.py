@@ -304,7 +304,14 @@ def scenario_run(
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
     if not url_ready(gateway, "gateway"):
         up(runtime=runtime, build=False)
-    target = Target(gateway, settings.broker_url, (settings.admin_email, settings.admin_password))
+
+    def restart_part(name: str) -> None:
+        with exclusive(settings, "restart"):
+            current_runtime(settings).restart(name, lambda *_: None)
+
+    target = Target(
+        gateway, settings.broker_url, (settings.admin_email, settings.admin_password), restart_part
+    )
     results = []
     for item in loaded:
         out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")

@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,8 @@ class Target:
     gateway: str
     broker_url: str
     admin: tuple[str, str]
+    # (re)starts a part through the stack's runtime and waits until it is ready
+    restart: Callable[[str], None] | None = None
 
 
 class Run:
@@ -112,6 +115,10 @@ class Run:
                 await self.publish(step["publish"])
             elif "await" in step:
                 await self.expect_order(step["await"])
+            elif "restart" in step:
+                if self.target.restart is None:
+                    raise Failed("this stack cannot restart parts (no runtime runs it)")
+                await asyncio.to_thread(self.target.restart, step["restart"])
         except (Failed, ShopError) as exc:
             message = exc.message if isinstance(exc, ShopError) else str(exc)
             self._journal(label, f"failed: {message}", started)

@@ -211,3 +211,24 @@ def wait_for_stock(
             return
         time.sleep(0.05)
     raise AssertionError(f"stock of {sku} is {current}, expected {expected}")
+
+
+@pytest.fixture
+def sandbox_env(tmp_path: Path):
+    """A sandbox of its own: state folder, ports, databases, virtual host."""
+    with own_vhost(f"shoptest_{RUN_ID}_local") as vhost:
+        env = {
+            "SHOP_STATE_DIR": str(tmp_path / "state"),
+            "SHOP_BROKER_URL": amqp_url(vhost),
+            "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_lr",
+            "SHOP_ADMIN_PASSWORD": "local-runtime-test",
+            # up's own deadline below pytest's, so a failure shows the part's log
+            "SHOP_READY_TIMEOUT_S": "90",
+            **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},
+        }
+        try:
+            yield env
+        finally:
+            from tests.e2e.test_local_runtime import shopctl
+
+            shopctl(env, "down", "--volumes")

@@ -16,7 +16,6 @@ import pytest
 
 from shopctl import processes
 from shopctl.stack import PARTS
-from tests.conftest import RUN_ID, amqp_url, own_vhost
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
 
 pytestmark = pytest.mark.e2e
@@ -32,25 +31,6 @@ def shopctl(
         timeout=timeout,
         env={**os.environ, **env, "COLUMNS": "200"},
     )
-
-
-@pytest.fixture
-def sandbox_env(tmp_path: Path):
-    """A sandbox of its own: state folder, ports, databases, virtual host."""
-    with own_vhost(f"shoptest_{RUN_ID}_local") as vhost:
-        env = {
-            "SHOP_STATE_DIR": str(tmp_path / "state"),
-            "SHOP_BROKER_URL": amqp_url(vhost),
-            "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_lr",
-            "SHOP_ADMIN_PASSWORD": "local-runtime-test",
-            # up's own deadline below pytest's, so a failure shows the part's log
-            "SHOP_READY_TIMEOUT_S": "90",
-            **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},
-        }
-        try:
-            yield env
-        finally:
-            shopctl(env, "down", "--volumes")
 
 
 def database_sessions(env: dict[str, str]) -> str:
