@@ -122,6 +122,7 @@ def up(
     extra = {}
     if chosen.name == "docker":
         extra["rabbitmq management"] = f"http://127.0.0.1:{settings.rabbitmq_management_port}"
+        extra["rabbitmq (AMQP)"] = chosen.broker_url()
     out.print(summary(report, settings.admin_notice(), extra))
 
 
@@ -195,7 +196,7 @@ def inject(
     from .inject import inject as publish_event
 
     event = build_event(event_type, data, correlation)
-    publish_event(SandboxSettings().broker_url, event)
+    publish_event(broker_url(), event)
     out.print(
         f"[green]published[/] {event.type} {event.id} "
         f"(routing key {event.routing_key}, saga {event.correlationid})"
@@ -235,7 +236,7 @@ def fault_set(
         )
     except ValidationError:
         raise ShopError(f"no fault kind {kind!r}; the kinds are {KINDS}", exit_code=2) from None
-    switch_on(SandboxSettings().broker_url, spec)
+    switch_on(broker_url(), spec)
     out.print(
         f"[yellow]fault {spec.id} on[/]: {part_name} {kind} {event}"
         + (f" of {order}" if order else "")
@@ -252,7 +253,7 @@ def fault_clear(
     from .fault_switch import switch_off
 
     part(part_name)
-    switch_off(SandboxSettings().broker_url, part_name, fault_id)
+    switch_off(broker_url(), part_name, fault_id)
     out.print(f"[green]faults off[/] on {part_name}" + (f" ({fault_id})" if fault_id else ""))
 
 
@@ -310,7 +311,7 @@ def scenario_run(
             current_runtime(settings).restart(name, lambda *_: None)
 
     target = Target(
-        gateway, settings.broker_url, (settings.admin_email, settings.admin_password), restart_part
+        gateway, broker_url(), (settings.admin_email, settings.admin_password), restart_part
     )
     results = []
     for item in loaded:
@@ -351,7 +352,7 @@ def dlq_list() -> None:
     """Messages waiting in each dead-letter queue of the stack."""
     from .deadletters import depths, run
 
-    found = run(depths(SandboxSettings().broker_url))
+    found = run(depths(broker_url()))
     table = Table("dead-letter queue", "messages")
     for queue, count in found.items():
         shown = "[dim]not declared[/]" if count is None else (f"[red]{count}[/]" if count else "0")
@@ -369,7 +370,7 @@ def dlq_show(
     """The first dead letters of QUEUE, with why each died (left in place)."""
     from .deadletters import run, show
 
-    letters = run(show(SandboxSettings().broker_url, queue, limit))
+    letters = run(show(broker_url(), queue, limit))
     if not letters:
         out.print(f"{queue} is empty")
         return
@@ -390,7 +391,7 @@ def dlq_replay(
     """Put QUEUE's dead letters back on the queues they died on."""
     from .deadletters import replay, run
 
-    replayed = run(replay(SandboxSettings().broker_url, queue, limit))
+    replayed = run(replay(broker_url(), queue, limit))
     origins = sorted({letter.origin for letter in replayed})
     out.print(
         f"[green]replayed {len(replayed)}[/]" + (f" to {', '.join(origins)}" if origins else "")
@@ -407,7 +408,12 @@ def dlq_purge(
 
     if not yes:
         raise ShopError(f"purging drops {queue}'s dead letters for good; add --yes", exit_code=2)
-    out.print(f"[yellow]purged {run(purge(SandboxSettings().broker_url, queue))}[/] from {queue}")
+    out.print(f"[yellow]purged {run(purge(broker_url(), queue))}[/] from {queue}")
+
+
+def broker_url() -> str:
+    """The running stack's broker, as this machine reaches it."""
+    return current_runtime(SandboxSettings()).broker_url()
 
 
 def exclusive(settings: SandboxSettings, command: str) -> AbstractContextManager[None]:

@@ -119,7 +119,12 @@ class DockerPlan:
             healthcheck=_health(
                 ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"], 2.0
             ),
-            ports={"15672/tcp": ("127.0.0.1", self.settings.rabbitmq_management_port)},
+            # AMQP too, on another port than the machine's own broker: shopctl's
+            # tap, faults, dead letters and scenarios talk to it from here.
+            ports={
+                "15672/tcp": ("127.0.0.1", self.settings.rabbitmq_management_port),
+                "5672/tcp": ("127.0.0.1", self.settings.rabbitmq_port),
+            },
             # Messages in the queues are data like the databases' rows: they
             # outlive `down` and go with `down --volumes`.
             volumes={
@@ -315,6 +320,7 @@ class DockerRuntime:
         published = {
             "gateway": self.settings.gateway_port,
             "rabbitmq-management": self.settings.rabbitmq_management_port,
+            "rabbitmq": self.settings.rabbitmq_port,
         }
         check_ports_free(
             {name: port for name, port in published.items() if name.split("-")[0] not in running}
@@ -541,6 +547,9 @@ class DockerRuntime:
                 )
             )
         return rows
+
+    def broker_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.settings.rabbitmq_port}/"
 
     def budget_line(self) -> str:
         return "one server per service: " + self.plan.budget().describe()

@@ -328,6 +328,9 @@ class LocalRuntime:
         self.state_file.unlink(missing_ok=True)
         return stopped
 
+    def broker_url(self) -> str:
+        return self.settings.broker_url
+
     def budget_line(self) -> str:
         """The connection budget the running stack was given, if any."""
         return str(self._load().get("budget", ""))

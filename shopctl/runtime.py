@@ -53,6 +53,10 @@ class Runtime(Protocol):
         """The database connection budget the stack runs with ("" if unknown)."""
         ...
 
+    def broker_url(self) -> str:
+        """The stack's broker as shopctl on this machine reaches it."""
+        ...
+
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]: ...
 
 

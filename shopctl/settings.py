@@ -39,6 +39,8 @@ class SandboxSettings(BaseSettings):
     payment_port: int = Field(default=8105, ge=1, le=65535)
     shipping_port: int = Field(default=8106, ge=1, le=65535)
     rabbitmq_management_port: int = Field(default=15672, ge=1, le=65535)
+    # the docker runtime's broker on this machine (5672 is the machine's own)
+    rabbitmq_port: int = Field(default=5673, ge=1, le=65535)
 
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
     fault_injection: bool = True

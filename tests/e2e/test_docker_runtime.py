@@ -50,6 +50,7 @@ def docker_env(tmp_path_factory):
         "SHOP_IMAGES": os.environ.get("SHOP_TEST_DOCKER_IMAGES", "local"),
         "SHOP_GATEWAY_PORT": str(free_port()),
         "SHOP_RABBITMQ_MANAGEMENT_PORT": str(free_port()),
+        "SHOP_RABBITMQ_PORT": str(free_port()),
         "SHOP_ADMIN_PASSWORD": "docker-runtime-test",
         "SHOP_READY_TIMEOUT_S": "300",
     }
@@ -92,6 +93,10 @@ def test_docker_up_checkout_down(docker_env):
     objects = project_objects(env["SHOP_PROJECT"])
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
     assert len(objects["volumes"]) == 7 + 1  # a database each, and the broker's queues
+
+    # shopctl reaches the stack's own broker (published on 127.0.0.1)
+    dead = shopctl(env, "dlq", "list", timeout=60)
+    assert dead.returncode == 0 and "0 dead letters" in dead.stdout, dead.stdout + dead.stderr
 
     again = shopctl(env, "up", "--runtime", "docker", timeout=300)
     assert again.returncode == 0 and "already running" in again.stdout
