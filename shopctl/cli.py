@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -289,6 +289,9 @@ def scenario_list(targets: Targets) -> None:
 def scenario_run(
     targets: Targets,
     junit: Annotated[Path | None, typer.Option(help="write a JUnit XML report here")] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="for each failure, a folder of what it saw here")
+    ] = None,
     runtime: RuntimeChoice = "auto",
 ) -> None:
     """Run scenarios against the stack (started first when it is not up);
@@ -326,6 +329,9 @@ def scenario_run(
         else:
             out.print(f"  [red]failed[/] in {result.seconds:.1f} s")
             out.print(result.failure, markup=False, highlight=False)
+            if bundle is not None:
+                folder = write_failure_bundle(result, bundle, settings)
+                out.print(f"  bundle: {folder}")
     table = Table("scenario", "result", "seconds")
     for result in results:
         table.add_row(
@@ -409,6 +415,18 @@ def dlq_purge(
     if not yes:
         raise ShopError(f"purging drops {queue}'s dead letters for good; add --yes", exit_code=2)
     out.print(f"[yellow]purged {run(purge(broker_url(), queue))}[/] from {queue}")
+
+
+def write_failure_bundle(result: Any, directory: Path, settings: SandboxSettings) -> Path:
+    """The failed scenario's bundle: its timelines, journal, log lines, dead letters."""
+    from .deadletters import depths, run, show
+    from .scenario.bundle import write_bundle
+
+    chosen = current_runtime(settings)
+    url = chosen.broker_url()
+    waiting = [q for q, n in run(depths(url)).items() if n]
+    letters = [letter for queue in waiting for letter in run(show(url, queue, 10))]
+    return write_bundle(result, directory, chosen.logs([], follow=False), letters)
 
 
 def broker_url() -> str:

@@ -9,8 +9,6 @@ here once the broker confirmed the publish: nothing is lost in between."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +16,9 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from services.common.broker import make_message
+
+from .amqp import broker_connection
 from .errors import ShopError
 from .stack import PARTS
 
@@ -51,21 +52,6 @@ def _checked(queue: str) -> str:
     return queue
 
 
-@asynccontextmanager
-async def _channel(broker_url: str) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
-    try:
-        connection = await aio_pika.connect_robust(broker_url, timeout=10)
-    except (OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError) as exc:
-        raise ShopError(
-            f"RabbitMQ cannot be reached at {broker_url.split('@')[-1]} ({type(exc).__name__})",
-            hint="is the stack up? shopctl status",
-        ) from None
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 async def _depth(connection: Any, queue: str) -> int | None:
     channel = await connection.channel()
     try:
@@ -80,7 +66,7 @@ async def _depth(connection: Any, queue: str) -> int | None:
 
 async def depths(broker_url: str, queues: list[str] | None = None) -> dict[str, int | None]:
     """Messages waiting in each dead-letter queue (None: not declared yet)."""
-    async with _channel(broker_url) as connection:
+    async with broker_connection(broker_url, "shopctl dlq") as connection:
         return {q: await _depth(connection, q) for q in queues or dead_letter_queues()}
 
 
@@ -122,7 +108,7 @@ async def _take(channel: AbstractChannel, queue: str, limit: int) -> list[Abstra
 
 async def show(broker_url: str, queue: str, limit: int = 10) -> list[DeadLetter]:
     """The first ``limit`` dead letters, left where they are."""
-    async with _channel(broker_url) as connection:
+    async with broker_connection(broker_url, "shopctl dlq") as connection:
         channel = await connection.channel()
         try:
             taken = await _take(channel, queue, limit)
@@ -137,7 +123,7 @@ async def show(broker_url: str, queue: str, limit: int = 10) -> list[DeadLetter]
 
 async def replay(broker_url: str, queue: str, limit: int | None = None) -> list[DeadLetter]:
     """Put dead letters back on the queues they died on; returns them."""
-    async with _channel(broker_url) as connection:
+    async with broker_connection(broker_url, "shopctl dlq") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         replayed: list[DeadLetter] = []
         try:
@@ -151,14 +137,12 @@ async def replay(broker_url: str, queue: str, limit: int | None = None) -> list[
                 headers["x-shop-attempt"] = 1
                 headers["x-shop-replayed"] = True
                 await channel.default_exchange.publish(
-                    aio_pika.Message(
+                    make_message(
                         message.body,
-                        headers=headers,
-                        content_type=message.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=message.message_id,
-                        type=message.type,
-                        correlation_id=message.correlation_id,
+                        message.message_id or "",
+                        message.type or "",
+                        message.correlation_id,
+                        headers,
                     ),
                     routing_key=letter.origin,
                     mandatory=True,
@@ -181,7 +165,7 @@ async def replay(broker_url: str, queue: str, limit: int | None = None) -> list[
 
 async def purge(broker_url: str, queue: str) -> int:
     """Drop every dead letter of ``queue``; returns how many."""
-    async with _channel(broker_url) as connection:
+    async with broker_connection(broker_url, "shopctl dlq") as connection:
         channel = await connection.channel()
         try:
             target = await channel.get_queue(_checked(queue), ensure=True)

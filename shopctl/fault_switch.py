@@ -10,22 +10,15 @@ from __future__ import annotations
 import asyncio
 
 import aio_pika
-import aiormq
 
 from services.common.faults import CONTROL_EXCHANGE, FaultCommand, FaultSpec
 
+from .amqp import broker_connection
 from .errors import ShopError
 
 
 async def send(broker_url: str, part: str, command: FaultCommand) -> None:
-    try:
-        connection = await aio_pika.connect(broker_url, timeout=10)
-    except (OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError) as exc:
-        raise ShopError(
-            f"RabbitMQ cannot be reached at {broker_url.split('@')[-1]} ({type(exc).__name__})",
-            hint="is the stack up? shopctl status",
-        ) from None
-    async with connection:
+    async with broker_connection(broker_url, "shopctl fault") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.declare_exchange(
             CONTROL_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True

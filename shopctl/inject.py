@@ -7,12 +7,12 @@ import uuid
 from typing import Any
 
 import aio_pika
-import aiormq
 import orjson
 from pydantic import ValidationError
 
 from services.common.events import CONTENT_TYPE, EVENT_MODELS, Envelope, new_event
 
+from .amqp import broker_connection
 from .errors import ShopError
 
 
@@ -45,14 +45,7 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> Envel
 async def publish(broker_url: str, routing_key: str, body: bytes, message_id: str) -> None:
     """Publish one body to shop.events, confirmed; ShopError when nothing is
     bound to its routing key (no consumer would ever see it)."""
-    try:
-        connection = await aio_pika.connect(broker_url, timeout=10)
-    except (OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError) as exc:
-        raise ShopError(
-            f"RabbitMQ cannot be reached at {broker_url.split('@')[-1]} ({type(exc).__name__})",
-            hint="is the stack up? shopctl status",
-        ) from None
-    async with connection:
+    async with broker_connection(broker_url, "shopctl inject") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.get_exchange("shop.events", ensure=False)
         try:

@@ -369,6 +369,16 @@ class ConsumerRunner:
                 await message.nack(requeue=True)  # committed, yet it comes again
                 return "ack_lost"
         await message.ack()
+        # One line per message, naming its saga: what `shopctl logs` and a
+        # scenario's failure bundle find an order by.
+        log.info(
+            "%s: %s %s %s (saga %s)",
+            queue,
+            event.type,
+            event.id,
+            "handled" if handled else "duplicate, already handled",
+            event.correlationid,
+        )
         return "handled" if handled else "duplicate"
 
     async def _fault_before(

@@ -19,6 +19,7 @@ import orjson
 
 from services.common.faults import FaultCommand, FaultSpec
 
+from ..amqp import broker_connection
 from ..errors import ShopError
 from ..fault_switch import send
 from ..stack import PARTS
@@ -214,8 +215,7 @@ class Run:
         publish = self.fill(publish)
         body = publish["body"]
         raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
-        connection = await aio_pika.connect(self.target.broker_url, timeout=10)
-        async with connection:
+        async with broker_connection(self.target.broker_url, "shopctl scenario") as connection:
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.get_exchange("shop.events", ensure=False)
             await exchange.publish(

@@ -57,10 +57,18 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
     assert all("ok" in (c.findtext("system-out") or "") for c in cases)
 
 
-def test_a_wrong_expectation_fails_with_expected_versus_seen(stack_env, tmp_path):
-    junit = tmp_path / "wrong.xml"
+@pytest.mark.timeout(300)
+def test_a_wrong_expectation_fails_with_expected_versus_seen_and_a_bundle(sandbox_env, tmp_path):
+    junit, bundle = tmp_path / "wrong.xml", tmp_path / "bundle"
     result = shopctl(
-        stack_env, "scenario", "run", str(HERE / "wrong-expectation.yaml"), "--junit", str(junit)
+        {**sandbox_env, "SHOP_RUNTIME": "local"},
+        "scenario",
+        "run",
+        str(HERE / "wrong-expectation.yaml"),
+        "--junit",
+        str(junit),
+        "--bundle",
+        str(bundle),
     )
     assert result.returncode == 1
     text = result.stdout
@@ -71,6 +79,17 @@ def test_a_wrong_expectation_fails_with_expected_versus_seen(stack_env, tmp_path
     assert "error: 1 of 1 scenarios failed" in result.stderr
     failure = ElementTree.parse(junit).getroot().find("testcase/failure")
     assert failure is not None and "PaymentSucceeded" in failure.get("message", "")
+
+    folder = bundle / "wrong-expectation"
+    assert "ending COMPLETED" in (folder / "failure.txt").read_text()
+    assert "expect order: failed" in (folder / "journal.txt").read_text()
+    [timeline] = (folder / "orders").glob("*.txt")
+    order = timeline.stem
+    assert "PaymentFailed" in timeline.read_text() and "OrderCancelled" in timeline.read_text()
+    assert len((folder / "orders" / f"{order}.jsonl").read_text().splitlines()) >= 5
+    logs = (folder / "logs.txt").read_text()
+    assert order in logs  # the parts' log lines about this order
+    assert (folder / "dead-letters.txt").read_text() == "none\n"
 
 
 def test_a_bad_file_names_its_line_and_column(tmp_path):

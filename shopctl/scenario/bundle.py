@@ -1,0 +1,65 @@
+"""What a failed scenario leaves behind, so CI's failure can be read without
+running it again: the failure, the journal, each order's timeline and raw
+events, every log line that names one of its orders, and the dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+
+from ..deadletters import DeadLetter
+from ..logs import LogLine
+from .runner import Result, render_timeline
+
+
+def write_bundle(
+    result: Result,
+    directory: Path,
+    log_lines: Iterable[LogLine],
+    dead_letters: list[DeadLetter],
+) -> Path:
+    """Write the bundle of ``result`` under ``directory``; returns its folder."""
+    folder = directory / result.scenario.path.stem
+    (folder / "orders").mkdir(parents=True, exist_ok=True)
+    (folder / "failure.txt").write_text(f"{result.scenario.name}\n\n{result.failure}\n")
+    (folder / "journal.txt").write_text(
+        "".join(
+            f"{e.at:8.3f} s  {e.step}: {e.outcome} ({e.seconds:.3f} s)\n" for e in result.journal
+        )
+    )
+    for order, timeline in result.orders.items():
+        events = "".join(
+            orjson.dumps(
+                {
+                    "id": e.id,
+                    "type": e.type,
+                    "source": e.source,
+                    "time": e.time.isoformat() if e.time else None,
+                    "causationid": e.causation_id,
+                    "deliveries": e.deliveries,
+                    "data": e.data,
+                }
+            ).decode()
+            + "\n"
+            for e in timeline
+        )
+        (folder / "orders" / f"{order}.txt").write_text(
+            f"order {order}: {timeline.outcome or 'not over'}\n{render_timeline(timeline)}\n"
+        )
+        (folder / "orders" / f"{order}.jsonl").write_text(events)
+    orders = list(result.orders)
+    with (folder / "logs.txt").open("w") as out:
+        for line in log_lines:
+            if any(order in line.text for order in orders):
+                out.write(f"{line.timestamp} {line.part:<9} {line.text}\n")
+    (folder / "dead-letters.txt").write_text(
+        "".join(
+            f"{d.queue}: {d.type or '?'} {d.message_id or ''} from {d.origin}: {d.reason} "
+            f"({d.attempts} attempts) {d.error}\n  {d.body[:500].decode(errors='replace')}\n"
+            for d in dead_letters
+        )
+        or "none\n"
+    )
+    return folder
