@@ -34,10 +34,6 @@ class Admission:
         self.waiting = 0
         self.refused = 0
 
-    @property
-    def in_use(self) -> int:
-        return self.limit - self._slots._value
-
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold a slot for the block; raise Overloaded when none comes."""

@@ -9,17 +9,11 @@ import pytest
 
 from shopctl.timeline import Tap
 from tests.e2e.conftest import new_product
+from tests.e2e.test_events import HAPPY_PATH
 
 pytestmark = pytest.mark.e2e
 
-HAPPY = [
-    "CartCheckedOut",
-    "OrderCreated",
-    "StockReserved",
-    "PaymentSucceeded",
-    "ShippingCreated",
-    "OrderCompleted",
-]
+HAPPY = HAPPY_PATH
 
 
 async def follow(broker_url: str, start_order, timeout: float = 30):
