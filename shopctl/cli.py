@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -172,15 +173,56 @@ def logs(
         pass
 
 
-@app.command()
-def restart(part_name: Annotated[str, typer.Argument(metavar="PART")]) -> None:
-    """Restart one part and wait until it is ready again."""
-    part(part_name)  # an unknown name is a usage error before anything happens
+PartArgument = Annotated[
+    str, typer.Argument(metavar="PART", help="a part of the stack (restart also takes broker)")
+]
+
+
+def _control(action: str, name: str) -> None:
+    from .control import check, control
+
+    check(action, name)  # an unknown name is a usage error before anything happens
     settings = SandboxSettings()
     chosen = current_runtime(settings)
-    with exclusive(settings, "restart"), UpDisplay(out, [part_name]) as display:
-        chosen.restart(part_name, display.update)
-    out.print()
+    shown = "rabbitmq" if name == "broker" else name
+    with exclusive(settings, action):
+        if action in ("restart", "start"):
+            with UpDisplay(out, [shown]) as display:
+                control(chosen, action, name, display.update)
+        else:
+            control(chosen, action, name, lambda *_: None)
+    done = {"stop": "stopped", "pause": "paused", "resume": "resumed"}.get(action, "ready")
+    out.print(f"{shown} {done}")
+
+
+@app.command()
+def restart(part_name: PartArgument) -> None:
+    """Restart one part (or the broker) and wait until it is ready again."""
+    _control("restart", part_name)
+
+
+@app.command()
+def stop(part_name: PartArgument) -> None:
+    """Stop one part; its messages wait on its queues."""
+    _control("stop", part_name)
+
+
+@app.command()
+def start(part_name: PartArgument) -> None:
+    """Start a stopped part and wait until it is ready."""
+    _control("start", part_name)
+
+
+@app.command()
+def pause(part_name: PartArgument) -> None:
+    """Freeze one part (SIGSTOP, docker pause): connections open, nothing handled."""
+    _control("pause", part_name)
+
+
+@app.command()
+def resume(part_name: PartArgument) -> None:
+    """Let a paused part run again."""
+    _control("resume", part_name)
 
 
 @app.command()
@@ -293,45 +335,32 @@ def scenario_run(
         Path | None, typer.Option(help="for each failure, a folder of what it saw here")
     ] = None,
     runtime: RuntimeChoice = "auto",
+    keep_up: Annotated[
+        bool, typer.Option("--keep-up", help="leave a stack started for this run up")
+    ] = False,
 ) -> None:
-    """Run scenarios against the stack (started first when it is not up);
-    exit 3 when any fails."""
-    import asyncio
-
+    """Run scenarios against the stack (started first when it is not up, and
+    stopped after unless --keep-up); exit 1 when any fails."""
     from .processes import url_ready
-    from .scenario.execute import run_scenario, write_junit
+    from .scenario.execute import write_junit
     from .scenario.loading import load, scenario_files
-    from .scenario.runner import Target, render_timeline
 
     loaded = [load(path) for path in scenario_files(targets)]  # every file checked first
+    # a broker restart is a step here: the tap's reconnects are the journal's
+    # business, not tracebacks on the terminal
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     settings = SandboxSettings()
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    if not url_ready(gateway, "gateway"):
+    started_here = not url_ready(gateway, "gateway")
+    if started_here:
         up(runtime=runtime, build=False)
-
-    def restart_part(name: str) -> None:
-        with exclusive(settings, "restart"):
-            current_runtime(settings).restart(name, lambda *_: None)
-
-    target = Target(
-        gateway, broker_url(), (settings.admin_email, settings.admin_password), restart_part
-    )
-    results = []
-    for item in loaded:
-        out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")
-        result = asyncio.run(run_scenario(item, target))
-        results.append(result)
-        for order, timeline in result.orders.items():
-            out.print(f"  order {order}: {timeline.outcome or 'not over'}")
-            out.print(render_timeline(timeline), markup=False, highlight=False)
-        if result.passed:
-            out.print(f"  [green]passed[/] in {result.seconds:.1f} s")
-        else:
-            out.print(f"  [red]failed[/] in {result.seconds:.1f} s")
-            out.print(result.failure, markup=False, highlight=False)
-            if bundle is not None:
-                folder = write_failure_bundle(result, bundle, settings)
-                out.print(f"  bundle: {folder}")
+    try:
+        results = _run_scenarios(loaded, settings, gateway, bundle)
+    finally:
+        if started_here and not keep_up:
+            out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
+            down(volumes=False)
     table = Table("scenario", "result", "seconds")
     for result in results:
         table.add_row(
@@ -346,6 +375,44 @@ def scenario_run(
     failed = [r for r in results if not r.passed]
     if failed:
         raise ShopError(f"{len(failed)} of {len(results)} scenarios failed")
+
+
+def _run_scenarios(
+    loaded: list[Any], settings: SandboxSettings, gateway: str, bundle: Path | None
+) -> list[Any]:
+    import asyncio
+
+    from .scenario.execute import run_scenario
+    from .scenario.runner import Target, render_timeline
+
+    def control_part(action: str, name: str) -> None:
+        from .control import control
+
+        with exclusive(settings, action):
+            control(current_runtime(settings), action, name, lambda *_: None)
+
+    target = Target(
+        gateway, broker_url(), (settings.admin_email, settings.admin_password), control_part
+    )
+    results = []
+    for item in loaded:
+        out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")
+        result = asyncio.run(run_scenario(item, target))
+        results.append(result)
+        many = len(result.orders) > 5  # then one line an order, the timelines in the bundle
+        for order, timeline in result.orders.items():
+            out.print(f"  order {order}: {timeline.outcome or 'not over'}")
+            if not many:
+                out.print(render_timeline(timeline), markup=False, highlight=False)
+        if result.passed:
+            out.print(f"  [green]passed[/] in {result.seconds:.1f} s")
+        else:
+            out.print(f"  [red]failed[/] in {result.seconds:.1f} s")
+            out.print(result.failure, markup=False, highlight=False)
+            if bundle is not None:
+                folder = write_failure_bundle(result, bundle, settings)
+                out.print(f"  bundle: {folder}")
+    return results
 
 
 dlq = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
@@ -418,15 +485,18 @@ def dlq_purge(
 
 
 def write_failure_bundle(result: Any, directory: Path, settings: SandboxSettings) -> Path:
-    """The failed scenario's bundle: its timelines, journal, log lines, dead letters."""
+    """The failed scenario's bundle: its timelines, journal, outbox rows,
+    log lines, dead letters."""
     from .deadletters import depths, run, show
+    from .outboxes import outbox_rows
     from .scenario.bundle import write_bundle
 
     chosen = current_runtime(settings)
     url = chosen.broker_url()
     waiting = [q for q, n in run(depths(url)).items() if n]
     letters = [letter for queue in waiting for letter in run(show(url, queue, 10))]
-    return write_bundle(result, directory, chosen.logs([], follow=False), letters)
+    outboxes = {order: outbox_rows(chosen, order) for order in result.orders}
+    return write_bundle(result, directory, chosen.logs([], follow=False), letters, outboxes)
 
 
 def broker_url() -> str:

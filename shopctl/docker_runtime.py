@@ -512,6 +512,8 @@ class DockerRuntime:
         removed = []
         for name, container in self._containers().items():
             with contextlib.suppress(Exception):
+                if container.status == "paused":
+                    container.unpause()
                 container.stop(timeout=int(self.settings.stop_timeout_s))
             container.remove(force=True)
             removed.append(name)
@@ -554,17 +556,75 @@ class DockerRuntime:
     def budget_line(self) -> str:
         return "one server per service: " + self.plan.budget().describe()
 
-    def restart(self, name: str, progress: Progress) -> None:
+    def _container(self, name: str) -> tuple[ContainerSpec, Any]:
         spec = next((s for s in self.plan.all() if s.part == name), None)
         if spec is None:
             part(name)  # raises the usage error
-            return
+            raise ShopError(f"{name} has no container here")
         container = self._containers().get(name)
         if container is None:
             raise ShopError(f"{name} is not running under the docker runtime", hint="shopctl up")
+        return spec, container
+
+    def restart(self, name: str, progress: Progress) -> None:
+        spec, container = self._container(name)
         progress(name, "starting", "restarting")
+        if container.status == "paused":
+            container.unpause()
         container.restart(timeout=int(self.settings.stop_timeout_s))
         self._wait_ready([spec], progress)
+
+    def stop_part(self, name: str, progress: Progress) -> None:
+        _, container = self._container(name)
+        progress(name, "starting", "stopping")
+        if container.status == "paused":
+            container.unpause()
+        container.stop(timeout=int(self.settings.stop_timeout_s))
+
+    def start_part(self, name: str, progress: Progress) -> None:
+        spec, container = self._container(name)
+        if container.status != "running":
+            container.start()
+        self._wait_ready([spec], progress)
+
+    def pause_part(self, name: str) -> None:
+        _, container = self._container(name)
+        if container.status != "paused":
+            container.pause()
+
+    def resume_part(self, name: str) -> None:
+        _, container = self._container(name)
+        if container.status == "paused":
+            container.unpause()
+
+    def query(self, name: str, statement: str) -> list[list[str | None]]:
+        _, container = self._container(f"postgres-{part(name).name}")
+        code, output = container.exec_run(
+            [
+                "psql",
+                "-U",
+                "postgres",
+                "-d",
+                part(name).database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-XAt",
+                "-F",
+                "\x1f",
+                "-P",
+                "null=\x1e",
+                "-c",
+                f"SET TRANSACTION READ ONLY; {statement}",
+            ],
+        )
+        text = output.decode(errors="replace")
+        if code != 0:
+            raise ShopError(f"{name}'s database: {text.strip().splitlines()[-1]}")
+        lines = [line for line in text.splitlines() if line and line != "SET"]
+        return [[None if v == "\x1e" else v for v in line.split("\x1f")] for line in lines]
+
+    def restart_broker(self, progress: Progress) -> None:
+        self.restart("rabbitmq", progress)
 
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]:
         containers = self._containers()

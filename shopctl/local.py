@@ -4,7 +4,10 @@ running on this machine: one database per service, uvicorn per part."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -345,6 +348,18 @@ class LocalRuntime:
                 result.append(PartStatus(target.name, self.name, "stopped", "-", port, None))
                 continue
             alive = self._alive(target.name, entry)
+            if alive and processes.pid_paused(int(entry["pid"])):
+                result.append(
+                    PartStatus(
+                        target.name,
+                        self.name,
+                        "paused",
+                        "-",
+                        int(entry["port"]),
+                        float(entry["started_at"]),
+                    )
+                )
+                continue
             ready = alive and processes.url_ready(
                 self.stack.url(target.name), target.name, entry.get("instance")
             )
@@ -353,7 +368,7 @@ class LocalRuntime:
                 PartStatus(
                     target.name,
                     self.name,
-                    "running" if alive else "exited",
+                    "running" if alive else ("stopped" if entry.get("stopped") else "exited"),
                     health,
                     int(entry["port"]),
                     float(entry["started_at"]) if alive else None,
@@ -361,17 +376,34 @@ class LocalRuntime:
             )
         return result
 
-    def restart(self, name: str, progress: Progress) -> None:
+    def _entry(self, state: dict[str, Any], name: str) -> dict[str, Any]:
         part(name)  # a clear error for an unknown part
-        state = self._load()
-        entry = state["parts"].get(name)
+        entry: dict[str, Any] | None = state["parts"].get(name)
         if entry is None:
             raise ShopError(f"{name} is not running under the local runtime", hint="shopctl up")
+        return entry
+
+    def restart(self, name: str, progress: Progress) -> None:
+        self.stop_part(name, progress)
+        self.start_part(name, progress)
+
+    def stop_part(self, name: str, progress: Progress) -> None:
+        state = self._load()
+        entry = self._entry(state, name)
         if self._alive(name, entry):
             progress(name, "starting", "stopping")
             processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
+        entry["stopped"] = True  # by hand: status says stopped, not exited
+        self._save(state)
+
+    def start_part(self, name: str, progress: Progress) -> None:
+        """Start a part that is not running (a running one is left as it is)."""
+        state = self._load()
+        if self._alive(name, self._entry(state, name)):
+            return
         self.stack.start_parts([part(name)])
         running = self.stack.running[name]
+        state["parts"][name].pop("stopped", None)
         state["parts"][name].update(
             pid=running.process.pid, instance=running.instance, started_at=time.time()
         )
@@ -380,12 +412,59 @@ class LocalRuntime:
         self.stack.wait_ready(self.settings.ready_timeout_s)
         progress(name, "ready", running.url)
 
+    def pause_part(self, name: str) -> None:
+        """Freeze the part (SIGSTOP): its sockets stay open, nothing moves."""
+        self._signal(name, signal.SIGSTOP)
+
+    def resume_part(self, name: str) -> None:
+        self._signal(name, signal.SIGCONT)
+
+    def _signal(self, name: str, signum: int) -> None:
+        entry = self._entry(self._load(), name)
+        if not self._alive(name, entry):
+            raise ShopError(f"{name} is not running", hint=f"shopctl restart {name}")
+        processes.signal_group(int(entry["pid"]), signum)
+
+    def query(self, name: str, statement: str) -> list[list[str | None]]:
+        url = _url_with(self.stack.config.pg_admin_url, None, self.stack.database_name(part(name)))
+        try:
+            with psycopg.connect(url, connect_timeout=5) as db:
+                db.execute("SET TRANSACTION READ ONLY")
+                rows = db.execute(statement).fetchall()
+        except psycopg.Error as exc:
+            raise ShopError(f"{name}'s database: {str(exc).strip().splitlines()[0]}") from None
+        return [[None if v is None else str(v) for v in row] for row in rows]
+
+    def restart_broker(self, progress: Progress) -> None:
+        """The local runtime shares the machine's RabbitMQ: stop its app and
+        start it again (every client of that broker sees the restart)."""
+        progress("rabbitmq", "starting", "stop_app")
+        _rabbitmqctl("stop_app")
+        progress("rabbitmq", "starting", "start_app")
+        _rabbitmqctl("start_app")
+        _rabbitmqctl("await_startup")
+        progress("rabbitmq", "ready", "")
+
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]:
         names = parts or [p.name for p in PARTS]
         for name in names:
             part(name)
         files = {name: self.log_dir / f"{name}.log" for name in names}
         return follow_files(files) if follow else iter(read_files(files))
+
+
+def _rabbitmqctl(*args: str) -> None:
+    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    try:
+        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ShopError(f"rabbitmqctl {args[0]} could not run: {exc}") from None
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise ShopError(
+            f"rabbitmqctl {args[0]} failed: {reason[-1] if reason else done.returncode}",
+            hint="restarting the machine's broker needs the rights to run rabbitmqctl",
+        )
 
 
 def check_broker(broker_url: str) -> None:

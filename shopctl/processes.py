@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -218,6 +219,7 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> bool:
     needed the SIGKILL."""
     try:
         os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGCONT)  # a paused part takes its SIGTERM too
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + grace_s
@@ -232,6 +234,21 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> bool:
     while pid_alive(pid):
         time.sleep(0.05)
     return True
+
+
+def pid_paused(pid: int) -> bool:
+    """True when the process is stopped by a signal (SIGSTOP: paused)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "T"
+
+
+def signal_group(pid: int, signum: int) -> None:
+    """``signum`` to the process group of ``pid`` (a part and its children)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signum)
 
 
 @dataclass(frozen=True)

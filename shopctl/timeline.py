@@ -209,14 +209,19 @@ class TimelineStore:
 
 
 class Tap:
-    """A tap on the events exchange: an exclusive, auto-deleted queue bound
-    to every routing key, so a closed tap leaves nothing behind. Each event
-    goes into ``store`` (and to ``on_event``, when given) as it arrives.
+    """A tap on the events exchange: a queue of its own bound to every
+    routing key. It outlives a broker restart (durable, and the connection
+    comes back by itself), is deleted when the tap closes, and expires on
+    its own a minute after a tap that died without closing, so a closed tap
+    leaves nothing behind. Each event goes into ``store`` (and to
+    ``on_event``, when given) as it arrives.
 
         async with Tap(broker_url) as tap:
             ...
             timeline = await tap.wait_for(order_id, lambda t: t.outcome is not None)
     """
+
+    EXPIRES_MS = 60_000
 
     def __init__(
         self,
@@ -231,27 +236,35 @@ class Tap:
         self.store = store if store is not None else TimelineStore()
         self.on_event = on_event
         self._connection: Any = None
+        self._queue: Any = None
         self.arrived = asyncio.Event()  # set on every event; waiters clear it
 
     async def __aenter__(self) -> Tap:
         import aio_pika
 
-        self._connection = await aio_pika.connect(
-            self.broker_url, timeout=10, client_properties={"connection_name": "shopctl tap"}
+        self._connection = await aio_pika.connect_robust(
+            self.broker_url,
+            timeout=10,
+            reconnect_interval=1,
+            client_properties={"connection_name": "shopctl tap"},
         )
         channel = await self._connection.channel()
         exchange = await channel.declare_exchange(
             self.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(
-            f"shopctl.tap.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True
+        self._queue = await channel.declare_queue(
+            f"shopctl.tap.{uuid.uuid4().hex[:12]}",
+            durable=True,
+            arguments={"x-queue-type": "classic", "x-expires": self.EXPIRES_MS},
         )
-        await queue.bind(exchange, routing_key="#")
-        await queue.consume(self._on_message, no_ack=True)
+        await self._queue.bind(exchange, routing_key="#")
+        await self._queue.consume(self._on_message, no_ack=True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._queue.delete(if_unused=False, if_empty=False), 5)
             await self._connection.close()
             self._connection = None
 

@@ -1,6 +1,7 @@
 """What a failed scenario leaves behind, so CI's failure can be read without
 running it again: the failure, the journal, each order's timeline and raw
-events, every log line that names one of its orders, and the dead letters."""
+events, its outbox rows, every log line that names one of its orders, and
+the dead letters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import orjson
 
 from ..deadletters import DeadLetter
 from ..logs import LogLine
+from ..outboxes import OutboxRow
 from .runner import Result, render_timeline
 
 
@@ -19,6 +21,7 @@ def write_bundle(
     directory: Path,
     log_lines: Iterable[LogLine],
     dead_letters: list[DeadLetter],
+    outboxes: dict[str, tuple[list[OutboxRow], list[str]]],
 ) -> Path:
     """Write the bundle of ``result`` under ``directory``; returns its folder."""
     folder = directory / result.scenario.path.stem
@@ -49,6 +52,19 @@ def write_bundle(
             f"order {order}: {timeline.outcome or 'not over'}\n{render_timeline(timeline)}\n"
         )
         (folder / "orders" / f"{order}.jsonl").write_text(events)
+        rows, problems = outboxes.get(order, ([], []))
+        (folder / "orders" / f"{order}.outbox.txt").write_text(
+            "".join(
+                f"{r.created_at}  {r.part:<9} {r.event_type:<24} "
+                + (f"published {r.published_at}" if r.published_at else "NOT PUBLISHED")
+                + f"  attempts {r.attempts}"
+                + (f"  last error: {r.last_error}" if r.last_error else "")
+                + "\n"
+                for r in rows
+            )
+            + "".join(f"(not read: {p})\n" for p in problems)
+            or "no outbox row\n"
+        )
     orders = list(result.orders)
     with (folder / "logs.txt").open("w") as out:
         for line in log_lines:

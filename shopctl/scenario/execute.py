@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 import httpx
 
 from ..deadletters import depths
+from ..errors import ShopError
 from ..timeline import Tap
 from .loading import Scenario
 from .runner import TERMINAL_WAIT_S, Failed, Result, Run, Target, render_timeline
@@ -42,13 +43,16 @@ async def run_scenario(scenario: Scenario, target: Target) -> Result:
         except Failed as exc:
             run.result.failure = str(exc)
         finally:
-            for step in [*scenario.section("rollbacks"), {"clear_faults": "all"}]:
+            rollbacks = [*scenario.section("rollbacks"), {"clear_faults": "all"}]
+            for step in rollbacks:
                 try:
                     await run.step(client, {"name": f"rollback: {_label(step)}", **step})
                 except Failed as exc:
-                    if run.result.passed:
-                        run.result.passed = False
-                        run.result.failure = str(exc)
+                    run.fail_late(str(exc))
+            try:
+                await run.restore_parts()
+            except (Failed, ShopError) as exc:
+                run.fail_late(f"rollback: parts not restored: {exc}")
         for order in run.orders:
             timeline = tap.store.get(order)
             if timeline is not None:
@@ -58,7 +62,7 @@ async def run_scenario(scenario: Scenario, target: Target) -> Result:
 
 
 def _as_step(kind: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"await": body} if kind == "order" else {"http": body}
+    return {"order": {"await": body}, "orders": {"orders": body}}.get(kind, {"http": body})
 
 
 def _label(step: dict[str, Any]) -> str:

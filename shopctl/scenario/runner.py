@@ -26,6 +26,7 @@ from ..stack import PARTS
 from ..timeline import Tap, Timeline
 from .loading import Scenario
 
+PART_ACTIONS = ("restart", "stop", "start", "pause", "resume")
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 TERMINAL_WAIT_S = 60.0
 
@@ -57,8 +58,9 @@ class Target:
     gateway: str
     broker_url: str
     admin: tuple[str, str]
-    # (re)starts a part through the stack's runtime and waits until it is ready
-    restart: Callable[[str], None] | None = None
+    # (action, part): restart, stop, start, pause or resume a part (or
+    # restart the broker) through the stack's runtime
+    control: Callable[[str, str], None] | None = None
 
 
 class Run:
@@ -76,6 +78,19 @@ class Run:
         self.skus: set[str] = set()
         self.result = Result(scenario)
         self.started = time.monotonic()
+        self.stopped: set[str] = set()  # parts the rollbacks start again
+        self.paused: set[str] = set()  # parts the rollbacks resume
+        self.label_prefix = ""
+
+    def branch(self, index: int) -> Run:
+        """A copy for one branch of a parallel step: its own variables
+        (with ${i}) and its own customer; orders, journal and result shared."""
+        copy = object.__new__(Run)
+        copy.__dict__.update(self.__dict__)
+        copy.variables = {**self.variables, "i": index}
+        copy.tokens = {k: v for k, v in self.tokens.items() if k == "admin"}
+        copy.label_prefix = f"{self.label_prefix}[{index}] "
+        return copy
 
     # values ---------------------------------------------------------------
 
@@ -101,7 +116,7 @@ class Run:
 
     async def step(self, client: httpx.AsyncClient, step: dict[str, Any]) -> None:
         started = time.monotonic()
-        label = step.get("name") or next(k for k in step if k != "name")
+        label = self.label_prefix + (step.get("name") or next(k for k in step if k != "name"))
         try:
             if "http" in step:
                 await self.http(client, step["http"])
@@ -116,15 +131,62 @@ class Run:
                 await self.publish(step["publish"])
             elif "await" in step:
                 await self.expect_order(step["await"])
-            elif "restart" in step:
-                if self.target.restart is None:
-                    raise Failed("this stack cannot restart parts (no runtime runs it)")
-                await asyncio.to_thread(self.target.restart, step["restart"])
+            elif "orders" in step:
+                await self.expect_orders(step["orders"])
+            elif "sleep" in step:
+                await asyncio.sleep(float(step["sleep"]))
+            elif "parallel" in step:
+                await self.parallel(client, step["parallel"])
+            else:
+                action = next(k for k in step if k in PART_ACTIONS)
+                await self.control(action, step[action])
         except (Failed, ShopError) as exc:
             message = exc.message if isinstance(exc, ShopError) else str(exc)
             self._journal(label, f"failed: {message}", started)
             raise Failed(f"step {label!r}: {message}") from None
         self._journal(label, "ok", started)
+
+    async def control(self, action: str, name: str) -> None:
+        if self.target.control is None:
+            raise Failed(f"this stack cannot {action} parts (no runtime runs it)")
+        await asyncio.to_thread(self.target.control, action, name)
+        if action == "stop":
+            self.stopped.add(name)
+        elif action in ("start", "restart"):
+            self.stopped.discard(name)
+            self.paused.discard(name)
+        elif action == "pause":
+            self.paused.add(name)
+        elif action == "resume":
+            self.paused.discard(name)
+
+    def fail_late(self, message: str) -> None:
+        """A rollback that failed fails a scenario that had passed."""
+        if self.result.passed:
+            self.result.passed = False
+            self.result.failure = message
+
+    async def restore_parts(self) -> None:
+        """Resume what the scenario paused and start what it stopped."""
+        for name in sorted(self.paused):
+            await self.control("resume", name)
+        for name in sorted(self.stopped):
+            await self.control("start", name)
+
+    async def parallel(self, client: httpx.AsyncClient, parallel: dict[str, Any]) -> None:
+        """``count`` copies of the steps at once; the first failure fails the step."""
+
+        async def one(index: int) -> None:
+            branch = self.branch(index)
+            for step in parallel["steps"]:
+                await branch.step(client, step)
+
+        results = await asyncio.gather(
+            *(one(i) for i in range(1, int(parallel["count"]) + 1)), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise Failed(f"{len(failures)} of {len(results)} branches failed; first: {failures[0]}")
 
     def _journal(self, label: str, outcome: str, started: float) -> None:
         self.result.journal.append(
@@ -139,13 +201,13 @@ class Run:
                 email, password = self.target.admin
             else:
                 email, password = f"scenario-{uuid.uuid4().hex[:10]}@example.com", "scenario-pw"
-                made = await client.post(
-                    "/api/auth/register", json={"email": email, "password": password}
+                made = await _patient_post(
+                    client, "/api/auth/register", {"email": email, "password": password}
                 )
                 if made.status_code != 201:
                     raise Failed(f"could not register a customer: {made.status_code} {made.text}")
-            answer = await client.post(
-                "/api/auth/token", json={"email": email, "password": password}
+            answer = await _patient_post(
+                client, "/api/auth/token", {"email": email, "password": password}
             )
             if answer.status_code != 200:
                 raise Failed(f"could not sign in as {who}: {answer.status_code} {answer.text}")
@@ -225,6 +287,31 @@ class Run:
 
     # expectations ---------------------------------------------------------
 
+    async def expect_orders(self, expectation: dict[str, Any]) -> None:
+        """Every order placed ends within the deadline, with these outcomes."""
+        wanted = {str(k): int(v) for k, v in expectation["outcomes"].items()}
+        deadline = time.monotonic() + float(expectation.get("within", 60))
+        ended: dict[str, str] = {}
+        for order in self.orders:
+            left = max(deadline - time.monotonic(), 0.01)
+            try:
+                timeline = await self.tap.wait_for(order, lambda t: t.outcome is not None, left)
+            except TimeoutError as exc:
+                raise Failed(f"{exc}\n{render_timeline(self.tap.store.get(order))}") from None
+            ended[order] = timeline.outcome or ""
+        seen: dict[str, int] = {}
+        for outcome in ended.values():
+            seen[outcome] = seen.get(outcome, 0) + 1
+        # "CANCELLED" counts every cancellation, "CANCELLED (out_of_stock)" only those
+        counted = {
+            want: sum(n for outcome, n in seen.items() if outcome.split(" (")[0] == want)
+            if " (" not in want
+            else seen.get(want, 0)
+            for want in wanted
+        }
+        if counted != wanted or sum(wanted.values()) != len(ended):
+            raise Failed(f"{len(ended)} orders: expected {_counts(wanted)}, seen {_counts(seen)}")
+
     async def expect_order(self, expectation: dict[str, Any]) -> Timeline:
         expectation = self.fill(expectation)
         order = str(expectation["order"])
@@ -255,6 +342,23 @@ class Run:
             if never in timeline.types:
                 raise Failed(f"{never} happened, and must never\n{render_timeline(timeline)}")
         return timeline
+
+
+async def _patient_post(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], patience_s: float = 30.0
+) -> httpx.Response:
+    """POST as a well-behaved client does: a 503 is tried again after its
+    Retry-After (password hashing is admitted a few at a time)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        answer = await client.post(path, json=body)
+        if answer.status_code != 503 or time.monotonic() >= deadline:
+            return answer
+        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
 
 
 def _in_order(seen: list[str], wanted: list[str]) -> bool:

@@ -218,3 +218,42 @@ def test_two_ups_at_once_start_one_stack_and_down_finds_every_process(sandbox_en
     assert "not in the state file" in down.stdout
     assert processes.marked_processes(marker) == {}
     assert not any(processes.pid_alive(pid) for pid in running)
+
+
+def test_pause_resume_stop_start_one_part(sandbox_env):
+    """A paused part holds the saga where it is; resumed, the saga goes on.
+    A stopped part says so in status and starts again when asked."""
+    env = sandbox_env
+    assert shopctl(env, "up", "--runtime", "local").returncode == 0
+
+    def status_of(name: str) -> str:
+        rows = shopctl(env, "status").stdout.splitlines()
+        return next(line for line in rows if f"│ {name} " in line)
+
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "local-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        sku = new_product(admin, stock=2)
+        paused = shopctl(env, "pause", "inventory")
+        assert paused.returncode == 0 and "inventory paused" in paused.stdout
+        assert "paused" in status_of("inventory")
+        order_id = shopper.checkout(shopper.cart_with(sku, 1))
+        time.sleep(2)
+        assert shopper.get(f"/api/orders/{order_id}").json()["status"] == "PENDING"
+        assert shopctl(env, "resume", "inventory").returncode == 0
+        assert shopper.wait_terminal(order_id, timeout=30)["status"] == "COMPLETED"
+
+        stopped = shopctl(env, "stop", "payment")
+        assert stopped.returncode == 0 and "payment stopped" in stopped.stdout
+        assert "stopped" in status_of("payment")
+        assert not processes.pid_alive(pids(env)["payment"])
+        started = shopctl(env, "start", "payment")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "running" in status_of("payment") and "ready" in status_of("payment")
+        order_id = shopper.checkout(shopper.cart_with(sku, 1))
+        assert shopper.wait_terminal(order_id, timeout=30)["status"] == "COMPLETED"
+
+    wrong = shopctl(env, "pause", "broker")
+    assert wrong.returncode == 2 and "the broker can be restarted, not paused" in wrong.stderr
+    assert shopctl(env, "stop", "nosuch").returncode == 2

@@ -4,6 +4,7 @@ seen; a bad file names its line."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -47,6 +48,8 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "stack ready in" in result.stdout  # it brought the stack up
+    assert "stopping the stack this run started" in result.stdout  # and down after
+    assert "nothing was running" in shopctl(sandbox_env, "down").stdout
     suite = ElementTree.parse(junit).getroot()
     shipped = sorted([*SHIPPED.glob("*.yaml")])
     assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
@@ -68,6 +71,7 @@ def test_a_wrong_expectation_fails_with_expected_versus_seen_and_a_bundle(sandbo
         str(junit),
         "--bundle",
         str(bundle),
+        "--keep-up",
     )
     assert result.returncode == 1
     text = result.stdout
@@ -82,13 +86,20 @@ def test_a_wrong_expectation_fails_with_expected_versus_seen_and_a_bundle(sandbo
     folder = bundle / "wrong-expectation"
     assert "ending COMPLETED" in (folder / "failure.txt").read_text()
     assert "expect order: failed" in (folder / "journal.txt").read_text()
-    [timeline] = (folder / "orders").glob("*.txt")
+    [timeline] = [p for p in (folder / "orders").glob("*.txt") if ".outbox" not in p.name]
     order = timeline.stem
     assert "PaymentFailed" in timeline.read_text() and "OrderCancelled" in timeline.read_text()
     assert len((folder / "orders" / f"{order}.jsonl").read_text().splitlines()) >= 5
     logs = (folder / "logs.txt").read_text()
     assert order in logs  # the parts' log lines about this order
     assert (folder / "dead-letters.txt").read_text() == "none\n"
+    outbox = (folder / "orders" / f"{order}.outbox.txt").read_text()
+    assert re.search(r"order +OrderCreated +published ", outbox), outbox
+    assert re.search(r"payment +PaymentFailed +published ", outbox), outbox
+    assert "NOT PUBLISHED" not in outbox
+    # --keep-up: the stack this run started is still up
+    assert "stopping the stack" not in text
+    assert " running " in shopctl(sandbox_env, "status").stdout
 
 
 def test_a_bad_file_names_its_line_and_column(tmp_path):

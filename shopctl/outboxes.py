@@ -1,0 +1,61 @@
+"""The outbox rows of one saga in every service's database: what was
+committed to be published, and whether it has been (for bundles and `why`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ShopError
+from .runtime import Runtime
+from .stack import SERVICES
+
+_SAFE_ID = re.compile(r"[0-9A-Za-z_.:-]{1,200}")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    part: str
+    event_type: str
+    event_id: str
+    created_at: str
+    published_at: str | None
+    attempts: int
+    last_error: str | None
+
+    @property
+    def unsent(self) -> bool:
+        return self.published_at is None
+
+
+def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow], list[str]]:
+    """The rows of ``correlation_id`` in each service's outbox, oldest
+    first, and one line for each database that could not be read."""
+    if not _SAFE_ID.fullmatch(correlation_id):
+        raise ShopError(f"{correlation_id!r} is not an order or correlation id", exit_code=2)
+    rows: list[OutboxRow] = []
+    problems: list[str] = []
+    for service in SERVICES:
+        try:
+            found = runtime.query(
+                service.name,
+                "SELECT event_type, event_id, created_at, published_at, publish_attempts,"
+                f" last_error FROM outbox WHERE correlation_id = '{correlation_id}' ORDER BY id",
+            )
+        except ShopError as exc:
+            problems.append(exc.message)
+            continue
+        for event_type, event_id, created, published, attempts, error in found:
+            rows.append(
+                OutboxRow(
+                    service.name,
+                    event_type or "",
+                    event_id or "",
+                    created or "",
+                    published,
+                    int(attempts or 0),
+                    error,
+                )
+            )
+    rows.sort(key=lambda r: r.created_at)
+    return rows, problems
