@@ -377,13 +377,87 @@ def scenario_run(
         raise ShopError(f"{len(failed)} of {len(results)} scenarios failed")
 
 
-def _run_scenarios(
-    loaded: list[Any], settings: SandboxSettings, gateway: str, bundle: Path | None
-) -> list[Any]:
-    import asyncio
+@scenario.command("fuzz")
+def scenario_fuzz(
+    seed: Annotated[int, typer.Option(help="the same seed draws the same schedules")] = 0,
+    runs: Annotated[int, typer.Option(min=1, max=10_000, help="schedules to try")] = 20,
+    parts: Annotated[
+        str, typer.Option(help="parts whose faults are drawn, comma-separated")
+    ] = "cart,order,inventory,payment,shipping",
+    kinds: Annotated[
+        str, typer.Option(help="fault kinds drawn, comma-separated")
+    ] = "delay,fail,lose_ack,duplicate,publish_twice",
+    max_faults: Annotated[int, typer.Option(min=1, max=10, help="faults in one schedule")] = 3,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where the shrunk failing scenario is written")
+    ] = Path("fuzz-found"),
+    shrink_budget: Annotated[
+        float, typer.Option(min=0, help="seconds spent shrinking a failure at most")
+    ] = 240.0,
+    runtime: RuntimeChoice = "auto",
+    keep_up: Annotated[
+        bool, typer.Option("--keep-up", help="leave a stack started for this run up")
+    ] = False,
+) -> None:
+    """Random fault schedules over a checkout's saga (Hypothesis), the
+    invariants as the oracle; a failure is shrunk and written out as a
+    scenario file. Exit 1 when one is found."""
+    from .processes import url_ready
+    from .scenario.fuzz import KINDS, executor, fuzz, write_scenario
 
-    from .scenario.execute import run_scenario
-    from .scenario.runner import Target, render_timeline
+    chosen_parts = [p.strip() for p in parts.split(",") if p.strip()]
+    for name in chosen_parts:
+        part(name)
+    chosen_kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    unknown = [k for k in chosen_kinds if k not in KINDS]
+    if unknown:
+        raise ShopError(f"unknown fault kind {unknown[0]!r}; use {', '.join(KINDS)}", exit_code=2)
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    settings = SandboxSettings()
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    started_here = not url_ready(gateway, "gateway")
+    if started_here:
+        up(runtime=runtime, build=False)
+
+    def shown(index: int, schedule: Any, result: Any, shrinking: bool) -> None:
+        verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
+        stage = "shrink" if shrinking else "run"
+        out.print(f"{stage} {index:>3}: {verdict} {result.seconds:5.1f} s  {schedule.describe()}")
+        if not result.passed:
+            out.print(f"          {result.failure.splitlines()[0]}", markup=False)
+
+    try:
+        target = _scenario_target(settings, gateway)
+        target.settle_s = 8.0
+        report = fuzz(
+            executor(target, seed),
+            seed=seed,
+            runs=runs,
+            parts=chosen_parts,
+            kinds=chosen_kinds,
+            max_faults=max_faults,
+            shrink_budget_s=shrink_budget,
+            on_run=shown,
+        )
+    finally:
+        if started_here and not keep_up:
+            out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
+            down(volumes=False)
+    if report.minimal is None:
+        note = " (a failure seen once did not come back)" if report.flaky else ""
+        out.print(f"[green]{len(report.runs)} schedules from seed {seed}: no failure[/]{note}")
+        return
+    schedule, result = report.minimal
+    path = write_scenario(schedule, seed, out_dir)
+    out.print(f"[red]smallest failing schedule[/]: {schedule.describe()}")
+    out.print(result.failure, markup=False, highlight=False)
+    out.print(f"written: {path} (shopctl scenario run {path})")
+    raise ShopError(f"seed {seed} found a failing schedule after {len(report.runs)} runs")
+
+
+def _scenario_target(settings: SandboxSettings, gateway: str) -> Any:
+    from .scenario.runner import Target
 
     def control_part(action: str, name: str) -> None:
         from .control import control
@@ -391,9 +465,20 @@ def _run_scenarios(
         with exclusive(settings, action):
             control(current_runtime(settings), action, name, lambda *_: None)
 
-    target = Target(
+    return Target(
         gateway, broker_url(), (settings.admin_email, settings.admin_password), control_part
     )
+
+
+def _run_scenarios(
+    loaded: list[Any], settings: SandboxSettings, gateway: str, bundle: Path | None
+) -> list[Any]:
+    import asyncio
+
+    from .scenario.execute import run_scenario
+    from .scenario.runner import render_timeline
+
+    target = _scenario_target(settings, gateway)
     results = []
     for item in loaded:
         out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")

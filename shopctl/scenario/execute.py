@@ -84,7 +84,7 @@ async def invariants(
                 + render_timeline(run.tap.store.get(order))
             ) from None
     for sku in sorted(run.skus):
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + run.target.settle_s
         while True:
             stock = (await client.get(f"/api/inventory/{sku}")).json()
             if stock.get("reserved") == 0:
@@ -99,7 +99,7 @@ async def invariants(
         timeline = run.tap.store.get(order)
         if timeline is None or not (timeline.outcome or "").startswith("CANCELLED"):
             continue
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + run.target.settle_s
         while True:
             payments = (
                 await client.get("/api/payments", params={"order_id": order}, headers=headers)

@@ -61,6 +61,8 @@ class Target:
     # (action, part): restart, stop, start, pause or resume a part (or
     # restart the broker) through the stack's runtime
     control: Callable[[str, str], None] | None = None
+    # how long the invariants wait for stock and payments to settle
+    settle_s: float = 15.0
 
 
 class Run:
