@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 # inbox claims every event as new, and a second reservation of one order is
 # made again). Loaded into the inventory process only, through the
 # sitecustomize hook of Python's site module.
-PLANTED = '''
+PLANTED = """
 import os
 
 if os.environ.get("SHOP_SERVICE_NAME") == "inventory":
@@ -34,7 +34,7 @@ if os.environ.get("SHOP_SERVICE_NAME") == "inventory":
 
     inbox.record_handled = _always_new
     domain.claim = _claim_reservation_always
-'''
+"""
 
 
 @pytest.mark.timeout(600)

@@ -12,8 +12,8 @@ from shopctl.errors import ShopError
 from shopctl.scenario.fuzz import (
     Fault,
     Schedule,
-    fault_choices,
     failure_kind,
+    fault_choices,
     fuzz,
     scenario_document,
     write_scenario,
