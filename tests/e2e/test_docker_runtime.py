@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,6 +98,17 @@ def test_docker_up_checkout_down(docker_env):
     # shopctl reaches the stack's own broker (published on 127.0.0.1)
     dead = shopctl(env, "dlq", "list", timeout=60)
     assert dead.returncode == 0 and "0 dead letters" in dead.stdout, dead.stdout + dead.stderr
+
+    # parts paused, stopped and started, and the broker restarted, as containers
+    broken = shopctl(
+        env,
+        "scenario",
+        "run",
+        str(Path(__file__).parent / "scenario_files" / "pause-stop-start.yaml"),
+        str(Path(__file__).parents[2] / "scenarios" / "broker-restart.yaml"),
+        timeout=400,
+    )
+    assert broken.returncode == 0, broken.stdout[-4000:] + broken.stderr[-2000:]
 
     again = shopctl(env, "up", "--runtime", "docker", timeout=300)
     assert again.returncode == 0 and "already running" in again.stdout
