@@ -19,6 +19,9 @@ from typing import Any
 
 import orjson
 
+from services.common.consumer import ATTEMPT, ERROR, REASON
+from services.common.settings import DEAD_LETTER_EXCHANGE, ServiceSettings
+
 TERMINAL = frozenset({"OrderCompleted", "OrderCancelled"})
 COMPENSATIONS = frozenset({"StockReleased", "PaymentRefunded", "OrderCancelled"})
 
@@ -99,6 +102,58 @@ def parse_event(
 
 
 @dataclass(frozen=True)
+class Incident:
+    """A message of the saga that went wrong at a consumer: sent to a retry
+    delay after a failed attempt, or dead-lettered."""
+
+    kind: str  # "retry" or "dead_letter"
+    queue: str  # the consumer queue, e.g. payment.stock.reserved
+    event_id: str
+    event_type: str
+    correlation_id: str
+    attempt: int
+    error: str
+    seen_at: float
+    reason: str | None = None  # dead letters: handler_failed, bad_message, ...
+
+    @property
+    def part(self) -> str:
+        return self.queue.split(".", 1)[0]
+
+    @property
+    def at(self) -> float:
+        return self.seen_at
+
+
+def parse_incident(
+    body: bytes, exchange: str, routing_key: str, headers: dict[str, Any], seen_at: float
+) -> Incident | None:
+    """A retry or a dead letter, from a copy the tap got of it."""
+    event = parse_event(body, routing_key, seen_at)
+    kind = "dead_letter" if exchange == DEAD_LETTER_EXCHANGE else "retry"
+    if event is None and kind == "retry":
+        return None
+    attempt = headers.get(ATTEMPT, 0)
+    return Incident(
+        kind=kind,
+        queue=routing_key,
+        event_id=event.id if event else "",
+        event_type=event.type if event else "?",
+        correlation_id=event.correlation_id if event else "",
+        attempt=int(attempt) if isinstance(attempt, int) else 0,
+        error=_text(headers.get(ERROR)),
+        seen_at=seen_at,
+        reason=_text(headers.get(REASON)) or None,
+    )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
 class Waiting:
     """What a saga that is not over waits for."""
 
@@ -117,6 +172,7 @@ class Timeline:
 
     correlation_id: str
     events: list[TimelineEvent] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
 
     def add(self, event: TimelineEvent) -> TimelineEvent:
         """Add an event; the same id again counts as another delivery."""
@@ -184,16 +240,24 @@ class Timeline:
 
 
 class TimelineStore:
-    """Every saga the tap has seen, by correlation id."""
+    """Every saga the tap has seen, by correlation id, oldest first."""
 
     def __init__(self) -> None:
         self.timelines: dict[str, Timeline] = {}
 
-    def add(self, event: TimelineEvent) -> TimelineEvent:
-        timeline = self.timelines.get(event.correlation_id)
+    def _timeline(self, correlation_id: str) -> Timeline:
+        timeline = self.timelines.get(correlation_id)
         if timeline is None:
-            timeline = self.timelines[event.correlation_id] = Timeline(event.correlation_id)
-        return timeline.add(event)
+            timeline = self.timelines[correlation_id] = Timeline(correlation_id)
+        return timeline
+
+    def add(self, event: TimelineEvent) -> TimelineEvent:
+        return self._timeline(event.correlation_id).add(event)
+
+    def add_incident(self, incident: Incident) -> Incident:
+        if incident.correlation_id:
+            self._timeline(incident.correlation_id).incidents.append(incident)
+        return incident
 
     def add_message(
         self, body: bytes, routing_key: str, seen_at: float | None = None
@@ -229,9 +293,14 @@ class Tap:
         *,
         exchange: str = "shop.events",
         store: TimelineStore | None = None,
-        on_event: Callable[[TimelineEvent], None] | None = None,
+        on_event: Callable[[TimelineEvent | Incident], None] | None = None,
+        incidents: bool = True,
+        retry_delays: list[int] | None = None,
     ) -> None:
         self.broker_url = broker_url
+        self.incidents = incidents
+        # the stack's retry delays (SHOP_RETRY_* as the stack runs them)
+        self.retry_delays = retry_delays
         self.exchange = exchange
         self.store = store if store is not None else TimelineStore()
         self.on_event = on_event
@@ -258,8 +327,33 @@ class Tap:
             arguments={"x-queue-type": "classic", "x-expires": self.EXPIRES_MS},
         )
         await self._queue.bind(exchange, routing_key="#")
+        if self.incidents:
+            await self._bind_incidents(channel)
         await self._queue.consume(self._on_message, no_ack=True)
         return self
+
+    async def _bind_incidents(self, channel: Any) -> None:
+        """A copy of every retry (the shared delay exchanges are fanouts) and
+        of every dead letter (the dead-letter exchange routes by queue)."""
+        import aio_pika
+
+        from .stack import PARTS
+
+        delays = self.retry_delays
+        if delays is None:
+            settings = ServiceSettings()
+            delays = [settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)]
+        for delay in sorted(set(delays)):
+            fanout = await channel.declare_exchange(
+                f"shop.retry.{delay}", aio_pika.ExchangeType.FANOUT, durable=True
+            )
+            await self._queue.bind(fanout)
+        dead = await channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        for stack_part in PARTS:
+            for queue in stack_part.queues():
+                await self._queue.bind(dead, routing_key=queue)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._connection is not None:
@@ -269,11 +363,22 @@ class Tap:
             self._connection = None
 
     async def _on_message(self, message: Any) -> None:
-        event = self.store.add_message(message.body, message.routing_key or "")
-        if event is None:
+        found: TimelineEvent | Incident | None
+        if message.exchange == self.exchange:
+            found = self.store.add_message(message.body, message.routing_key or "")
+        else:
+            incident = parse_incident(
+                message.body,
+                message.exchange or "",
+                message.routing_key or "",
+                dict(message.headers or {}),
+                time.time(),
+            )
+            found = self.store.add_incident(incident) if incident is not None else None
+        if found is None:
             return
         if self.on_event is not None:
-            self.on_event(event)
+            self.on_event(found)
         self.arrived.set()
 
     async def wait_for(

@@ -77,6 +77,7 @@ def project_objects(project: str) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.timeout(1500)  # a first build, the scenarios, a warm start
 def test_docker_up_checkout_down(docker_env):
     env = docker_env
     up = shopctl(env, "up", "--runtime", "docker", timeout=1200)

@@ -33,6 +33,7 @@ def stack_env(stack, broker_url):
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.restarts_servers  # broker-restart.yaml restarts this machine's RabbitMQ
 def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
     """On a sandbox of its own, which `scenario run` brings up itself."""
     junit = tmp_path / "scenarios.xml"
