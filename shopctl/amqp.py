@@ -32,3 +32,23 @@ async def broker_connection(
         yield connection
     finally:
         await connection.close()
+
+
+async def queue_states(broker_url: str, queues: list[str]) -> dict[str, tuple[int, int] | None]:
+    """(messages ready, consumers) of each queue; None for one not declared."""
+    import aiormq.exceptions
+
+    found: dict[str, tuple[int, int] | None] = {}
+    async with broker_connection(broker_url, "shopctl queues") as connection:
+        for queue in queues:
+            channel = await connection.channel()
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+                result = declared.declaration_result
+                found[queue] = (int(result.message_count or 0), int(result.consumer_count or 0))
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                found[queue] = None
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -223,6 +223,129 @@ def pause(part_name: PartArgument) -> None:
 def resume(part_name: PartArgument) -> None:
     """Let a paused part run again."""
     _control("resume", part_name)
+
+
+@app.command()
+def trace(
+    order: Annotated[str | None, typer.Option(help="only this order (a prefix of its id)")] = None,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="only this event type (or retry, dead_letter)")
+    ] = None,
+    part_name: Annotated[
+        str | None, typer.Option("--part", help="only what this part emitted or failed")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="first replay this much history (30s, 5m, 1h)")
+    ] = None,
+    until_terminal: Annotated[
+        bool, typer.Option("--until-terminal", help="with --order: stop when the order ends")
+    ] = False,
+    seconds: Annotated[
+        float | None, typer.Option("--for", min=0, help="stop after this many seconds")
+    ] = None,
+) -> None:
+    """Follow every order's saga live from the bus: one line an event, with
+    compensations, retries, republished events and dead letters in colour."""
+    import asyncio
+
+    from .trace import Filters, parse_duration
+
+    if part_name is not None:
+        part(part_name)
+    if until_terminal and not order:
+        raise ShopError("--until-terminal needs --order", exit_code=2)
+    history_s = parse_duration(since) if since else None
+    filters = Filters(order, type_, part_name)
+    settings = SandboxSettings()
+    chosen = current_runtime(settings)
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    with suppress(KeyboardInterrupt):
+        asyncio.run(_trace(chosen, filters, history_s, until_terminal, seconds))
+
+
+async def _trace(
+    chosen: Any,
+    filters: Any,
+    history_s: float | None,
+    until_terminal: bool,
+    seconds: float | None,
+) -> None:
+    import asyncio
+
+    from .outboxes import outbox_events
+    from .timeline import Tap, TimelineEvent, TimelineStore, parse_event
+    from .trace import trace_line
+
+    url = chosen.broker_url()
+    shown = TimelineStore()
+    arrived: asyncio.Queue[Any] = asyncio.Queue()
+    history: set[str] = set()
+
+    def show(item: Any) -> None:
+        if isinstance(item, TimelineEvent):
+            item = shown.add(item)
+        else:
+            shown.add_incident(item)
+        if filters.accept(item):
+            out.print(trace_line(shown, item), highlight=False, soft_wrap=True)
+
+    def ended() -> bool:
+        return any(
+            t.outcome is not None
+            for cid, t in shown.timelines.items()
+            if cid.startswith(filters.order or "")
+        )
+
+    async with Tap(url, on_event=arrived.put_nowait):
+        err.print(f"[dim]tracing {url.split('@')[-1]}; Ctrl-C to stop[/]")
+        if history_s is not None:
+            rows, problems = await asyncio.to_thread(outbox_events, chosen, history_s)
+            for problem in problems:
+                err.print(f"[yellow]history incomplete: {problem}[/]")
+            for key, body in rows:
+                event = parse_event(body, key, seen_at=0.0)
+                if event is not None:
+                    history.add(event.id)
+                    show(event)
+            err.print(f"[dim]{len(history)} events from the last {history_s:g} s; live now[/]")
+        deadline = None if seconds is None else asyncio.get_running_loop().time() + seconds
+        while not (until_terminal and ended()):
+            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if left is not None and left <= 0:
+                break
+            try:
+                item = await asyncio.wait_for(arrived.get(), timeout=left)
+            except TimeoutError:
+                break
+            if isinstance(item, TimelineEvent) and item.id in history:
+                history.discard(item.id)  # seen in the outbox already
+                continue
+            show(item)
+
+
+@app.command()
+def why(order: Annotated[str, typer.Argument(metavar="ORDER", help="the order's id")]) -> None:
+    """Why an order is where it is: for one not over, the step it waits on,
+    where the awaited event is and what would move it on; for one over, the
+    path it took and why it ended so."""
+    from .scenario.runner import render_timeline
+    from .why import explain
+
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    explanation = explain(current_runtime(SandboxSettings()), order)
+    out.print(f"[bold]{explanation.headline}[/]", highlight=False)
+    out.print(render_timeline(explanation.timeline), markup=False, highlight=False)
+    out.print("[bold]why:[/]" if explanation.timeline.outcome else "[bold]where it is:[/]")
+    for finding in explanation.findings:
+        out.print(f"  • {finding.text}", markup=False, highlight=False)
+    for note in explanation.notes:
+        out.print(f"  [dim]{note}[/]", highlight=False)
+    if explanation.commands:
+        out.print("[bold]to move it on:[/]")
+        for command in dict.fromkeys(explanation.commands):
+            out.print(f"  {command}", markup=False, highlight=False)
 
 
 @app.command()

@@ -6,6 +6,7 @@ removes exactly what this project made."""
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import re
 import socket
@@ -596,6 +597,29 @@ class DockerRuntime:
         _, container = self._container(name)
         if container.status == "paused":
             container.unpause()
+
+    def inflight(self, name: str) -> dict[str, Any] | None:
+        """Asked from inside the part's container (only the gateway is published)."""
+        part(name)
+        try:
+            _, container = self._container(name)
+            code, output = container.exec_run(
+                [
+                    "python",
+                    "-c",
+                    "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                    f"'http://127.0.0.1:{CONTAINER_PORT}/inflight', timeout=2).read().decode())",
+                ]
+            )
+        except Exception:  # docker-py's errors, or a container that is not running
+            return None
+        if code != 0:
+            return None
+        try:
+            found: dict[str, Any] = json.loads(output)
+        except ValueError:
+            return None
+        return found
 
     def query(self, name: str, statement: str) -> list[list[str | None]]:
         _, container = self._container(f"postgres-{part(name).name}")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,6 +425,15 @@ class LocalRuntime:
         if not self._alive(name, entry):
             raise ShopError(f"{name} is not running", hint=f"shopctl restart {name}")
         processes.signal_group(int(entry["pid"]), signum)
+
+    def inflight(self, name: str) -> dict[str, Any] | None:
+        url = f"{self.stack.url(part(name).name)}/inflight"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                found: dict[str, Any] = json.loads(answer.read())
+                return found
+        except (OSError, ValueError):
+            return None
 
     def query(self, name: str, statement: str) -> list[list[str | None]]:
         url = _url_with(self.stack.config.pg_admin_url, None, self.stack.database_name(part(name)))

@@ -22,10 +22,37 @@ class OutboxRow:
     published_at: str | None
     attempts: int
     last_error: str | None
+    routing_key: str = ""
+    body: bytes = b""
 
     @property
     def unsent(self) -> bool:
         return self.published_at is None
+
+
+def outbox_events(runtime: Runtime, since_s: float) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """(routing key, body) of every event the services committed in the
+    last ``since_s`` seconds, oldest first: the bus's history, rebuilt
+    from the outboxes (published or not); and one line for each database
+    that could not be read."""
+    found: list[tuple[str, str, bytes]] = []
+    problems: list[str] = []
+    for service in SERVICES:
+        try:
+            rows = runtime.query(
+                service.name,
+                "SELECT created_at, routing_key, convert_from(body, 'UTF8') FROM outbox"
+                f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds'"
+                " ORDER BY id",
+            )
+        except ShopError as exc:
+            problems.append(exc.message)
+            continue
+        found.extend(
+            (created or "", key or "", (body or "").encode()) for created, key, body in rows
+        )
+    found.sort(key=lambda row: row[0])
+    return [(key, body) for _, key, body in found], problems
 
 
 def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow], list[str]]:
@@ -40,12 +67,13 @@ def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow],
             found = runtime.query(
                 service.name,
                 "SELECT event_type, event_id, created_at, published_at, publish_attempts,"
-                f" last_error FROM outbox WHERE correlation_id = '{correlation_id}' ORDER BY id",
+                " last_error, routing_key, convert_from(body, 'UTF8') FROM outbox"
+                f" WHERE correlation_id = '{correlation_id}' ORDER BY id",
             )
         except ShopError as exc:
             problems.append(exc.message)
             continue
-        for event_type, event_id, created, published, attempts, error in found:
+        for event_type, event_id, created, published, attempts, error, key, body in found:
             rows.append(
                 OutboxRow(
                     service.name,
@@ -55,6 +83,8 @@ def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow],
                     published,
                     int(attempts or 0),
                     error,
+                    key or "",
+                    (body or "").encode(),
                 )
             )
     rows.sort(key=lambda r: r.created_at)

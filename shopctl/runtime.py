@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import EXIT_NO_RUNTIME, ShopError
 from .logs import LogLine
@@ -62,6 +62,10 @@ class Runtime(Protocol):
     def resume_part(self, part: str) -> None: ...
 
     def restart_broker(self, progress: Progress) -> None: ...
+
+    def inflight(self, part: str) -> dict[str, Any] | None:
+        """What the part's process works on now (its /inflight), or None."""
+        ...
 
     def query(self, part: str, statement: str) -> list[list[str | None]]:
         """Rows of a read-only statement on a service's database, as text."""

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,6 +139,22 @@ async def declare_consumer_queue(
     return main
 
 
+@dataclass
+class Working:
+    """One message a handler has now."""
+
+    queue: str
+    event_type: str
+    event_id: str
+    correlation_id: str
+    attempt: int
+    since: float  # time.time()
+    fault: str | None = None  # the fault acting on it, if any
+
+    def describe(self) -> dict[str, Any]:
+        return {**asdict(self), "for_s": round(time.time() - self.since, 3)}
+
+
 class ConsumerRunner:
     """Runs a service's subscriptions until ``stop()``.
 
@@ -175,6 +191,8 @@ class ConsumerRunner:
         # waits here for its turn instead of timing out on the pool.
         self._handlers = asyncio.Semaphore(settings.db_pool_size)
         self.subscribe_failures = 0
+        # the messages being handled now, for /inflight (and `shopctl why`)
+        self.working: dict[int, Working] = {}
 
     @property
     def queue_names(self) -> list[str]:
@@ -334,6 +352,22 @@ class ConsumerRunner:
             return "dead_lettered"
 
         attempt = _int_header(message, ATTEMPT, default=1)
+        self.working[id(message)] = Working(
+            queue, event.type, str(event.id), event.correlationid, attempt, time.time()
+        )
+        try:
+            return await self._process_event(subscription, queue, message, event, attempt)
+        finally:
+            self.working.pop(id(message), None)
+
+    async def _process_event(
+        self,
+        subscription: Subscription,
+        queue: str,
+        message: AbstractIncomingMessage,
+        event: Envelope[Any],
+        attempt: int,
+    ) -> str:
         fault = self.faults.decide(event.type, event.correlationid) if self.faults else None
         if fault is not None and fault.kind != "none":
             early = await self._fault_before(fault, queue, message, event)
@@ -387,6 +421,9 @@ class ConsumerRunner:
         """Act on a fault before handling; an outcome when that ends the message."""
         fault = decision.fault
         assert fault is not None and self.faults is not None
+        working = self.working.get(id(message))
+        if working is not None:
+            working.fault = f"{fault.kind} (fault {fault.id})"
         if decision.kind == "drop":
             await message.ack()
             return "dropped"

@@ -18,7 +18,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import aio_pika
 import orjson
@@ -162,6 +162,20 @@ class FaultSwitchboard:
                 await asyncio.wait_for(held.released.wait(), HOLD_LIMIT_S)
         finally:
             self._held.remove((held, correlation_id))
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The faults on, each with how often it acted and what it holds."""
+        held: dict[str, list[str | None]] = {}
+        for waiting, saga in self._held:
+            held.setdefault(waiting.fault.id, []).append(saga)
+        return [
+            {
+                **fault.model_dump(exclude_none=True),
+                "used": self._used.get(fault.id, 0),
+                "holding": held.get(fault.id, []),
+            }
+            for fault in self.faults.values()
+        ]
 
     def saw(self, event_type: str, correlation_id: str | None) -> None:
         """Every event this process handles: releases what was held for it."""

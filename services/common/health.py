@@ -30,6 +30,15 @@ def health_router() -> APIRouter:
             status_code=200 if ready else 503,
         )
 
+    @router.get("/inflight")
+    async def inflight(request: Request) -> dict[str, Any]:
+        """What this process works on now: the messages its handlers hold
+        (queue, event, saga, attempt, for how long, the fault acting on
+        each) and, in sandbox mode, the faults it obeys. Internal: the
+        gateway does not route it; `shopctl why` and the TUI read it."""
+        runtime = request.app.state.runtime
+        return {**runtime.identity(), **runtime.inflight()}
+
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:
         registry = request.app.state.runtime.metrics.registry

@@ -76,6 +76,12 @@ class ServiceRuntime:
             "pid": os.getpid(),
         }
 
+    def inflight(self) -> dict[str, Any]:
+        return {
+            "working": [w.describe() for w in self.consumers.working.values()],
+            "faults": self.faults.describe() if self.faults is not None else None,
+        }
+
     def close_on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register a resource of the service (an HTTP client, say) to close last."""
         self._closers.append(closer)
