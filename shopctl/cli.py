@@ -349,6 +349,20 @@ def why(order: Annotated[str, typer.Argument(metavar="ORDER", help="the order's 
 
 
 @app.command()
+def tui(
+    scenarios: Annotated[
+        Path, typer.Option(help="the folder of scenarios its Scenarios pane lists")
+    ] = Path("scenarios"),
+) -> None:
+    """The TUI: parts, live events, orders and their sagas, dead letters,
+    scenarios, fault switches (Textual, started as its own process)."""
+    import os
+
+    # shopctl never imports Textual: the TUI runs as `python -m tui`
+    os.execv(sys.executable, [sys.executable, "-m", "tui", str(scenarios)])
+
+
+@app.command()
 def inject(
     event_type: Annotated[str, typer.Argument(metavar="TYPE", help="e.g. OrderCreated")],
     data: Annotated[str, typer.Option("--data", "-d", help="the event's data, JSON")],

@@ -1,0 +1,31 @@
+"""`python -m tui` (what `shopctl tui` starts): the TUI on the running sandbox."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from shopctl.errors import ShopError
+from shopctl.runtime import current_runtime
+from shopctl.settings import SandboxSettings
+
+from .app import ShopTui
+from .backend import Backend
+
+
+def main() -> None:
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    settings = SandboxSettings()
+    try:
+        runtime = current_runtime(settings)
+    except ShopError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        sys.exit(exc.exit_code)
+    scenarios = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("scenarios")
+    ShopTui(Backend(runtime, settings, scenarios)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,688 @@
+"""The sandbox's TUI: parts, the live event stream, orders, the selected
+order's saga drawn across the parts, dead letters, scenarios and fault
+switches, all on the one timeline model that `shopctl trace`, `shopctl why`
+and the scenarios read.
+
+Events come from a tap (shopctl.timeline.Tap) on the app's own event loop;
+they are buffered and drawn ten times a second, so a burst of a thousand a
+second costs one redraw per tick, and keys are answered meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    RichLog,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from services.common.faults import FaultSpec
+from shopctl.timeline import Incident, Tap, Timeline, TimelineEvent, TimelineStore, parse_event
+from shopctl.trace import style_of, trace_line
+
+from .backend import Backend
+
+LANES = ("cart", "order", "inventory", "payment", "shipping")
+PARTS = ("catalog", *LANES, "gateway")
+KINDS = ("delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice")
+FLUSH_S = 0.1
+STREAM_LINES = 2000
+
+
+def saga_drawing(timeline: Timeline | None, now: float | None = None) -> Group | Text:
+    """The saga across the parts: one lane a part, one row an event (or a
+    retry, a dead letter), with the time each step took and what it waits on."""
+    if timeline is None or not len(timeline):
+        return Text("no order selected: pick one in the list", style="dim")
+    table = Table(
+        box=None, expand=True, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 1)
+    )
+    table.add_column("t", justify="right", no_wrap=True, width=6)
+    table.add_column("step", justify="right", no_wrap=True, width=6)
+    for lane in LANES:
+        table.add_column(lane, overflow="fold", ratio=1)
+    rows: list[tuple[float, TimelineEvent | Incident]] = [(e.at, e) for e in timeline]
+    rows += [(i.at, i) for i in timeline.incidents]
+    for _, item in sorted(rows, key=lambda r: r[0]):
+        cells = [""] * len(LANES)
+        if isinstance(item, Incident):
+            lane, label = (
+                item.part,
+                (
+                    f"↻ {item.event_type} #{item.attempt}"
+                    if item.kind == "retry"
+                    else f"✖ {item.event_type} dead"
+                ),
+            )
+            took = ""
+        else:
+            step = timeline.step_time(item)
+            lane, label = item.source, item.type
+            if item.deliveries > 1:
+                label += f" x{item.deliveries}"
+            took = f"{step * 1000:.0f}ms" if step is not None else ""
+        if lane in LANES:
+            cells[LANES.index(lane)] = label
+        offset = item.at - (timeline.started_at or item.at)
+        table.add_row(
+            Text(f"{offset:6.3f}", style="dim"),
+            Text(took, style="dim"),
+            *(Text(c, style=style_of(item)) if c else "" for c in cells),
+        )
+    waiting = timeline.waiting_on()
+    if waiting is not None:
+        cells = [""] * len(LANES)
+        if waiting.part in LANES:
+            cells[LANES.index(waiting.part)] = "…"
+        table.add_row("", "", *cells)
+        footer = Text(
+            f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
+            style="bold yellow",
+        )
+    else:
+        footer = Text(timeline.outcome or "", style=style_of(timeline.events[-1]))
+    title = Text(f"order {timeline.correlation_id}", style="bold")
+    return Group(title, table, footer)
+
+
+def order_status(timeline: Timeline, now: float | None = None) -> Text:
+    if timeline.outcome == "COMPLETED":
+        return Text("COMPLETED", style="bold green")
+    if timeline.outcome:
+        return Text(timeline.outcome, style="red")
+    waiting = timeline.waiting_on()
+    if waiting is None:
+        return Text("…")
+    return Text(f"waiting on {waiting.event}, {waiting.age(now):.0f} s", style="yellow")
+
+
+class OrdersTable(DataTable[Any]):
+    """The orders; a move of the user's pins the one chosen (f follows again)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f", "app.follow", "follow newest"),
+    ]
+    user_moved = False
+
+    def action_cursor_up(self) -> None:
+        self.user_moved = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self.user_moved = True
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self.user_moved = True
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self.user_moved = True
+        super().action_page_down()
+
+    def action_scroll_home(self) -> None:
+        self.user_moved = True
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.user_moved = True
+        super().action_scroll_end()
+
+    async def _on_click(self, event: Any) -> None:
+        self.user_moved = True
+        await super()._on_click(event)
+
+
+class FilterInput(Input):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.leave_filter", "leave the filter"),
+    ]
+
+
+class PartsTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "app.part('restart')", "restart"),
+        Binding("x", "app.part('stop')", "stop"),
+        Binding("g", "app.part('start')", "start"),
+        Binding("p", "app.part('pause')", "pause"),
+        Binding("u", "app.part('resume')", "resume"),
+    ]
+
+
+class DeadLetterTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "app.inspect_dead", "inspect", show=True),
+        Binding("R", "app.replay_dead", "replay"),
+        Binding("X", "app.purge_dead", "purge"),
+    ]
+
+
+class ScenarioTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "app.run_scenario", "run", show=True),
+    ]
+
+
+class FaultTable(DataTable[Any]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "app.clear_faults", "clear part's faults"),
+    ]
+
+
+class ShopTui(App[None]):
+    """shop sandbox: the saga, live."""
+
+    TITLE = "shop sandbox"
+    CSS = """
+    TabbedContent { height: 1fr; }
+    #saga-body { height: 1fr; }
+    #orders { width: 48; height: 1fr; }
+    #timeline { width: 1fr; height: 1fr; padding: 0 1; }
+    .narrow #saga-body { layout: vertical; }
+    .narrow #orders { width: 1fr; height: 7; }
+    #filter { height: 3; }
+    #stream { height: 1fr; }
+    #dead-detail, #scenario-log { height: 1fr; border-top: solid $primary; }
+    #dead-letters, #scenarios { height: auto; max-height: 12; }
+    #fault-form { height: auto; }
+    #fault-form Select { width: 1fr; }
+    #fault-form Input { width: 12; }
+    #fault-form Button { width: auto; }
+    #faults { height: 1fr; }
+    #statusline { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("ctrl+t", "toggle_theme", "light/dark"),
+        Binding("1", "tab('saga')", "saga", show=False),
+        Binding("2", "tab('events')", "events", show=False),
+        Binding("3", "tab('parts')", "parts", show=False),
+        Binding("4", "tab('dead')", "dead letters", show=False),
+        Binding("5", "tab('scenarios')", "scenarios", show=False),
+        Binding("6", "tab('faults')", "faults", show=False),
+        Binding("slash", "filter", "filter", show=False),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend | None,
+        *,
+        tap: bool = True,
+        history_s: float = 300.0,
+        clock: Any = time.time,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.use_tap = tap and backend is not None
+        self.history_s = history_s
+        self.clock = clock
+        self.store = TimelineStore()
+        self.pending: list[TimelineEvent | Incident] = []
+        self.recent: deque[TimelineEvent | Incident] = deque(maxlen=STREAM_LINES)
+        self.selected: str | None = None
+        self.follow = True
+        self.filter_text = ""
+        self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
+        self.tap_state = "not connected"
+        self._history: set[str] = set()
+        self._purge_armed: tuple[str, float] | None = None
+
+    # layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="saga"):
+            with TabPane("Saga", id="saga"), Horizontal(id="saga-body"):
+                yield OrdersTable(id="orders", cursor_type="row")
+                yield Static(id="timeline")
+            with TabPane("Events", id="events"):
+                yield FilterInput(
+                    placeholder="filter: an event type, a part or an order (esc: leave)",
+                    id="filter",
+                )
+                yield RichLog(id="stream", max_lines=STREAM_LINES, wrap=False, markup=False)
+            with TabPane("Parts", id="parts"):
+                yield PartsTable(id="parts-table", cursor_type="row")
+            with TabPane("Dead letters", id="dead"):
+                yield DeadLetterTable(id="dead-letters", cursor_type="row")
+                yield RichLog(id="dead-detail", wrap=True, markup=False)
+            with TabPane("Scenarios", id="scenarios"):
+                yield ScenarioTable(id="scenarios-table", cursor_type="row")
+                yield RichLog(id="scenario-log", wrap=True, markup=False)
+            with TabPane("Faults", id="faults"):
+                with Horizontal(id="fault-form"):
+                    yield Select([(p, p) for p in LANES], prompt="part", id="fault-part")
+                    yield Input(placeholder="event", id="fault-event")
+                    yield Select([(k, k) for k in KINDS], prompt="kind", id="fault-kind")
+                    yield Input(placeholder="times", id="fault-times", type="integer")
+                    yield Input(placeholder="ms", id="fault-ms", type="integer")
+                    yield Button("switch on", id="fault-on", variant="warning")
+                yield FaultTable(id="faults-table", cursor_type="row")
+        yield Static(id="statusline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        orders = self.query_one("#orders", OrdersTable)
+        orders.add_column("order", key="order", width=8)
+        orders.add_column("status", key="status", width=30)
+        orders.add_column("age", key="age", width=5)
+        self.query_one("#parts-table", DataTable).add_columns(
+            "part", "state", "health", "port", "uptime"
+        )
+        self.query_one("#dead-letters", DataTable).add_columns("dead-letter queue", "messages")
+        self.query_one("#scenarios-table", DataTable).add_columns("file", "scenario")
+        self.query_one("#faults-table", DataTable).add_columns(
+            "part", "fault", "event", "kind", "order", "used"
+        )
+        self._fill_scenarios()
+        self.query_one("#timeline", Static).update(saga_drawing(None))
+        self._narrow()
+        self.set_interval(FLUSH_S, self.flush)
+        self.set_interval(1.0, self._tick)
+        if self.backend is not None:
+            self.set_interval(2.0, self.refresh_side_panes)
+            self.refresh_side_panes()
+        if self.use_tap:
+            self.run_tap()
+        self._status()
+
+    def on_resize(self) -> None:
+        self._narrow()
+
+    def _narrow(self) -> None:
+        self.set_class(self.size.width < 110, "narrow")
+
+    # events ----------------------------------------------------------------
+
+    def feed(self, item: TimelineEvent | Incident) -> None:
+        """Take one event or incident (from the tap, or history)."""
+        self.pending.append(item)
+
+    @work(exclusive=True, group="tap")
+    async def run_tap(self) -> None:
+        assert self.backend is not None
+        while True:
+            try:
+                async with Tap(self.backend.broker_url, on_event=self._from_tap):
+                    self.tap_state = "live"
+                    self._status()
+                    await self._load_history()
+                    await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is away: say so, try again
+                self.tap_state = f"broker unreachable ({type(exc).__name__}); retrying"
+                self._status()
+                await asyncio.sleep(3)
+
+    def _from_tap(self, item: TimelineEvent | Incident) -> None:
+        if isinstance(item, TimelineEvent) and item.id in self._history:
+            self._history.discard(item.id)  # already loaded from an outbox
+            return
+        self.pending.append(item)
+
+    async def _load_history(self) -> None:
+        from shopctl.outboxes import outbox_events
+
+        if not self.history_s or self.backend is None:
+            return
+        rows, _ = await asyncio.to_thread(outbox_events, self.backend.runtime, self.history_s)
+        for key, body in rows:
+            event = parse_event(body, key, seen_at=0.0)
+            if event is not None:
+                self._history.add(event.id)
+                self.pending.append(event)
+
+    def flush(self) -> None:
+        """Draw what arrived since the last tick, all at once."""
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        stream = self.query_one("#stream", RichLog)
+        changed: list[str] = []
+        now = self.clock()
+        for item in batch:
+            if isinstance(item, TimelineEvent):
+                item = self.store.add(item)
+                self.shown_at[item.id] = now
+            else:
+                self.store.add_incident(item)
+            self.recent.append(item)
+            if self._accepts(item):
+                stream.write(trace_line(self.store, item))
+            if item.correlation_id not in changed:
+                changed.append(item.correlation_id)
+        orders = self.query_one("#orders", OrdersTable)
+        for correlation in changed:
+            timeline = self.store.get(correlation)
+            if timeline is None or not self._is_order(timeline):
+                continue
+            status, age = order_status(timeline, now), self._age(timeline, now)
+            if correlation in orders.rows:
+                orders.update_cell(correlation, "status", status)
+                orders.update_cell(correlation, "age", age)
+            else:
+                orders.add_row(correlation[:8], status, age, key=correlation)
+                if self.follow:
+                    self.select(correlation)
+        if self.selected in changed:
+            self._draw_selected()
+        self.shown_at = dict(list(self.shown_at.items())[-5000:])
+
+    def _is_order(self, timeline: Timeline) -> bool:
+        return any(e.source in LANES for e in timeline) and ":" not in timeline.correlation_id
+
+    def _age(self, timeline: Timeline, now: float) -> str:
+        start = timeline.started_at or now
+        end = timeline.events[-1].at if timeline.outcome else now
+        took = max(end - start, 0.0)
+        return f"{took:.0f}s" if took >= 10 else f"{took:.1f}s"
+
+    def _accepts(self, item: TimelineEvent | Incident) -> bool:
+        text = self.filter_text.lower()
+        if not text:
+            return True
+        words = [item.correlation_id.lower()]
+        if isinstance(item, Incident):
+            words += [item.kind, item.event_type.lower(), item.part]
+        else:
+            words += [item.type.lower(), item.source]
+        return any(w.startswith(text) or text == w for w in words)
+
+    def _tick(self) -> None:
+        """Ages move on even when nothing arrives."""
+        now = self.clock()
+        orders = self.query_one("#orders", OrdersTable)
+        for correlation in orders.rows:
+            timeline = self.store.get(str(correlation.value))
+            if timeline is not None and timeline.outcome is None:
+                orders.update_cell(correlation, "status", order_status(timeline, now))
+                orders.update_cell(correlation, "age", self._age(timeline, now))
+        selected = self.store.get(self.selected) if self.selected else None
+        if selected is not None and selected.outcome is None:
+            self._draw_selected()
+
+    def select(self, correlation: str) -> None:
+        self.selected = correlation
+        orders = self.query_one("#orders", OrdersTable)
+        if correlation in orders.rows:
+            row = orders.get_row_index(correlation)
+            if orders.cursor_row != row:
+                orders.move_cursor(row=row)
+        self._draw_selected()
+
+    def _draw_selected(self) -> None:
+        timeline = self.store.get(self.selected) if self.selected else None
+        self.query_one("#timeline", Static).update(saga_drawing(timeline, self.clock()))
+
+    @on(DataTable.RowHighlighted, "#orders")
+    def _order_highlighted(self, message: DataTable.RowHighlighted) -> None:
+        orders = self.query_one("#orders", OrdersTable)
+        key = message.row_key.value
+        if not orders.user_moved or key is None:
+            return  # the app moved the cursor
+        orders.user_moved = False
+        self.follow = False  # the user chose an order
+        self.selected = str(key)
+        self._draw_selected()
+        self._status()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, message: Input.Changed) -> None:
+        self.filter_text = message.value.strip()
+        stream = self.query_one("#stream", RichLog)
+        stream.clear()
+        for item in self.recent:
+            if self._accepts(item):
+                stream.write(trace_line(self.store, item))
+
+    # side panes ------------------------------------------------------------
+
+    @work(exclusive=True, group="side")
+    async def refresh_side_panes(self) -> None:
+        assert self.backend is not None
+        try:
+            parts = await self.backend.parts()
+        except Exception as exc:
+            self.notify(f"parts: {exc}", severity="error")
+            parts = []
+        table = self.query_one("#parts-table", DataTable)
+        for status in parts:
+            state = Text(
+                status.state,
+                style={"running": "green", "paused": "yellow"}.get(status.state, "red"),
+            )
+            uptime = f"{time.time() - status.started_at:.0f}s" if status.started_at else "-"
+            cells = (status.name, state, status.health, str(status.port or "-"), uptime)
+            if status.name in table.rows:
+                for column, value in zip(table.columns, cells, strict=True):
+                    table.update_cell(status.name, column, value)
+            else:
+                table.add_row(*cells, key=status.name)
+        try:
+            depths = await self.backend.dead_letter_depths()
+        except Exception:
+            depths = {}
+        dead = self.query_one("#dead-letters", DataTable)
+        for queue, count in depths.items():
+            shown = Text("-" if count is None else str(count), style="red" if count else "")
+            if queue in dead.rows:
+                dead.update_cell(queue, dead.ordered_columns[1].key, shown)
+            else:
+                dead.add_row(queue, shown, key=queue)
+        if self.query_one(TabbedContent).active == "faults":
+            await self._refresh_faults()
+        self._status()
+
+    async def _refresh_faults(self) -> None:
+        assert self.backend is not None
+        table = self.query_one("#faults-table", DataTable)
+        table.clear()
+        for part in LANES:
+            found = await self.backend.inflight(part)
+            for fault in (found or {}).get("faults") or []:
+                table.add_row(
+                    part,
+                    fault.get("id", "?"),
+                    fault.get("event", "?"),
+                    fault.get("kind", "?"),
+                    (fault.get("order") or "any")[:8],
+                    f"{fault.get('used', 0)}/{fault.get('times') or '∞'}",
+                    key=f"{part}:{fault.get('id')}",
+                )
+
+    def _fill_scenarios(self) -> None:
+        if self.backend is None:
+            return
+        table = self.query_one("#scenarios-table", DataTable)
+        for scenario in self.backend.scenarios():
+            table.add_row(scenario.path.name, scenario.name, key=str(scenario.path))
+
+    def _status(self) -> None:
+        orders = sum(1 for t in self.store.timelines.values() if self._is_order(t))
+        follow = "follow" if self.follow else "pinned"
+        self.query_one("#statusline", Static).update(
+            f"tap: {self.tap_state} · {orders} orders · {follow} · "
+            "1-6 panes, / filter, ctrl+t theme, q quit"
+        )
+
+    # actions ---------------------------------------------------------------
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        focus = {
+            "saga": "#orders",
+            "events": "#filter",
+            "parts": "#parts-table",
+            "dead": "#dead-letters",
+            "scenarios": "#scenarios-table",
+            "faults": "#fault-part",
+        }[tab]
+        self.query_one(focus).focus()
+        if tab == "faults" and self.backend is not None:
+            self.refresh_side_panes()
+
+    def action_leave_filter(self) -> None:
+        self.query_one("#stream", RichLog).focus()
+
+    def action_filter(self) -> None:
+        self.action_tab("events")
+
+    def action_follow(self) -> None:
+        self.follow = not self.follow
+        newest = next(
+            (c for c in reversed(self.store.timelines) if self._is_order(self.store.timelines[c])),
+            None,
+        )
+        if self.follow and newest:
+            self.select(newest)
+        self._status()
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
+
+    def _row_key(self, selector: str) -> str | None:
+        table = self.query_one(selector, DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else None
+
+    @work(group="control")
+    async def action_part(self, action: str) -> None:
+        part = self._row_key("#parts-table")
+        if part is None or self.backend is None:
+            return
+        self.notify(f"{part}: {action}…")
+        try:
+            await self.backend.control(action, part)
+        except Exception as exc:
+            self.notify(
+                f"{part}: {action} failed: {getattr(exc, 'message', exc)}", severity="error"
+            )
+            return
+        self.notify(f"{part}: {action} done")
+        self.refresh_side_panes()
+
+    @work(group="dead")
+    async def action_inspect_dead(self) -> None:
+        queue = self._row_key("#dead-letters")
+        if queue is None or self.backend is None:
+            return
+        detail = self.query_one("#dead-detail", RichLog)
+        detail.clear()
+        letters = await self.backend.dead_letters(queue)
+        if not letters:
+            detail.write(f"{queue} is empty")
+        for letter in letters:
+            event = parse_event(letter.body, letter.origin)
+            saga = f" order {event.correlation_id}" if event else ""
+            detail.write(
+                Text.assemble(
+                    (f"{letter.type or '?'}", "bold"),
+                    f"{saga} from {letter.origin}\n",
+                    (f"  {letter.reason} after {letter.attempts} attempts: ", "red"),
+                    f"{letter.error[:300]}\n  {letter.body[:200].decode(errors='replace')}",
+                )
+            )
+
+    @work(group="dead")
+    async def action_replay_dead(self) -> None:
+        queue = self._row_key("#dead-letters")
+        if queue is None or self.backend is None:
+            return
+        count = await self.backend.replay(queue)
+        self.notify(f"replayed {count} from {queue}")
+        self.refresh_side_panes()
+
+    @work(group="dead")
+    async def action_purge_dead(self) -> None:
+        queue = self._row_key("#dead-letters")
+        if queue is None or self.backend is None:
+            return
+        armed = self._purge_armed
+        if armed is None or armed[0] != queue or time.monotonic() - armed[1] > 5:
+            self._purge_armed = (queue, time.monotonic())
+            self.notify(
+                f"press X again to drop {queue}'s dead letters for good", severity="warning"
+            )
+            return
+        self._purge_armed = None
+        count = await self.backend.purge(queue)
+        self.notify(f"purged {count} from {queue}")
+        self.refresh_side_panes()
+
+    @work(exclusive=True, group="scenario")
+    async def action_run_scenario(self) -> None:
+        path = self._row_key("#scenarios-table")
+        if path is None or self.backend is None:
+            return
+        scenario = next((s for s in self.backend.scenarios() if str(s.path) == path), None)
+        if scenario is None:
+            return
+        log = self.query_one("#scenario-log", RichLog)
+        log.write(Text(f"running {scenario.name}…", style="bold"))
+        result = await self.backend.run_scenario(scenario)
+        for entry in result.journal:
+            style = "" if entry.outcome == "ok" else "red"
+            log.write(Text(f"{entry.at:7.2f} s  {entry.step}: {entry.outcome}", style=style))
+        verdict = ("passed", "bold green") if result.passed else ("FAILED", "bold red")
+        log.write(Text(f"{verdict[0]} in {result.seconds:.1f} s", style=verdict[1]))
+        if result.failure:
+            log.write(Text(result.failure, style="red"))
+
+    @on(Button.Pressed, "#fault-on")
+    async def _fault_on(self) -> None:
+        if self.backend is None:
+            return
+        part = self.query_one("#fault-part", Select).value
+        kind = self.query_one("#fault-kind", Select).value
+        event = self.query_one("#fault-event", Input).value.strip()
+        times = self.query_one("#fault-times", Input).value.strip()
+        ms = self.query_one("#fault-ms", Input).value.strip()
+        if part is Select.BLANK or kind is Select.BLANK or not event:
+            self.notify("a fault needs a part, an event and a kind", severity="error")
+            return
+        try:
+            spec = FaultSpec(
+                part=str(part),
+                event=event,
+                kind=str(kind),
+                times=int(times) if times else None,
+                ms=int(ms) if ms else 0,
+            )
+            await self.backend.set_fault(spec)
+        except Exception as exc:
+            self.notify(f"fault refused: {getattr(exc, 'message', exc)}", severity="error")
+            return
+        self.notify(f"fault {spec.id} on: {part} {kind} {event}")
+        await self._refresh_faults()
+
+    @work(group="faults")
+    async def action_clear_faults(self) -> None:
+        key = self._row_key("#faults-table")
+        if key is None or self.backend is None:
+            return
+        part = key.split(":", 1)[0]
+        await self.backend.clear_faults(part)
+        self.notify(f"faults off on {part}")
+        await asyncio.sleep(0.2)
+        await self._refresh_faults()
