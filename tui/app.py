@@ -244,6 +244,7 @@ class ShopTui(App[None]):
         self.tap_state = "not connected"
         self._history: set[str] = set()
         self._purge_armed: tuple[str, float] | None = None
+        self.drawing: Any = None  # what the saga pane shows
 
     # layout --------------------------------------------------------------
 
@@ -431,7 +432,8 @@ class ShopTui(App[None]):
 
     def _draw_selected(self) -> None:
         timeline = self.store.get(self.selected) if self.selected else None
-        self.query_one("#timeline", Static).update(saga_drawing(timeline, self.clock()))
+        self.drawing = saga_drawing(timeline, self.clock())
+        self.query_one("#timeline", Static).update(self.drawing)
 
     @on(DataTable.RowHighlighted, "#orders")
     def _order_highlighted(self, message: DataTable.RowHighlighted) -> None:

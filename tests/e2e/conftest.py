@@ -4,6 +4,7 @@ processes competing on one queue."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -213,14 +214,15 @@ def wait_for_stock(
     raise AssertionError(f"stock of {sku} is {current}, expected {expected}")
 
 
-@pytest.fixture
-def sandbox_env(tmp_path: Path):
-    """A sandbox of its own: state folder, ports, databases, virtual host."""
-    with own_vhost(f"shoptest_{RUN_ID}_local") as vhost:
+@contextlib.contextmanager
+def sandbox(state_dir: Path, name: str) -> Iterator[dict[str, str]]:
+    """A sandbox of its own: state folder, ports, databases, virtual host;
+    whatever runs in it is stopped and dropped at the end."""
+    with own_vhost(f"shoptest_{RUN_ID}_{name}") as vhost:
         env = {
-            "SHOP_STATE_DIR": str(tmp_path / "state"),
+            "SHOP_STATE_DIR": str(state_dir),
             "SHOP_BROKER_URL": amqp_url(vhost),
-            "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_lr",
+            "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_{name}",
             "SHOP_ADMIN_PASSWORD": "local-runtime-test",
             # up's own deadline below pytest's, so a failure shows the part's log
             "SHOP_READY_TIMEOUT_S": "90",
@@ -232,3 +234,10 @@ def sandbox_env(tmp_path: Path):
             from tests.e2e.test_local_runtime import shopctl
 
             shopctl(env, "down", "--volumes")
+
+
+@pytest.fixture
+def sandbox_env(tmp_path: Path):
+    """A sandbox of its own for one test."""
+    with sandbox(tmp_path / "state", "lr") as env:
+        yield env
