@@ -242,13 +242,16 @@ class Timeline:
 class TimelineStore:
     """Every saga the tap has seen, by correlation id, oldest first."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_sagas: int | None = None) -> None:
         self.timelines: dict[str, Timeline] = {}
+        self.max_sagas = max_sagas  # the oldest are forgotten past this many
 
     def _timeline(self, correlation_id: str) -> Timeline:
         timeline = self.timelines.get(correlation_id)
         if timeline is None:
             timeline = self.timelines[correlation_id] = Timeline(correlation_id)
+            if self.max_sagas is not None and len(self.timelines) > self.max_sagas:
+                del self.timelines[next(iter(self.timelines))]
         return timeline
 
     def add(self, event: TimelineEvent) -> TimelineEvent:

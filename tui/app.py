@@ -10,17 +10,18 @@ second costs one redraw per tick, and keys are answered meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from typing import Any, ClassVar
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.widgets import (
     Button,
     DataTable,
@@ -45,62 +46,81 @@ PARTS = ("catalog", *LANES, "gateway")
 KINDS = ("delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice")
 FLUSH_S = 0.1
 STREAM_LINES = 2000
+MAX_ORDERS = 500  # listed at once
+SHOWN_AGAIN = 200  # stream lines drawn when its pane comes back into view
+MAX_SAGAS = 5000  # kept in memory
 
 
-def saga_drawing(timeline: Timeline | None, now: float | None = None) -> Group | Text:
+GUTTER = 15  # "  0.041   21ms "
+
+
+def _lane_row(width: int, lane: int | None, label: str, style: str, head: Text) -> Text:
+    """One row of the swimlanes: a dim guide at the start of every lane and
+    the label in its part's lane, running on over the empty lanes after it."""
+    lane_width = max((width - GUTTER) // len(LANES), 6)
+    line = head.copy()
+    line.pad_right(GUTTER - len(line.plain))
+    base = "".join("│".ljust(lane_width) for _ in LANES)
+    if lane is None:
+        line.append(base, style="dim")
+        return line
+    start = lane * lane_width
+    line.append(base[:start], style="dim")
+    line.append(label, style=style or "default")
+    rest = start + len(label)
+    if rest < len(base):
+        following = base[rest:]
+        first_guide = following.find("│")
+        line.append(following if first_guide < 0 else " " * len(following), style="dim")
+    return line
+
+
+def saga_drawing(
+    timeline: Timeline | None, now: float | None = None, width: int = 80
+) -> Group | Text:
     """The saga across the parts: one lane a part, one row an event (or a
     retry, a dead letter), with the time each step took and what it waits on."""
     if timeline is None or not len(timeline):
         return Text("no order selected: pick one in the list", style="dim")
-    table = Table(
-        box=None, expand=True, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 1)
-    )
-    table.add_column("t", justify="right", no_wrap=True, width=6)
-    table.add_column("step", justify="right", no_wrap=True, width=6)
-    for lane in LANES:
-        table.add_column(lane, overflow="fold", ratio=1)
+    lane_width = max((width - GUTTER) // len(LANES), 6)
+    header = Text("       t   step ".ljust(GUTTER), style="bold")
+    for name in LANES:
+        header.append(name[: lane_width - 1].ljust(lane_width), style="bold")
+    lines = [Text(f"order {timeline.correlation_id}", style="bold"), header]
     rows: list[tuple[float, TimelineEvent | Incident]] = [(e.at, e) for e in timeline]
     rows += [(i.at, i) for i in timeline.incidents]
     for _, item in sorted(rows, key=lambda r: r[0]):
-        cells = [""] * len(LANES)
         if isinstance(item, Incident):
-            lane, label = (
-                item.part,
-                (
-                    f"↻ {item.event_type} #{item.attempt}"
-                    if item.kind == "retry"
-                    else f"✖ {item.event_type} dead"
-                ),
+            where = item.part
+            label = (
+                f"↻ {item.event_type} #{item.attempt}"
+                if item.kind == "retry"
+                else f"✖ {item.event_type} dead-lettered"
             )
             took = ""
         else:
             step = timeline.step_time(item)
-            lane, label = item.source, item.type
+            where, label = item.source, f"● {item.type}"
             if item.deliveries > 1:
                 label += f" x{item.deliveries}"
             took = f"{step * 1000:.0f}ms" if step is not None else ""
-        if lane in LANES:
-            cells[LANES.index(lane)] = label
         offset = item.at - (timeline.started_at or item.at)
-        table.add_row(
-            Text(f"{offset:6.3f}", style="dim"),
-            Text(took, style="dim"),
-            *(Text(c, style=style_of(item)) if c else "" for c in cells),
-        )
+        head = Text(f"{offset:7.3f} {took:>6} ", style="dim")
+        lane = LANES.index(where) if where in LANES else None
+        lines.append(_lane_row(width, lane, label, style_of(item), head))
     waiting = timeline.waiting_on()
     if waiting is not None:
-        cells = [""] * len(LANES)
-        if waiting.part in LANES:
-            cells[LANES.index(waiting.part)] = "…"
-        table.add_row("", "", *cells)
-        footer = Text(
-            f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
-            style="bold yellow",
+        lane = LANES.index(waiting.part) if waiting.part in LANES else None
+        lines.append(_lane_row(width, lane, "…", "bold yellow", Text("")))
+        lines.append(
+            Text(
+                f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
+                style="bold yellow",
+            )
         )
     else:
-        footer = Text(timeline.outcome or "", style=style_of(timeline.events[-1]))
-    title = Text(f"order {timeline.correlation_id}", style="bold")
-    return Group(title, table, footer)
+        lines.append(Text(timeline.outcome or "", style=style_of(timeline.events[-1])))
+    return Group(*lines)
 
 
 def order_status(timeline: Timeline, now: float | None = None) -> Text:
@@ -111,7 +131,7 @@ def order_status(timeline: Timeline, now: float | None = None) -> Text:
     waiting = timeline.waiting_on()
     if waiting is None:
         return Text("…")
-    return Text(f"waiting on {waiting.event}, {waiting.age(now):.0f} s", style="yellow")
+    return Text(f"⧗ {waiting.event} {waiting.age(now):.0f}s", style="yellow")
 
 
 class OrdersTable(DataTable[Any]):
@@ -228,13 +248,18 @@ class ShopTui(App[None]):
         tap: bool = True,
         history_s: float = 300.0,
         clock: Any = time.time,
+        broker_url: str | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
-        self.use_tap = tap and backend is not None
+        self.broker_url = broker_url or (backend.broker_url if backend is not None else None)
+        self.use_tap = tap and self.broker_url is not None
         self.history_s = history_s
         self.clock = clock
-        self.store = TimelineStore()
+        self.store = TimelineStore(max_sagas=MAX_SAGAS)
+        self.listed: deque[str] = deque()  # the orders in the list, oldest first
+        self.open_orders: set[str] = set()  # listed and not over: their ages move
+        self.keys_handled: list[float] = []  # perf_counter of each pane switch
         self.pending: list[TimelineEvent | Incident] = []
         self.recent: deque[TimelineEvent | Incident] = deque(maxlen=STREAM_LINES)
         self.selected: str | None = None
@@ -245,6 +270,7 @@ class ShopTui(App[None]):
         self._history: set[str] = set()
         self._purge_armed: tuple[str, float] | None = None
         self.drawing: Any = None  # what the saga pane shows
+        self.stream_stale = False  # events arrived while the stream was hidden
 
     # layout --------------------------------------------------------------
 
@@ -296,8 +322,8 @@ class ShopTui(App[None]):
         self._fill_scenarios()
         self.query_one("#timeline", Static).update(saga_drawing(None))
         self._narrow()
-        self.set_interval(FLUSH_S, self.flush)
-        self.set_interval(1.0, self._tick)
+        self.set_interval(FLUSH_S, self._quietly(self.flush))
+        self.set_interval(1.0, self._quietly(self._tick))
         if self.backend is not None:
             self.set_interval(2.0, self.refresh_side_panes)
             self.refresh_side_panes()
@@ -305,8 +331,19 @@ class ShopTui(App[None]):
             self.run_tap()
         self._status()
 
+    @staticmethod
+    def _quietly(draw: Any) -> Any:
+        """A timer's drawing, skipped while the screen is being torn down."""
+
+        def run() -> None:
+            with contextlib.suppress(NoMatches):
+                draw()
+
+        return run
+
     def on_resize(self) -> None:
         self._narrow()
+        self.call_after_refresh(self._quietly(self._draw_selected))
 
     def _narrow(self) -> None:
         self.set_class(self.size.width < 110, "narrow")
@@ -319,10 +356,10 @@ class ShopTui(App[None]):
 
     @work(exclusive=True, group="tap")
     async def run_tap(self) -> None:
-        assert self.backend is not None
+        assert self.broker_url is not None
         while True:
             try:
-                async with Tap(self.backend.broker_url, on_event=self._from_tap):
+                async with Tap(self.broker_url, on_event=self._from_tap):
                     self.tap_state = "live"
                     self._status()
                     await self._load_history()
@@ -357,8 +394,8 @@ class ShopTui(App[None]):
         if not self.pending:
             return
         batch, self.pending = self.pending, []
-        stream = self.query_one("#stream", RichLog)
-        changed: list[str] = []
+        changed: dict[str, None] = {}
+        accepted: list[TimelineEvent | Incident] = []
         now = self.clock()
         for item in batch:
             if isinstance(item, TimelineEvent):
@@ -368,10 +405,17 @@ class ShopTui(App[None]):
                 self.store.add_incident(item)
             self.recent.append(item)
             if self._accepts(item):
+                accepted.append(item)
+            changed[item.correlation_id] = None
+        if self.query_one(TabbedContent).active == "events":
+            stream = self.query_one("#stream", RichLog)
+            # a burst writes only what the stream keeps anyway
+            for item in accepted[-STREAM_LINES:]:
                 stream.write(trace_line(self.store, item))
-            if item.correlation_id not in changed:
-                changed.append(item.correlation_id)
+        else:
+            self.stream_stale = True  # drawn when its pane is shown
         orders = self.query_one("#orders", OrdersTable)
+        newest = None
         for correlation in changed:
             timeline = self.store.get(correlation)
             if timeline is None or not self._is_order(timeline):
@@ -382,11 +426,24 @@ class ShopTui(App[None]):
                 orders.update_cell(correlation, "age", age)
             else:
                 orders.add_row(correlation[:8], status, age, key=correlation)
-                if self.follow:
-                    self.select(correlation)
-        if self.selected in changed:
+                self.listed.append(correlation)
+                newest = correlation
+            if timeline.outcome is None:
+                self.open_orders.add(correlation)
+            else:
+                self.open_orders.discard(correlation)
+        while len(self.listed) > MAX_ORDERS:  # the oldest leave the list
+            gone = self.listed.popleft()
+            orders.remove_row(gone)
+            self.open_orders.discard(gone)
+        if newest is not None:
+            self._status()
+        if newest is not None and self.follow:
+            self.select(newest)
+        elif self.selected in changed:
             self._draw_selected()
-        self.shown_at = dict(list(self.shown_at.items())[-5000:])
+        if len(self.shown_at) > 50_000:  # the lag of recent events only
+            self.shown_at = dict(list(self.shown_at.items())[-25_000:])
 
     def _is_order(self, timeline: Timeline) -> bool:
         return any(e.source in LANES for e in timeline) and ":" not in timeline.correlation_id
@@ -412,9 +469,9 @@ class ShopTui(App[None]):
         """Ages move on even when nothing arrives."""
         now = self.clock()
         orders = self.query_one("#orders", OrdersTable)
-        for correlation in orders.rows:
-            timeline = self.store.get(str(correlation.value))
-            if timeline is not None and timeline.outcome is None:
+        for correlation in list(self.open_orders):
+            timeline = self.store.get(correlation)
+            if timeline is not None and correlation in orders.rows:
                 orders.update_cell(correlation, "status", order_status(timeline, now))
                 orders.update_cell(correlation, "age", self._age(timeline, now))
         selected = self.store.get(self.selected) if self.selected else None
@@ -432,7 +489,8 @@ class ShopTui(App[None]):
 
     def _draw_selected(self) -> None:
         timeline = self.store.get(self.selected) if self.selected else None
-        self.drawing = saga_drawing(timeline, self.clock())
+        pane = self.query_one("#timeline", Static)
+        self.drawing = saga_drawing(timeline, self.clock(), pane.size.width or 80)
         self.query_one("#timeline", Static).update(self.drawing)
 
     @on(DataTable.RowHighlighted, "#orders")
@@ -450,11 +508,22 @@ class ShopTui(App[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, message: Input.Changed) -> None:
         self.filter_text = message.value.strip()
+        self._redraw_stream()
+
+    @on(TabbedContent.TabActivated)
+    def _pane_shown(self, message: TabbedContent.TabActivated) -> None:
+        if message.pane.id == "events" and self.stream_stale:
+            self._redraw_stream(SHOWN_AGAIN)
+
+    def _redraw_stream(self, lines: int = STREAM_LINES) -> None:
+        """The stream drawn again from what was kept: all of it for a new
+        filter, the last screenfuls when its pane comes back into view."""
+        self.stream_stale = False
         stream = self.query_one("#stream", RichLog)
         stream.clear()
-        for item in self.recent:
-            if self._accepts(item):
-                stream.write(trace_line(self.store, item))
+        accepted = [item for item in self.recent if self._accepts(item)]
+        for item in accepted[-lines:]:
+            stream.write(trace_line(self.store, item))
 
     # side panes ------------------------------------------------------------
 
@@ -529,10 +598,11 @@ class ShopTui(App[None]):
     # actions ---------------------------------------------------------------
 
     def action_tab(self, tab: str) -> None:
+        self.keys_handled.append(time.perf_counter())
         self.query_one(TabbedContent).active = tab
         focus = {
             "saga": "#orders",
-            "events": "#filter",
+            "events": "#stream",
             "parts": "#parts-table",
             "dead": "#dead-letters",
             "scenarios": "#scenarios-table",
@@ -547,6 +617,7 @@ class ShopTui(App[None]):
 
     def action_filter(self) -> None:
         self.action_tab("events")
+        self.query_one("#filter", Input).focus()
 
     def action_follow(self) -> None:
         self.follow = not self.follow

@@ -115,6 +115,7 @@ async def test_a_checkout_shows_whole_within_a_second_and_a_decline_its_compensa
         # the stream, filtered by a part
         await pilot.press("2")
         assert app.query_one(TabbedContent).active == "events"
+        await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"payment")
         await pilot.pause(0.2)
