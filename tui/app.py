@@ -59,6 +59,7 @@ def _lane_row(width: int, lane: int | None, label: str, style: str, head: Text) 
     the label in its part's lane, running on over the empty lanes after it."""
     lane_width = max((width - GUTTER) // len(LANES), 6)
     line = head.copy()
+    line.no_wrap, line.overflow = True, "ellipsis"  # a long label never wraps the row
     line.pad_right(GUTTER - len(line.plain))
     base = "".join("│".ljust(lane_width) for _ in LANES)
     if lane is None:
@@ -95,7 +96,7 @@ def saga_drawing(
             label = (
                 f"↻ {item.event_type} #{item.attempt}"
                 if item.kind == "retry"
-                else f"✖ {item.event_type} dead-lettered"
+                else f"✖ dead letter: {item.event_type}"
             )
             took = ""
         else:
