@@ -30,27 +30,36 @@ class OutboxRow:
         return self.published_at is None
 
 
+def _read_outboxes(
+    runtime: Runtime, statement: str
+) -> tuple[list[tuple[str, list[list[str | None]]]], list[str]]:
+    """``statement`` on every service's database: (service, rows) for each
+    that answered, and one line for each that could not be read."""
+    answers: list[tuple[str, list[list[str | None]]]] = []
+    problems: list[str] = []
+    for service in SERVICES:
+        try:
+            answers.append((service.name, runtime.query(service.name, statement)))
+        except ShopError as exc:
+            problems.append(exc.message)
+    return answers, problems
+
+
 def outbox_events(runtime: Runtime, since_s: float) -> tuple[list[tuple[str, bytes]], list[str]]:
     """(routing key, body) of every event the services committed in the
     last ``since_s`` seconds, oldest first: the bus's history, rebuilt
     from the outboxes (published or not); and one line for each database
     that could not be read."""
-    found: list[tuple[str, str, bytes]] = []
-    problems: list[str] = []
-    for service in SERVICES:
-        try:
-            rows = runtime.query(
-                service.name,
-                "SELECT created_at, routing_key, convert_from(body, 'UTF8') FROM outbox"
-                f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds'"
-                " ORDER BY id",
-            )
-        except ShopError as exc:
-            problems.append(exc.message)
-            continue
-        found.extend(
-            (created or "", key or "", (body or "").encode()) for created, key, body in rows
-        )
+    answers, problems = _read_outboxes(
+        runtime,
+        "SELECT created_at, routing_key, convert_from(body, 'UTF8') FROM outbox"
+        f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds' ORDER BY id",
+    )
+    found = [
+        (created or "", key or "", (body or "").encode())
+        for _, rows in answers
+        for created, key, body in rows
+    ]
     found.sort(key=lambda row: row[0])
     return [(key, body) for _, key, body in found], problems
 
@@ -60,32 +69,26 @@ def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow],
     first, and one line for each database that could not be read."""
     if not _SAFE_ID.fullmatch(correlation_id):
         raise ShopError(f"{correlation_id!r} is not an order or correlation id", exit_code=2)
-    rows: list[OutboxRow] = []
-    problems: list[str] = []
-    for service in SERVICES:
-        try:
-            found = runtime.query(
-                service.name,
-                "SELECT event_type, event_id, created_at, published_at, publish_attempts,"
-                " last_error, routing_key, convert_from(body, 'UTF8') FROM outbox"
-                f" WHERE correlation_id = '{correlation_id}' ORDER BY id",
-            )
-        except ShopError as exc:
-            problems.append(exc.message)
-            continue
-        for event_type, event_id, created, published, attempts, error, key, body in found:
-            rows.append(
-                OutboxRow(
-                    service.name,
-                    event_type or "",
-                    event_id or "",
-                    created or "",
-                    published,
-                    int(attempts or 0),
-                    error,
-                    key or "",
-                    (body or "").encode(),
-                )
-            )
+    answers, problems = _read_outboxes(
+        runtime,
+        "SELECT event_type, event_id, created_at, published_at, publish_attempts,"
+        " last_error, routing_key, convert_from(body, 'UTF8') FROM outbox"
+        f" WHERE correlation_id = '{correlation_id}' ORDER BY id",
+    )
+    rows = [
+        OutboxRow(
+            service,
+            event_type or "",
+            event_id or "",
+            created or "",
+            published,
+            int(attempts or 0),
+            error,
+            key or "",
+            (body or "").encode(),
+        )
+        for service, found in answers
+        for event_type, event_id, created, published, attempts, error, key, body in found
+    ]
     rows.sort(key=lambda r: r.created_at)
     return rows, problems
