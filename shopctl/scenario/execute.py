@@ -84,16 +84,7 @@ async def invariants(
                 + render_timeline(run.tap.store.get(order))
             ) from None
     for sku in sorted(run.skus):
-        deadline = time.monotonic() + run.target.settle_s
-        while True:
-            stock = (await client.get(f"/api/inventory/{sku}")).json()
-            if stock.get("reserved") == 0:
-                break
-            if time.monotonic() > deadline:
-                raise Failed(
-                    f"invariant: {sku} still has stock reserved with every order over: {stock}"
-                )
-            await asyncio.sleep(0.2)
+        await stock_settles(run, client, sku)
     headers = await run.token(client, "customer")
     for order in run.orders:
         timeline = run.tap.store.get(order)
@@ -121,6 +112,42 @@ async def invariants(
         raise Failed(
             f"invariant: {new} new dead letters ({where}), the scenario expects {expected}"
         )
+
+
+async def stock_settles(run: Run, client: httpx.AsyncClient, sku: str) -> None:
+    """Nothing stays reserved, and what was put in is either available or
+    left in a completed order (within the settle time: compensations may
+    land after the order's end)."""
+    deadline = time.monotonic() + run.target.settle_s
+    while True:
+        stock = (await client.get(f"/api/inventory/{sku}")).json()
+        shipped, put_in = shipped_quantity(run, sku), run.stock_in.get(sku, 0)
+        if stock.get("reserved") != 0:
+            problem = f"{sku} still has stock reserved with every order over: {stock}"
+        elif stock.get("available", 0) + shipped != put_in:
+            problem = (
+                f"{sku} stock not conserved: {put_in} put in, {shipped} in completed "
+                f"orders, {stock.get('available')} available"
+            )
+        else:
+            return
+        if time.monotonic() > deadline:
+            raise Failed(f"invariant: {problem}")
+        await asyncio.sleep(0.2)
+
+
+def shipped_quantity(run: Run, sku: str) -> int:
+    """How many of ``sku`` the scenario's completed orders took."""
+    taken = 0
+    for order in run.orders:
+        timeline = run.tap.store.get(order)
+        if timeline is None or timeline.outcome != "COMPLETED":
+            continue
+        created = next((e for e in timeline if e.type == "OrderCreated"), None)
+        for item in (created.data.get("items") or []) if created else []:
+            if isinstance(item, dict) and item.get("sku") == sku:
+                taken += int(item.get("quantity", 0))
+    return taken
 
 
 def write_junit(results: list[Result], path: Path) -> None:

@@ -27,6 +27,7 @@ from ..timeline import Tap, Timeline
 from .loading import Scenario
 
 PART_ACTIONS = ("restart", "stop", "start", "pause", "resume")
+_RESTOCK = re.compile(r"/api/inventory/([^/]+)/restock")
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
 TERMINAL_WAIT_S = 60.0
 
@@ -78,6 +79,7 @@ class Run:
         self.tokens: dict[str, str] = {}
         self.orders: list[str] = []
         self.skus: set[str] = set()
+        self.stock_in: dict[str, int] = {}  # created and restocked, per SKU
         self.result = Result(scenario)
         self.started = time.monotonic()
         self.stopped: set[str] = set()  # parts the rollbacks start again
@@ -257,12 +259,22 @@ class Run:
             self.variables[name] = body[key]
             if key == "order_id":
                 self.orders.append(str(body[key]))
-        if (
-            call["method"] == "POST"
-            and call["path"] == "/api/products"
-            and "sku" in (call.get("body") or {})
-        ):
-            self.skus.add(call["body"]["sku"])
+        self._count_stock(call, answer.status_code)
+
+    def _count_stock(self, call: dict[str, Any], status: int) -> None:
+        """Stock the scenario put in: products made and restocks, per SKU."""
+        body = call.get("body") if isinstance(call.get("body"), dict) else {}
+        if call["method"] != "POST" or status >= 300 or not body:
+            return
+        if call["path"] == "/api/products" and "sku" in body:
+            self.skus.add(body["sku"])
+            self.stock_in[body["sku"]] = self.stock_in.get(body["sku"], 0) + int(
+                body.get("initial_stock", 0)
+            )
+        restock = _RESTOCK.fullmatch(call["path"])
+        if restock and restock.group(1) in self.skus:
+            sku = restock.group(1)
+            self.stock_in[sku] = self.stock_in.get(sku, 0) + int(body.get("quantity", 0))
 
     async def clear_faults(self, part: str) -> None:
         parts = [p.name for p in PARTS] if part == "all" else [part]
