@@ -32,7 +32,7 @@ from .runner import Result, Target
 # event to wait for) and are left to hand-written scenarios.
 DEFAULT_KINDS = ("delay", "fail", "lose_ack", "duplicate", "publish_twice")
 KINDS = (*DEFAULT_KINDS, "drop", "crash", "hold")
-CARDS = ("tok_visa", "tok_chargeDeclined", "tok_insufficientFunds")
+CARDS = ("tok_visa", "tok_chargeDeclined", "tok_chargeDeclinedInsufficientFunds")
 _IDS = re.compile(r"SC-\w+|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?( s)?")
 _TYPE_OF_KEY = {model.routing_key: event_type for event_type, model in EVENT_MODELS.items()}
 _PRODUCED = {  # what each part's relay publishes, for publish_twice
