@@ -77,3 +77,29 @@ ensure_rabbitmq() {
         die "RabbitMQ is not running on 127.0.0.1:5672 and not installed here; install it (Debian: apt-get install rabbitmq-server) and run this again."
     fi
 }
+
+ensure_frontend() {  # frontend/node_modules from the committed lock, when missing or stale
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "npm not found: the frontend will not be built (install Node.js 20 and npm)"
+        return 0
+    fi
+    local modules="$ROOT/frontend/node_modules"
+    if [ ! -d "$modules" ] || [ "$ROOT/frontend/package-lock.json" -nt "$modules/.package-lock.json" ]; then
+        say "frontend dependencies (npm ci)"
+        (cd "$ROOT/frontend" && npm ci --no-audit --no-fund >"$ROOT/frontend/npm-ci.log" 2>&1) ||
+            { tail -n 20 "$ROOT/frontend/npm-ci.log" >&2; die "npm ci failed in frontend/"; }
+    fi
+}
+
+ensure_chromium() {  # Debian's chromium, for the browser tests
+    [ -x /usr/bin/chromium ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium (the browser tests)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q chromium >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } ||
+            echo "chromium could not be installed: the browser tests will skip"
+    else
+        echo "no /usr/bin/chromium and no root to install it: the browser tests will skip"
+    fi
+}

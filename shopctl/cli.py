@@ -146,8 +146,16 @@ def down(
 @app.command()
 def status() -> None:
     """A table of the stack's parts: state, health, port, uptime."""
-    chosen = current_runtime(SandboxSettings())
-    out.print(status_table(chosen.status()))
+    settings = SandboxSettings()
+    chosen = current_runtime(settings)
+    rows = chosen.status()
+    out.print(status_table(rows))
+    gateway = next((r for r in rows if r.name == "gateway"), None)
+    if gateway is not None and gateway.state == "running":
+        from .frontend import served_dir
+
+        if chosen.name == "docker" or served_dir() is not None:
+            out.print(f"frontend: http://127.0.0.1:{settings.gateway_port}/")
     budget = chosen.budget_line()
     if budget:
         out.print(f"[dim]database connections: {budget}[/]")

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from . import frontend
 from .budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
 from .errors import ShopError
 from .logs import LogLine, interleave, parse
@@ -185,6 +186,7 @@ class DockerPlan:
                 "SHOP_FAULT_INJECTION": str(self.settings.fault_injection).lower(),
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
+                "SHOP_FRONTEND_DIR": "/app/frontend/dist",  # the gateway serves it at /
             },
         )
         probe = (
@@ -306,7 +308,8 @@ class DockerRuntime:
 
     def up(self, progress: Progress, build: bool = False) -> UpReport:
         started = time.monotonic()
-        urls = {"gateway": f"http://127.0.0.1:{self.settings.gateway_port}"}
+        gateway = f"http://127.0.0.1:{self.settings.gateway_port}"
+        urls = {"gateway": gateway, "frontend": gateway + "/"}  # built into the app image
         existing = self._containers()
         specs = self.plan.all()
         states = self._states()
@@ -458,6 +461,7 @@ class DockerRuntime:
         )
 
     def _build_app_image(self, progress: Progress) -> None:
+        self.notes.append(frontend.ensure_built())  # the image takes frontend/dist
         for chunk in self.client.api.build(
             path=str(PROJECT_ROOT),
             dockerfile="compose/Dockerfile",

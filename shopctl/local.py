@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from . import processes
+from . import frontend, processes
 from .budget import ConnectionBudget, read_budget
 from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
@@ -232,6 +232,8 @@ class LocalRuntime:
                     "SHOP_FAULT_INJECTION": str(settings.fault_injection).lower(),
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
+                    # only the gateway reads it; served when it has been built
+                    "SHOP_FRONTEND_DIR": str(frontend.DIST),
                 },
             )
         )
@@ -267,12 +269,16 @@ class LocalRuntime:
         state = self._load()
         alive = {n for n, e in state["parts"].items() if self._alive(n, e)}
         urls = {"gateway": self.stack.url("gateway")}
+        if frontend.served_dir() is not None:
+            urls["frontend"] = self.stack.url("gateway") + "/"
         if alive >= {p.name for p in PARTS}:
             for name in self.infrastructure() + [p.name for p in PARTS]:
                 progress(name, "ready", "already running")
             return UpReport(self.name, True, time.monotonic() - started, urls)
 
         check_ports_distinct(self.settings.ports())
+        self.notes = [frontend.ensure_built()]
+        urls["frontend"] = self.stack.url("gateway") + "/"
         progress("rabbitmq", "starting", self.settings.broker_url.split("@")[-1])
         check_broker(self.settings.broker_url)
         progress("rabbitmq", "external", "reachable")
@@ -312,7 +318,7 @@ class LocalRuntime:
                 if not processes.url_ready(running.url, running.service, running.instance):
                     progress(name, "failed", "")
             raise
-        return UpReport(self.name, False, time.monotonic() - started, urls)
+        return UpReport(self.name, False, time.monotonic() - started, urls, self.notes)
 
     def down(self, volumes: bool = False) -> list[str]:
         """Stop every process of this sandbox: those in the state file and

@@ -82,7 +82,7 @@ def summary(report: UpReport, admin_notice: str, extra_urls: dict[str, str]) -> 
     urls = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
     for name, url in {**report.urls, **extra_urls}.items():
         urls.add_row(Text(name, style="bold"), Text(url, style="underline"))
-    notes = [Text(note, style="yellow") for note in report.notes]
+    notes = [Text(note, style="yellow") for note in report.notes if note]
     return Group(*notes, Text.from_markup(title), urls, Text(admin_notice, style="dim"))
 
 

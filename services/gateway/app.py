@@ -14,6 +14,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 
 from . import api, handlers
 from .auth import LoginThrottle
+from .frontend import frontend_router
 from .openapi import GatewayOpenAPI
 from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
@@ -54,6 +55,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    if settings.frontend_dir is not None and (settings.frontend_dir / "index.html").is_file():
+        app.include_router(frontend_router(settings.frontend_dir))  # last: it takes any path
     app.state.openapi = GatewayOpenAPI(app, settings)
     app.state.http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.upstream_timeout_s, connect=2.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from services.common.settings import ServiceSettings
@@ -30,6 +32,9 @@ class GatewaySettings(ServiceSettings):
     max_queued: int = Field(default=256, ge=0)
     admission_wait_s: float = Field(default=2.0, gt=0)
     password_hashes_at_once: int = Field(default=2, ge=1)
+    frontend_dir: Path | None = Field(
+        default=None, description="the built frontend served at / (none: the API only)"
+    )
     stream_order_wait_s: float = Field(
         default=3.0, ge=0, description="how long the stream waits for a just-placed order"
     )

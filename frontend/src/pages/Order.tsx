@@ -1,0 +1,79 @@
+import { useQuery } from "@tanstack/react-query";
+import { useEffect } from "react";
+import { Link, useParams } from "react-router-dom";
+
+import { api, cancelReason, money, SagaEvent, STEP_LABELS } from "../api";
+import { Loading, Problem } from "../components";
+import { Connection, useOrderStream } from "../useOrderStream";
+
+const CONNECTION_TEXT: Record<Connection, string> = {
+  connecting: "Connecting to the live view…",
+  live: "Live",
+  lost: "Connection lost, reconnecting…",
+  done: "Finished",
+  failed: "The live view stopped",
+};
+
+function time(iso: string): string {
+  const when = new Date(iso);
+  return Number.isNaN(when.getTime()) ? iso : when.toLocaleTimeString();
+}
+
+export function Steps({ events }: { events: SagaEvent[] }) {
+  const sorted = [...events].sort((a, b) => a.time.localeCompare(b.time));
+  return (
+    <ol className="steps" aria-label="order steps">
+      {sorted.map((event) => (
+        <li key={event.id} data-event={event.type} className={`step step-${event.type}`}>
+          <span className="step-label">{STEP_LABELS[event.type] ?? event.type}</span>{" "}
+          <time dateTime={event.time}>{time(event.time)}</time>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+export function OrderPage() {
+  const { id = "" } = useParams();
+  const stream = useOrderStream(id);
+  const order = useQuery({ queryKey: ["order", id], queryFn: () => api.order(id) });
+  const ended = stream.events.some((e) => e.type === "OrderCompleted" || e.type === "OrderCancelled");
+  const { refetch } = order;
+  useEffect(() => {
+    if (ended) void refetch(); // the final status and the reason in words
+  }, [ended, refetch]);
+
+  const current = order.data ?? stream.order;
+  if (!current && (order.isPending || stream.connection === "connecting")) {
+    return <Loading what="your order" />;
+  }
+  if (!current) return <Problem error={order.error ?? new Error(stream.problem ?? "")} />;
+  const status = ended && order.data?.status !== current.status ? "…" : current.status;
+  return (
+    <section>
+      <h1>Order {current.id.slice(0, 8)}</h1>
+      <p>
+        Status: <strong data-testid="order-status">{status}</strong> ·{" "}
+        {money(current.total_cents, current.currency)}
+      </p>
+      {current.status === "CANCELLED" && (
+        <p role="alert" className="problem" data-testid="cancel-reason">
+          {cancelReason(current.cancel_reason)}
+        </p>
+      )}
+      {current.status === "COMPLETED" && (
+        <p role="status" className="ok">
+          Thank you. Your order is on its way.
+        </p>
+      )}
+      <p aria-live="polite" className={stream.connection === "lost" ? "problem" : "muted"}>
+        {CONNECTION_TEXT[stream.connection]}
+        {stream.problem ? `: ${stream.problem}` : ""}
+      </p>
+      <Steps events={stream.events} />
+      <p>
+        <Link to="/orders">All your orders</Link>
+      </p>
+    </section>
+  );
+}

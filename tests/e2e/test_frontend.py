@@ -1,0 +1,111 @@
+"""The frontend in headless Chromium against a sandbox that `shopctl up`
+started (the gateway serving the build at /), its component tests with
+Vitest, and the Postman collection with newman. Screenshots of each page go
+to the CI output folder (SHOP_CI_OUTPUT, build/ci by default)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_local_runtime import shopctl
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT / "frontend"
+OUTPUT = Path(os.environ.get("SHOP_CI_OUTPUT", ROOT / "build" / "ci"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def npm(*args: str, timeout: float = 300, env: dict[str, str] | None = None):
+    return subprocess.run(
+        ["npm", *args],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def built():
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed (scripts/test installs Node.js and npm)")
+    if not (FRONTEND / "node_modules").is_dir():
+        done = npm("ci", "--no-audit", "--no-fund", timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return FRONTEND
+
+
+def test_component_tests_pass(built):
+    done = npm("test", timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Tests" in done.stdout and "failed" not in done.stdout.split("Tests", 1)[1][:60]
+
+
+@pytest.mark.timeout(400)
+def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
+    env = {**sandbox_env, "SHOP_RUNTIME": "local"}
+    up = shopctl(env, "up", "--runtime", "local", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    assert f"{gateway}/" in up.stdout and "frontend" in up.stdout
+    status = shopctl(env, "status")
+    assert f"{gateway}/" in status.stdout, status.stdout
+
+    page = httpx.get(f"{gateway}/orders/123")  # a page path: the app, for its router
+    assert page.status_code == 200 and '<div id="root">' in page.text
+    assert httpx.get(f"{gateway}/nope.js").status_code == 404
+
+    shots = OUTPUT / "screenshots"
+    sku = f"WEB-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        ["node", "e2e/run.mjs", gateway, sku, "admin@shop.local", "local-runtime-test", str(shots)],
+        cwd=FRONTEND,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    print(done.stdout[-3000:], done.stderr[-3000:])
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0 and report["ok"], report.get("error")
+    assert "Payment accepted" in report["completed_steps"]
+    assert "declined" in report["declined_reason"]
+    for name in ("01-products", "02-admin", "05-order-completed", "07-order-declined", "08-orders"):
+        assert (shots / f"{name}.png").stat().st_size > 5000, name
+    (OUTPUT / "frontend.json").write_text(json.dumps(report, indent=2))
+
+    collection = ROOT / "docs" / "postman"
+    newman = subprocess.run(
+        [
+            str(FRONTEND / "node_modules" / ".bin" / "newman"),
+            "run",
+            str(collection / "shop.postman_collection.json"),
+            "-e",
+            str(collection / "local.postman_environment.json"),
+            "--env-var",
+            f"baseUrl={gateway}",
+            "--env-var",
+            "adminPassword=local-runtime-test",
+            "--reporters",
+            "cli",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    print(newman.stdout[-4000:])
+    # newman exits 1 when any request's test fails
+    assert newman.returncode == 0, newman.stdout[-4000:] + newman.stderr[-2000:]
+    assert "the order completed" in newman.stdout and "3 available, none reserved" in newman.stdout
