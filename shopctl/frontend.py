@@ -4,8 +4,11 @@ left alone otherwise (a warm `up` costs one look at file times)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ShopError
@@ -39,6 +42,25 @@ def ensure_built() -> str:
         return "no frontend in this checkout"
     if is_current():
         return ""
+    with _build_lock():
+        if is_current():  # another shopctl built it while this one waited
+            return ""
+        return _build()
+
+
+@contextlib.contextmanager
+def _build_lock() -> Iterator[None]:
+    """One build at a time, whichever sandbox asks."""
+    FRONTEND.mkdir(exist_ok=True)
+    with (FRONTEND / ".build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build() -> str:
     npm = shutil.which("npm")
     if npm is None:
         if (DIST / "index.html").is_file():
