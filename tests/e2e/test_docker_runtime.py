@@ -91,6 +91,9 @@ def test_docker_up_checkout_down(docker_env):
         shopper = new_shopper(client)
         order_id = shopper.checkout(shopper.cart_with(new_product(admin, stock=2), 1))
         assert shopper.wait_terminal(order_id, timeout=60)["status"] == "COMPLETED"
+        # the frontend, built into the app image, served by the gateway at /
+        page = client.get("/orders/any")
+        assert page.status_code == 200 and '<div id="root">' in page.text
 
     objects = project_objects(env["SHOP_PROJECT"])
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
