@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -67,6 +68,13 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     page = httpx.get(f"{gateway}/orders/123")  # a page path: the app, for its router
     assert page.status_code == 200 and '<div id="root">' in page.text
     assert httpx.get(f"{gateway}/nope.js").status_code == 404
+    assert httpx.get(f"{gateway}/api/nothing-here").status_code == 404
+    script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
+    asset = httpx.get(f"{gateway}{script}", headers={"Accept-Encoding": "gzip"})
+    assert (
+        asset.headers["content-encoding"] == "gzip"
+        and "immutable" in asset.headers["cache-control"]
+    )
 
     shots = OUTPUT / "screenshots"
     sku = f"WEB-{uuid.uuid4().hex[:8]}"
