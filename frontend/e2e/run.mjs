@@ -56,7 +56,7 @@ try {
   await step(page, "01-products");
 
   // the admin adds the product
-  await page.getByRole("link", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Sign in", exact: true }).click();
   await page.getByLabel("Email").fill(adminEmail);
   await page.getByLabel("Password").fill(adminPassword);
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -72,7 +72,7 @@ try {
   await page.getByRole("button", { name: /Sign out/ }).click();
 
   // a new customer
-  await page.getByRole("link", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Sign in", exact: true }).click();
   await page.getByRole("button", { name: "Create an account" }).click();
   const email = `browser-${Date.now()}@example.com`;
   await page.getByLabel("Email").fill(email);
@@ -92,7 +92,7 @@ try {
     await page.getByRole("heading", { name: "Cart" }).waitFor();
     await step(page, `${shot}-cart`);
     await page.getByRole("link", { name: "Check out" }).click();
-    await page.getByLabel(new RegExp(card)).check();
+    await page.locator(`input[name="card"][value="${card}"]`).check();
     await page.getByLabel("Name").fill("Ada Lovelace");
     await page.getByLabel("Address").fill("12 St James's Square");
     await page.getByLabel("City").fill("London");

@@ -1,4 +1,4 @@
-import { Link, NavLink, Route, Routes } from "react-router-dom";
+import { Link, NavLink, Route, Routes, useNavigate } from "react-router-dom";
 
 import { SessionProvider, useSession } from "./session";
 import { AdminPage } from "./pages/Admin";
@@ -12,6 +12,7 @@ import { SignInPage } from "./pages/SignIn";
 
 function Navigation() {
   const session = useSession();
+  const navigate = useNavigate();
   return (
     <header className="top">
       <Link to="/" className="brand">
@@ -23,7 +24,14 @@ function Navigation() {
         {session.signedIn && <NavLink to="/orders">Orders</NavLink>}
         {session.isAdmin && <NavLink to="/admin">Admin</NavLink>}
         {session.signedIn ? (
-          <button type="button" className="link" onClick={session.signOut}>
+          <button
+            type="button"
+            className="link"
+            onClick={() => {
+              session.signOut();
+              navigate("/");
+            }}
+          >
             Sign out {session.email ? `(${session.email})` : ""}
           </button>
         ) : (

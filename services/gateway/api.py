@@ -112,7 +112,9 @@ async def order_stream(
     order_id: uuid.UUID, request: Request, settings: Settings, client: Client
 ) -> EventSourceResponse:
     """The order's saga events as they happen (text/event-stream): first a
-    ``snapshot`` of the order, then each event; ends after the terminal one."""
+    ``snapshot`` of the order, then the steps this gateway saw before the
+    stream opened, then each new one; ends shortly after the terminal event
+    (its compensations come right after it)."""
     caller = authorize(settings, request, "customer")
     broadcaster: SagaBroadcaster = request.app.state.broadcaster
 
@@ -146,17 +148,45 @@ async def order_stream(
         async with broadcaster.watch(str(order_id)) as watcher:
             order = await fetch_order()  # after subscribing: nothing falls between
             yield {"event": "snapshot", "data": orjson.dumps(order).decode()}
-            if order["status"] in ("COMPLETED", "CANCELLED"):
-                return
-            while True:
-                event = await watcher.get()
-                yield {
+            sent: set[str] = set()
+
+            def message(event: dict[str, Any]) -> dict[str, str]:
+                sent.add(str(event.get("id")))
+                return {
                     "event": str(event.get("type")),
                     "id": str(event.get("id")),
                     "data": orjson.dumps(event).decode(),
                 }
-                if event.get("type") in TERMINAL_EVENTS:
-                    return
+
+            # the steps that came before this stream opened, as far as seen
+            earlier = broadcaster.recent(str(order_id))
+            for event in earlier:
+                yield message(event)
+            over = order["status"] in ("COMPLETED", "CANCELLED")
+            if over and not any(e.get("type") in TERMINAL_EVENTS for e in earlier):
+                return  # over long ago: the snapshot says it all
+            loop = asyncio.get_running_loop()
+            ends_at: float | None = None  # after the terminal event: its compensations
+            if any(e.get("type") in TERMINAL_EVENTS for e in earlier):
+                ends_at = loop.time() + settings.stream_linger_s
+            while True:
+                if ends_at is None:
+                    event = await watcher.get()
+                else:
+                    left = ends_at - loop.time()
+                    if left <= 0:
+                        return
+                    try:
+                        event = await asyncio.wait_for(watcher.get(), left)
+                    except TimeoutError:
+                        return
+                if str(event.get("id")) in sent:
+                    continue  # already replayed from the recent ones
+                yield message(event)
+                if event.get("type") in TERMINAL_EVENTS and ends_at is None:
+                    # a cancellation's compensations (stock released, a late
+                    # capture refunded) follow it: the stream stays a moment
+                    ends_at = loop.time() + settings.stream_linger_s
 
     return EventSourceResponse(events(), ping=15)
 

@@ -35,6 +35,9 @@ class GatewaySettings(ServiceSettings):
     frontend_dir: Path | None = Field(
         default=None, description="the built frontend served at / (none: the API only)"
     )
+    stream_linger_s: float = Field(
+        default=1.5, ge=0, description="how long a stream stays open after the terminal event"
+    )
     stream_order_wait_s: float = Field(
         default=3.0, ge=0, description="how long the stream waits for a just-placed order"
     )

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,13 +21,24 @@ log = logging.getLogger(__name__)
 TERMINAL_EVENTS = {"OrderCompleted", "OrderCancelled"}
 
 
+RECENT_SAGAS = 5000  # sagas whose recent events are kept for late watchers
+EVENTS_A_SAGA = 32
+
+
 class SagaBroadcaster:
     """Subscribes once to ``shop.events`` (an exclusive, auto-deleted queue of
-    this process) and hands each event to the watchers of its correlation id."""
+    this process) and hands each event to the watchers of its correlation id.
+    It keeps the last events of recent sagas, so a watcher that comes after
+    the first steps (a page opened just after the checkout) sees them too."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self._watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+
+    def recent(self, saga: str) -> list[dict[str, Any]]:
+        """The saga's events this process has seen lately, oldest first."""
+        return list(self._recent.get(saga, ()))
 
     async def start(self) -> None:
         channel = await self.broker.channel(prefetch=500)
@@ -42,6 +54,12 @@ class SagaBroadcaster:
             saga = str(event["correlationid"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return  # not ours to judge: consumers dead-letter bad messages
+        kept = self._recent.get(saga)
+        if kept is None:
+            kept = self._recent[saga] = deque(maxlen=EVENTS_A_SAGA)
+            if len(self._recent) > RECENT_SAGAS:
+                self._recent.popitem(last=False)
+        kept.append(event)
         for watcher in self._watchers.get(saga, ()):
             with contextlib.suppress(asyncio.QueueFull):
                 watcher.put_nowait(event)

@@ -117,3 +117,21 @@ def test_stream_of_an_order_that_is_still_running_follows_it_to_the_end(stack, s
     events = [line.split(":", 1)[1].strip() for line in lines]
     assert events[0] == "snapshot"
     assert "PaymentSucceeded" in events and events[-1] == "OrderCompleted"
+
+
+def test_a_cancelled_orders_stream_carries_its_compensation(stack, shopper, admin):
+    """The stream stays a moment after OrderCancelled: StockReleased follows it."""
+    sku = new_product(admin, stock=2)
+    order_id = shopper.checkout(shopper.cart_with(sku, 1), card="tok_chargeDeclined")
+    seen: list[str] = []
+    with (
+        httpx.Client(base_url=stack.gateway, timeout=30) as client,
+        client.stream("GET", f"/api/orders/{order_id}/stream", headers=shopper.headers) as stream,
+    ):
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                seen.append(line.split(":", 1)[1].strip())
+    if seen == ["snapshot"]:
+        pytest.skip("the order was over before the stream opened (nothing to follow)")
+    assert "OrderCancelled" in seen and "StockReleased" in seen, seen
+    assert seen.index("StockReleased") > seen.index("PaymentFailed")

@@ -77,6 +77,7 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     )
 
     shots = OUTPUT / "screenshots"
+    shutil.rmtree(shots, ignore_errors=True)  # this run's pictures only
     sku = f"WEB-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
         ["node", "e2e/run.mjs", gateway, sku, "admin@shop.local", "local-runtime-test", str(shots)],
