@@ -234,6 +234,99 @@ def resume(part_name: PartArgument) -> None:
 
 
 @app.command()
+def bench(
+    rate: Annotated[
+        float | None, typer.Option(min=0.1, help="checkouts a second, paced (open loop)")
+    ] = None,
+    flood: Annotated[bool, typer.Option("--flood", help="as many as the stack takes")] = False,
+    duration: Annotated[float, typer.Option(min=1, help="seconds measured")] = 20.0,
+    warmup: Annotated[float, typer.Option(min=0, help="seconds of load before measuring")] = 5.0,
+    customers: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    mix: Annotated[str, typer.Option(help="weights of the kinds of checkout")] = (
+        "happy=90,declined=5,out_of_stock=5"
+    ),
+    skus: Annotated[int, typer.Option(min=1, max=1000, help="products bought")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Checkouts through the gateway, every order followed to its end: orders
+    a second, latencies, each saga step, errors, CPU and memory by part."""
+    import asyncio
+
+    from .bench import infrastructure_pids, parse_mix, run_bench
+    from .deadletters import dead_letter_queues
+    from .processes import url_ready
+
+    if (rate is None) == (not flood):
+        raise ShopError("give --rate R or --flood (one of them)", exit_code=2)
+    weights = parse_mix(mix)
+    settings = SandboxSettings()
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    if not url_ready(gateway, "gateway"):
+        raise ShopError("the stack is not up", hint="shopctl up")
+    chosen = current_runtime(settings)
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+    def pids() -> dict[str, list[int]]:
+        found = infrastructure_pids()
+        if chosen.name == "local":
+            state = json.loads((settings.state_dir / "local" / "state.json").read_text())
+            for name, entry in state["parts"].items():
+                found.setdefault(name.split("#")[0], []).append(int(entry["pid"]))
+        return found
+
+    queues = [q.removesuffix(".dlq") for q in dead_letter_queues()]
+    result = asyncio.run(
+        run_bench(
+            gateway,
+            chosen.broker_url(),
+            (settings.admin_email, settings.admin_password),
+            rate=rate,
+            duration_s=duration,
+            warmup_s=warmup,
+            customers=customers,
+            skus=skus,
+            mix=weights,
+            pids=pids,
+            queue_names=queues,
+            progress=lambda text: err.print(f"[dim]{text}[/]"),
+        )
+    )
+    figures = result.summary()
+    if json_out:
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+        return
+    _print_bench(figures)
+
+
+def _print_bench(figures: dict[str, Any]) -> None:
+    def ms(values: dict[str, float]) -> str:
+        if not values:
+            return "-"
+        return f"{values['p50']:.0f} / {values['p95']:.0f} / {values['p99']:.0f} ms"
+
+    out.print(
+        f"[bold]{figures['mode']}[/], {figures['duration_s']} s measured on {figures['machine']}"
+    )
+    table = Table("figure", "value")
+    table.add_row("completed orders/s", f"[bold]{figures['completed_per_s']}[/]")
+    table.add_row("checkouts sent / accepted", f"{figures['checkouts']} / {figures['accepted']}")
+    table.add_row("outcomes", ", ".join(f"{k}: {v}" for k, v in figures["outcomes"].items()))
+    table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in figures["errors"].items()) or "none")
+    table.add_row("checkout answer p50/p95/p99", ms(figures["checkout_answer_ms"]))
+    table.add_row("checkout to OrderCompleted", ms(figures["checkout_to_completed_ms"]))
+    for step, values in figures["steps_ms"].items():
+        table.add_row(f"  step to {step}", ms(values))
+    out.print(table)
+    parts = Table("part", "CPU s", "RSS MB")
+    for name in sorted(figures["cpu_s"], key=lambda n: -figures["cpu_s"][n]):
+        parts.add_row(name, f"{figures['cpu_s'][name]:.2f}", f"{figures['rss_mb'][name]:.0f}")
+    out.print(parts)
+    queues = figures["queues_at_end"]
+    out.print("queues at the end: " + (", ".join(f"{q} {n}" for q, n in queues.items()) or "empty"))
+
+
+@app.command()
 def trace(
     order: Annotated[str | None, typer.Option(help="only this order (a prefix of its id)")] = None,
     type_: Annotated[

@@ -1,0 +1,415 @@
+"""`shopctl bench`: checkouts through the gateway at a paced rate (open loop:
+a slow system cannot slow the load) or as a flood, every order followed to
+its end on a tap, and what it cost: orders a second, the checkout's answer
+time, checkout to OrderCompleted, each saga step, errors by kind, the CPU
+seconds and memory of every part, the queues left at the end.
+
+Customers, products and carts are made before the clock starts; the carts
+are the load's ammunition, one a checkout."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import ShopError
+from .scenario.runner import _patient_post
+from .timeline import Tap, TimelineStore
+
+CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
+ADDRESS = {
+    "name": "Bench Buyer",
+    "line1": "1 Load Street",
+    "city": "Leeds",
+    "postal_code": "LS1 1AA",
+    "country": "GB",
+}
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """'happy=90,declined=5,out_of_stock=5' -> weights."""
+    mix: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        name = name.strip()
+        if name not in CARDS or not weight.strip().isdigit():
+            raise ShopError(
+                f"bad --mix entry {part!r}; use happy=N,declined=N,out_of_stock=N", exit_code=2
+            )
+        mix[name] = int(weight)
+    if not sum(mix.values()):
+        raise ShopError("--mix weighs nothing", exit_code=2)
+    return mix
+
+
+@dataclass
+class Checkout:
+    kind: str
+    sent: float  # time.time() when the request left
+    answered: float | None = None
+    status: int | None = None
+    error: str | None = None
+    order: str | None = None
+
+
+@dataclass
+class BenchResult:
+    mode: str
+    duration_s: float
+    checkouts: list[Checkout] = field(default_factory=list)
+    store: TimelineStore = field(default_factory=TimelineStore)
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)
+    machine: str = ""
+
+    def measured(self) -> list[Checkout]:
+        return [c for c in self.checkouts if c.kind != "warmup"]
+
+    def summary(self) -> dict[str, Any]:
+        checkouts = self.measured()
+        answered = [c for c in checkouts if c.status == 202 and c.order]
+        outcomes: Counter[str] = Counter()
+        to_completed: list[float] = []
+        steps: dict[str, list[float]] = {}
+        for checkout in answered:
+            timeline = self.store.get(checkout.order or "")
+            if timeline is None or timeline.outcome is None:
+                outcomes["not ended"] += 1
+                continue
+            outcomes[timeline.outcome] += 1
+            for event in timeline:
+                step = timeline.step_time(event)
+                if step is not None:
+                    steps.setdefault(event.type, []).append(step)
+            done = next((e for e in timeline if e.type == "OrderCompleted"), None)
+            if done is not None:
+                to_completed.append(done.seen_at - checkout.sent)
+        completed = outcomes.get("COMPLETED", 0)
+        errors = Counter(
+            c.error or f"HTTP {c.status}" for c in checkouts if c.status != 202 or not c.order
+        )
+        answer_times = [c.answered - c.sent for c in answered if c.answered]
+        return {
+            "mode": self.mode,
+            "duration_s": round(self.duration_s, 2),
+            "checkouts": len(checkouts),
+            "accepted": len(answered),
+            "completed": completed,
+            "completed_per_s": round(completed / self.duration_s, 2) if self.duration_s else 0,
+            "outcomes": dict(outcomes),
+            "errors": dict(errors),
+            "checkout_answer_ms": percentiles(answer_times),
+            "checkout_to_completed_ms": percentiles(to_completed),
+            "steps_ms": {step: percentiles(values) for step, values in sorted(steps.items())},
+            "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
+            "rss_mb": {k: round(v, 1) for k, v in self.rss_mb.items()},
+            "queues_at_end": self.queues,
+            "machine": self.machine,
+        }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 1)
+
+    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "n": len(ordered)}
+
+
+# the parts' processes: CPU and memory -----------------------------------------
+
+
+def _cpu_rss(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, RSS MB) of a process and its children, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks
+        rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        return cpu, rss
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_table(pids: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
+    found = {}
+    for name, group in pids.items():
+        values = [v for v in (_cpu_rss(p) for p in group) if v is not None]
+        if values:
+            found[name] = (sum(v[0] for v in values), sum(v[1] for v in values))
+    return found
+
+
+def infrastructure_pids() -> dict[str, list[int]]:
+    """RabbitMQ's and PostgreSQL's processes on this machine, by name."""
+    groups: dict[str, list[int]] = {"rabbitmq": [], "postgresql": []}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("beam"):
+            groups["rabbitmq"].append(int(entry.name))
+        elif comm.startswith("postgres"):
+            groups["postgresql"].append(int(entry.name))
+    return groups
+
+
+# the load ---------------------------------------------------------------------
+
+
+async def _released(gate: asyncio.Semaphore, work: Any) -> None:
+    try:
+        await work
+    finally:
+        gate.release()
+
+
+async def _until_found(client: httpx.AsyncClient, path: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (await client.get(path)).status_code != 200:
+        if time.monotonic() > deadline:
+            raise ShopError(f"{path} did not appear in {timeout_s:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+class Bench:
+    def __init__(
+        self,
+        gateway: str,
+        broker_url: str,
+        admin: tuple[str, str],
+        *,
+        customers: int,
+        skus: int,
+        mix: dict[str, int],
+        seed: int = 1,
+    ) -> None:
+        self.gateway = gateway
+        self.broker_url = broker_url
+        self.admin = admin
+        self.customers = customers
+        self.skus = skus
+        self.mix = mix
+        self.random = random.Random(seed)
+        self.tokens: list[str] = []
+        self.in_stock: list[str] = []
+        self.sold_out = ""
+        self.carts: dict[str, list[tuple[str, str]]] = {
+            k: [] for k in CARDS
+        }  # kind -> (token, cart)
+
+    async def prepare(
+        self, client: httpx.AsyncClient, orders: int, progress: Callable[[str], None]
+    ) -> None:
+        """Customers, products (one sold out) and a cart for every checkout."""
+        admin = await self._token(client, *self.admin)
+        run = uuid.uuid4().hex[:6]
+        for index in range(self.skus + 1):
+            sku = f"BENCH-{run}-{index}"
+            stock = 0 if index == self.skus else 1_000_000
+            made = await client.post(
+                "/api/products",
+                json={
+                    "sku": sku,
+                    "name": f"Bench item {index}",
+                    "description": "",
+                    "price_cents": 500 + index,
+                    "currency": "EUR",
+                    "initial_stock": stock,
+                },
+                headers={"Authorization": f"Bearer {admin}"},
+            )
+            if made.status_code != 201:
+                raise ShopError(f"could not make a bench product: {made.status_code} {made.text}")
+            if stock:
+                self.in_stock.append(sku)
+            else:
+                self.sold_out = sku
+        progress(f"{self.skus + 1} products made; registering {self.customers} customers")
+        self.tokens = list(
+            await asyncio.gather(*(self._customer(client, run, i) for i in range(self.customers)))
+        )
+        for sku in [*self.in_stock, self.sold_out]:  # inventory learns of them from events
+            await _until_found(client, f"/api/inventory/{sku}")
+        kinds = self._kinds(orders)
+        progress(f"filling {orders} carts")
+        gate = asyncio.Semaphore(16)
+        customers = itertools.cycle(self.tokens)
+
+        async def fill(kind: str, token: str) -> None:
+            async with gate:
+                headers = {"Authorization": f"Bearer {token}"}
+                cart = (await client.post("/api/carts", headers=headers)).json()["id"]
+                sku = self.sold_out if kind == "out_of_stock" else self.random.choice(self.in_stock)
+                added = await client.post(
+                    f"/api/carts/{cart}/items", json={"sku": sku, "quantity": 1}, headers=headers
+                )
+                if added.status_code != 200:
+                    raise ShopError(f"could not fill a cart: {added.status_code} {added.text}")
+                self.carts[kind].append((token, cart))
+
+        await asyncio.gather(*(fill(kind, next(customers)) for kind in kinds))
+
+    def _kinds(self, orders: int) -> list[str]:
+        names = list(self.mix)
+        return self.random.choices(names, weights=[self.mix[n] for n in names], k=orders)
+
+    async def _token(self, client: httpx.AsyncClient, email: str, password: str) -> str:
+        answer = await _patient_post(
+            client, "/api/auth/token", {"email": email, "password": password}
+        )
+        if answer.status_code != 200:
+            raise ShopError(f"could not sign in as {email}: {answer.status_code} {answer.text}")
+        return str(answer.json()["access_token"])
+
+    async def _customer(self, client: httpx.AsyncClient, run: str, index: int) -> str:
+        email, password = f"bench-{run}-{index}@example.com", "bench-password"
+        made = await _patient_post(
+            client, "/api/auth/register", {"email": email, "password": password}
+        )
+        if made.status_code != 201:
+            raise ShopError(f"could not register a customer: {made.status_code} {made.text}")
+        return await self._token(client, email, password)
+
+    def next_cart(self) -> tuple[str, str, str] | None:
+        kinds = [k for k in self._kinds(1) if self.carts[k]] or [
+            k for k in self.carts if self.carts[k]
+        ]
+        if not kinds:
+            return None
+        kind = kinds[0]
+        token, cart = self.carts[kind].pop()
+        return kind, token, cart
+
+    async def checkout(
+        self, client: httpx.AsyncClient, kind: str, token: str, cart: str
+    ) -> Checkout:
+        done = Checkout(kind, time.time())
+        try:
+            answer = await client.post(
+                f"/api/carts/{cart}/checkout",
+                json={"payment": {"card_token": CARDS[kind]}, "shipping_address": ADDRESS},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            done.status = answer.status_code
+            if answer.status_code == 202:
+                done.order = str(answer.json()["order_id"])
+        except httpx.HTTPError as exc:
+            done.error = type(exc).__name__
+        done.answered = time.time()
+        return done
+
+
+async def run_bench(
+    gateway: str,
+    broker_url: str,
+    admin: tuple[str, str],
+    *,
+    rate: float | None,
+    duration_s: float,
+    warmup_s: float,
+    customers: int,
+    skus: int,
+    mix: dict[str, int],
+    pids: Callable[[], dict[str, list[int]]],
+    queue_names: list[str],
+    progress: Callable[[str], None],
+    flood_concurrency: int = 64,
+    grace_s: float = 30.0,
+) -> BenchResult:
+    """Prepare, warm up, then load for ``duration_s``; follow every order."""
+    from .amqp import queue_states
+
+    flood = rate is None
+    planned = int((rate or 60) * (duration_s + warmup_s) * (1.0 if rate else 2.0)) + 10
+    bench = Bench(gateway, broker_url, admin, customers=customers, skus=skus, mix=mix)
+    limits = httpx.Limits(max_connections=flood_concurrency * 2, max_keepalive_connections=128)
+    result = BenchResult("flood" if flood else f"paced {rate:g}/s", duration_s)
+    result.machine = f"{os.uname().nodename}, {os.cpu_count()} CPUs"
+    async with (
+        httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
+        Tap(broker_url, store=result.store),
+    ):
+        await bench.prepare(client, planned, progress)
+        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+
+        async def fire(phase: str) -> None:
+            ammo = bench.next_cart()
+            if ammo is None:
+                return
+            kind, token, cart = ammo
+            done = await bench.checkout(client, kind, token, cart)
+            if phase == "warmup":
+                done.kind = "warmup"
+            result.checkouts.append(done)
+
+        for phase, length in (("warmup", warmup_s), ("measure", duration_s)):
+            if length <= 0:
+                continue
+            if phase == "measure":
+                before = process_table(pids())
+            started = loop.time()
+            end = started + length
+            sent = 0
+            last_note = started
+            if flood:
+                gate = asyncio.Semaphore(flood_concurrency)
+                while loop.time() < end:
+                    await gate.acquire()  # at most flood_concurrency checkouts in flight
+                    tasks.append(asyncio.create_task(_released(gate, fire(phase))))
+                    sent += 1
+            else:
+                assert rate is not None
+                while (now := loop.time()) < end:
+                    due = int((now - started) * rate)
+                    while sent < due:
+                        tasks.append(asyncio.create_task(fire(phase)))
+                        sent += 1
+                    await asyncio.sleep(min(0.005, 1 / rate))
+                    if now - last_note > 1:
+                        last_note = now
+                        progress(
+                            f"{phase}: {sent} sent, "
+                            f"{sum(1 for t in result.store.timelines.values() if t.outcome)} ended"
+                        )
+            if phase == "measure":
+                result.duration_s = loop.time() - started
+        await asyncio.gather(*tasks)
+        progress("following the last orders to their end")
+        deadline = loop.time() + grace_s
+        while loop.time() < deadline:
+            pending = [
+                c
+                for c in result.checkouts
+                if (c.order and (t := result.store.get(c.order)) is not None and t.outcome is None)
+                or (c.order and result.store.get(c.order) is None)
+            ]
+            if not pending:
+                break
+            await asyncio.sleep(0.2)
+        after = process_table(pids())
+        for name, (cpu, rss) in after.items():
+            result.cpu_s[name] = cpu - before.get(name, (cpu, 0))[0]
+            result.rss_mb[name] = rss
+        states = await queue_states(broker_url, queue_names)
+        result.queues = {q: s[0] for q, s in states.items() if s is not None and s[0]}
+    return result
