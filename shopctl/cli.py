@@ -247,6 +247,12 @@ def bench(
     ),
     skus: Annotated[int, typer.Option(min=1, max=1000, help="products bought")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            "--baseline", help="first measure the bare seven-hop pipeline; print the ratio"
+        ),
+    ] = False,
 ) -> None:
     """Checkouts through the gateway, every order followed to its end: orders
     a second, latencies, each saga step, errors, CPU and memory by part."""
@@ -276,6 +282,19 @@ def bench(
         return found
 
     queues = [q.removesuffix(".dlq") for q in dead_letter_queues()]
+    bare = None
+    if baseline:
+        from .baseline import measure_baseline
+
+        err.print("[dim]the bare pipeline first (7 hops, same broker and database)[/]")
+        bare = asyncio.run(
+            measure_baseline(
+                chosen.broker_url(),
+                settings.pg_admin_url,
+                duration_s=min(duration, 15.0),
+                progress=lambda text: err.print(f"[dim]{text}[/]"),
+            )
+        )
     result = asyncio.run(
         run_bench(
             gateway,
@@ -293,6 +312,9 @@ def bench(
         )
     )
     figures = result.summary()
+    if bare is not None:
+        figures["baseline_per_s"] = round(bare, 1)
+        figures["ratio_to_baseline"] = round(figures["completed_per_s"] / bare, 3) if bare else None
     if json_out:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
@@ -310,6 +332,10 @@ def _print_bench(figures: dict[str, Any]) -> None:
     )
     table = Table("figure", "value")
     table.add_row("completed orders/s", f"[bold]{figures['completed_per_s']}[/]")
+    if "baseline_per_s" in figures:
+        table.add_row("bare 7-hop pipeline /s", f"{figures['baseline_per_s']}")
+        ratio = figures["ratio_to_baseline"]
+        table.add_row("ratio to the baseline", f"[bold]{ratio:.0%}[/]" if ratio else "-")
     table.add_row("checkouts sent / accepted", f"{figures['checkouts']} / {figures['accepted']}")
     table.add_row("outcomes", ", ".join(f"{k}: {v}" for k, v in figures["outcomes"].items()))
     table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in figures["errors"].items()) or "none")
