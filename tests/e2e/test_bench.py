@@ -1,0 +1,53 @@
+"""`shopctl bench` from a shell against a sandbox: it runs the load, follows
+the orders, measures the bare pipeline and prints the ratio."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.test_local_runtime import shopctl
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(300)
+def test_a_short_paced_bench_with_its_baseline(sandbox_env):
+    env = {**sandbox_env, "SHOP_RUNTIME": "local"}
+    assert shopctl(env, "up", "--runtime", "local").returncode == 0
+    ran = shopctl(
+        env,
+        "bench",
+        "--rate",
+        "8",
+        "--duration",
+        "4",
+        "--warmup",
+        "1",
+        "--customers",
+        "3",
+        "--skus",
+        "2",
+        "--mix",
+        "happy=80,declined=10,out_of_stock=10",
+        "--baseline",
+        "--json",
+        timeout=240,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    figures = json.loads(ran.stdout)
+    assert figures["checkouts"] >= 25 and figures["accepted"] == figures["checkouts"]
+    assert figures["completed"] >= 20 and figures["completed_per_s"] > 4
+    assert set(figures["outcomes"]) <= {
+        "COMPLETED",
+        "CANCELLED (payment_declined)",
+        "CANCELLED (out_of_stock)",
+    }
+    assert figures["checkout_to_completed_ms"]["p50"] > 0
+    assert {"StockReserved", "PaymentSucceeded", "OrderCompleted"} <= set(figures["steps_ms"])
+    assert {"gateway", "order", "inventory"} <= set(figures["cpu_s"])
+    assert figures["baseline_per_s"] > 0 and figures["ratio_to_baseline"] > 0
+
+    assert shopctl(env, "bench").returncode == 2  # neither --rate nor --flood
+    assert shopctl(env, "bench", "--flood", "--mix", "sad=1").returncode == 2
