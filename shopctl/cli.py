@@ -247,6 +247,9 @@ def bench(
     ),
     skus: Annotated[int, typer.Option(min=1, max=1000, help="products bought")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="write an HTML page with charts and the figures here")
+    ] = None,
     baseline: Annotated[
         bool,
         typer.Option(
@@ -315,6 +318,11 @@ def bench(
     if bare is not None:
         figures["baseline_per_s"] = round(bare, 1)
         figures["ratio_to_baseline"] = round(figures["completed_per_s"] / bare, 3) if bare else None
+    if report is not None:
+        from .bench_report import write_report
+
+        write_report(result, figures, report)
+        err.print(f"report: {report}")
     if json_out:
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return

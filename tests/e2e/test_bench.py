@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.timeout(300)
-def test_a_short_paced_bench_with_its_baseline(sandbox_env):
+def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     env = {**sandbox_env, "SHOP_RUNTIME": "local"}
     assert shopctl(env, "up", "--runtime", "local").returncode == 0
     ran = shopctl(
@@ -33,6 +33,8 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env):
         "happy=80,declined=10,out_of_stock=10",
         "--baseline",
         "--json",
+        "--report",
+        str(tmp_path / "bench.html"),
         timeout=240,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
@@ -48,6 +50,9 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env):
     assert {"StockReserved", "PaymentSucceeded", "OrderCompleted"} <= set(figures["steps_ms"])
     assert {"gateway", "order", "inventory"} <= set(figures["cpu_s"])
     assert figures["baseline_per_s"] > 0 and figures["ratio_to_baseline"] > 0
+
+    page = (tmp_path / "bench.html").read_text()
+    assert "orders completed each second" in page and "<polyline" in page
 
     assert shopctl(env, "bench").returncode == 2  # neither --rate nor --flood
     assert shopctl(env, "bench", "--flood", "--mix", "sad=1").returncode == 2
