@@ -10,6 +10,7 @@ are the load's ammunition, one a checkout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import random
@@ -135,23 +136,31 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _cpu_rss(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, RSS MB) of a process and its children, from /proc."""
+    """(CPU seconds, memory MB) of a process, from /proc. Memory is its
+    proportional set size (shared pages split among their sharers), so the
+    many PostgreSQL backends sharing one buffer pool are not counted N times."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks
-        rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-        return cpu, rss
+        memory = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    memory = int(line.split()[1]) / 1000
+        return cpu, memory
     except (OSError, ValueError, IndexError):
         return None
 
 
-def process_table(pids: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
-    found = {}
+def process_table(pids: dict[str, list[int]]) -> dict[str, dict[int, tuple[float, float]]]:
+    """name -> pid -> (CPU seconds, memory MB)."""
+    found: dict[str, dict[int, tuple[float, float]]] = {}
     for name, group in pids.items():
-        values = [v for v in (_cpu_rss(p) for p in group) if v is not None]
-        if values:
-            found[name] = (sum(v[0] for v in values), sum(v[1] for v in values))
+        for pid in group:
+            value = _cpu_rss(pid)
+            if value is not None:
+                found.setdefault(name, {})[pid] = value
     return found
 
 
@@ -407,9 +416,13 @@ async def run_bench(
                 break
             await asyncio.sleep(0.2)
         after = process_table(pids())
-        for name, (cpu, rss) in after.items():
-            result.cpu_s[name] = cpu - before.get(name, (cpu, 0))[0]
-            result.rss_mb[name] = rss
+        for name, processes in after.items():
+            earlier = before.get(name, {})
+            # CPU of the processes that ran the whole measure (a new one from 0)
+            result.cpu_s[name] = sum(
+                cpu - earlier.get(pid, (0.0, 0.0))[0] for pid, (cpu, _) in processes.items()
+            )
+            result.rss_mb[name] = sum(memory for _, memory in processes.values())
         states = await queue_states(broker_url, queue_names)
         result.queues = {q: s[0] for q, s in states.items() if s is not None and s[0]}
     return result

@@ -352,7 +352,7 @@ def _print_bench(figures: dict[str, Any]) -> None:
     for step, values in figures["steps_ms"].items():
         table.add_row(f"  step to {step}", ms(values))
     out.print(table)
-    parts = Table("part", "CPU s", "RSS MB")
+    parts = Table("part", "CPU s", "memory MB (PSS)")
     for name in sorted(figures["cpu_s"], key=lambda n: -figures["cpu_s"][n]):
         parts.add_row(name, f"{figures['cpu_s'][name]:.2f}", f"{figures['rss_mb'][name]:.0f}")
     out.print(parts)

@@ -11,7 +11,9 @@ from .settings import ServiceSettings
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
     """A pooled engine whose connections cannot hang forever: statement and
     idle-in-transaction timeouts are set per session, and dead connections
-    are dropped before use (pre-ping) so a PostgreSQL restart heals itself."""
+    are dropped before use (pre-ping) so a PostgreSQL restart heals itself.
+    SHOP_DB_PRE_PING=false saves that round trip per checkout; its effect
+    was below this machine's noise (docs/performance.md), so it stays on."""
     options = (
         f"-c statement_timeout={settings.db_statement_timeout_ms} "
         f"-c idle_in_transaction_session_timeout={settings.db_idle_in_transaction_timeout_ms}"
@@ -21,7 +23,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pre_ping,
         pool_recycle=1800,
         connect_args={"options": options, "application_name": settings.service_name},
     )

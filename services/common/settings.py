@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    db_pre_ping: bool = Field(
+        default=True, description="ping each pooled connection before use (a round trip)"
+    )
     db_pool_timeout_s: float = Field(
         default=2.0, gt=0, description="wait for a pooled connection before answering 503"
     )
