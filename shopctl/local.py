@@ -151,14 +151,20 @@ class LocalStack:
                 raise self._unreachable(exc) from None
         return self.budget
 
-    def start_parts(self, targets: list[StackPart], *, truncate_logs: bool = False) -> None:
-        """Start the processes of ``targets`` (replicas included), each with
-        its share of the database connections."""
+    def start_parts(
+        self,
+        targets: list[StackPart],
+        *,
+        truncate_logs: bool = False,
+        skip: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
+        """Start the processes of ``targets`` (replicas included, but none
+        named in ``skip``), each with its share of the database connections."""
         budget = self.connection_budget().environment()
         service_urls = {s.name: self.url(s.name) for s in SERVICES}
         wanted = {t.name for t in targets}
         for name, target in self.launches():
-            if target.name not in wanted:
+            if target.name not in wanted or name in skip:
                 continue
             self.envs[name] = service_environment(
                 target,
@@ -228,6 +234,7 @@ class LocalRuntime:
                 create_roles=True,
                 marker=str(self.home.resolve()),
                 db_reserve=settings.db_reserve,
+                replicas=settings.replica_counts(),
                 extra_env={
                     "SHOP_FAULT_INJECTION": str(settings.fault_injection).lower(),
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
@@ -260,7 +267,7 @@ class LocalRuntime:
         tmp.replace(self.state_file)  # never half-written
 
     def _alive(self, name: str, entry: dict[str, Any]) -> bool:
-        return processes.pid_runs(int(entry["pid"]), part(name).app)
+        return processes.pid_runs(int(entry["pid"]), part(part_of(name)).app)
 
     # commands ------------------------------------------------------------
 
@@ -271,7 +278,7 @@ class LocalRuntime:
         urls = {"gateway": self.stack.url("gateway")}
         if frontend.served_dir() is not None:
             urls["frontend"] = self.stack.url("gateway") + "/"
-        if alive >= {p.name for p in PARTS}:
+        if alive >= {name for name, _ in self.stack.launches()}:
             for name in self.infrastructure() + [p.name for p in PARTS]:
                 progress(name, "ready", "already running")
             return UpReport(self.name, True, time.monotonic() - started, urls)
@@ -291,11 +298,13 @@ class LocalRuntime:
             (f"{len(created)} databases created; " if created else "")
             + f"{budget.total} of {budget.max_connections} connections",
         )
-        check_ports_free(
-            {n: self.settings.port(n) for n in (p.name for p in PARTS) if n not in alive}
-        )
+        ports = self.settings.ports()
+        check_ports_free({n: port for n, port in ports.items() if n not in alive})
 
-        self.stack.start_parts([p for p in PARTS if p.name not in alive], truncate_logs=True)
+        missing = {t.name for n, t in self.stack.launches() if n not in alive}
+        self.stack.start_parts(
+            [p for p in PARTS if p.name in missing], truncate_logs=True, skip=alive
+        )
         for name, running in self.stack.running.items():
             state["parts"][name] = {
                 "pid": running.process.pid,
@@ -348,17 +357,19 @@ class LocalRuntime:
     def status(self) -> list[PartStatus]:
         state = self._load()
         result = []
-        for target in PARTS:
-            entry = state["parts"].get(target.name)
-            port = self.settings.port(target.name)
+        names = [p.name for p in PARTS]
+        names += sorted(n for n in state["parts"] if n not in names)  # replicas
+        for name in names:
+            entry = state["parts"].get(name)
             if entry is None:
-                result.append(PartStatus(target.name, self.name, "stopped", "-", port, None))
+                port = self.settings.port(name)
+                result.append(PartStatus(name, self.name, "stopped", "-", port, None))
                 continue
-            alive = self._alive(target.name, entry)
+            alive = self._alive(name, entry)
             if alive and processes.pid_paused(int(entry["pid"])):
                 result.append(
                     PartStatus(
-                        target.name,
+                        name,
                         self.name,
                         "paused",
                         "-",
@@ -367,13 +378,12 @@ class LocalRuntime:
                     )
                 )
                 continue
-            ready = alive and processes.url_ready(
-                self.stack.url(target.name), target.name, entry.get("instance")
-            )
+            url = f"http://{self.stack.config.host}:{entry['port']}"
+            ready = alive and processes.url_ready(url, part_of(name), entry.get("instance"))
             health = "ready" if ready else ("not ready" if alive else "-")
             result.append(
                 PartStatus(
-                    target.name,
+                    name,
                     self.name,
                     "running" if alive else ("stopped" if entry.get("stopped") else "exited"),
                     health,
@@ -408,7 +418,8 @@ class LocalRuntime:
         state = self._load()
         if self._alive(name, self._entry(state, name)):
             return
-        self.stack.start_parts([part(name)])
+        others = {n for n, _ in self.stack.launches()} - {name}
+        self.stack.start_parts([part(name)], skip=others)
         running = self.stack.running[name]
         state["parts"][name].pop("stopped", None)
         state["parts"][name].update(
@@ -467,6 +478,12 @@ class LocalRuntime:
             part(name)
         files = {name: self.log_dir / f"{name}.log" for name in names}
         return follow_files(files) if follow else iter(read_files(files))
+
+
+def part_of(process: str) -> str:
+    """The part a process runs: inventory-2 runs inventory."""
+    base, _, number = process.rpartition("-")
+    return base if base and number.isdigit() else process
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .errors import ShopError
 from .stack import PARTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,7 @@ class SandboxSettings(BaseSettings):
 
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
     fault_injection: bool = True
+    replicas: str = ""  # inventory=2,payment=2: competing consumers (local runtime)
 
     admin_email: str = "admin@shop.local"
     admin_password: str = "admin"
@@ -73,7 +75,29 @@ class SandboxSettings(BaseSettings):
         return value
 
     def ports(self) -> dict[str, int]:
-        return {p.name: self.port(p.name) for p in PARTS}
+        """Every process's port: a replica n of a part takes its part's port
+        + 1000 x (n - 1)."""
+        ports = {p.name: self.port(p.name) for p in PARTS}
+        for name, count in self.replica_counts().items():
+            for n in range(2, count + 1):
+                ports[f"{name}-{n}"] = self.port(name) + 1000 * (n - 1)
+        return ports
+
+    def replica_counts(self) -> dict[str, int]:
+        """SHOP_REPLICAS=inventory=2,payment=2: processes of each part (1 if unnamed)."""
+        counts: dict[str, int] = {}
+        for item in filter(None, (i.strip() for i in self.replicas.split(","))):
+            name, _, count = item.partition("=")
+            if name not in {p.name for p in PARTS} or name == "gateway" or not count.isdigit():
+                raise ShopError(
+                    f"bad replicas entry {item!r}; write PART=N for a service, "
+                    "e.g. inventory=2,payment=2",
+                    exit_code=2,
+                )
+            if not 1 <= int(count) <= 8:
+                raise ShopError(f"{name}: between 1 and 8 processes", exit_code=2)
+            counts[name] = int(count)
+        return counts
 
     def image(self, kind: str) -> str:
         """An image setting, else the default of the chosen image set."""

@@ -257,3 +257,27 @@ def test_pause_resume_stop_start_one_part(sandbox_env):
     wrong = shopctl(env, "pause", "broker")
     assert wrong.returncode == 2 and "the broker can be restarted, not paused" in wrong.stderr
     assert shopctl(env, "stop", "nosuch").returncode == 2
+
+
+def test_replicas_compete_on_the_same_queues(sandbox_env):
+    """`up --replicas inventory=2`: a second inventory process, ready and shown
+    by status, while orders complete; down stops it too. (Which of the two
+    takes a given message is the broker's round robin, not asserted here.)"""
+    env = sandbox_env
+    up = shopctl(env, "up", "--runtime", "local", "--replicas", "inventory=2")
+    assert up.returncode == 0, up.stdout + up.stderr
+    rows = [line for line in shopctl(env, "status").stdout.splitlines() if "│ inventory" in line]
+    assert len(rows) == 2 and all("running" in r and "ready" in r for r in rows), rows
+    started = pids(env)
+    assert "inventory-2" in started
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "local-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        sku = new_product(admin, stock=10)
+        orders = [shopper.checkout(shopper.cart_with(sku, 1)) for _ in range(6)]
+        assert all(shopper.wait_terminal(o)["status"] == "COMPLETED" for o in orders)
+    assert shopctl(env, "down").returncode == 0
+    assert not any(processes.pid_alive(pid) for pid in started.values())
+    bad = shopctl(env, "up", "--runtime", "local", "--replicas", "gateway=2")
+    assert bad.returncode == 2 and "bad replicas entry" in bad.stderr
