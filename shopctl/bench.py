@@ -184,6 +184,10 @@ def infrastructure_pids() -> dict[str, list[int]]:
 # the load ---------------------------------------------------------------------
 
 
+def _ended(result: BenchResult) -> int:
+    return sum(1 for t in result.store.timelines.values() if t.outcome)
+
+
 async def _released(gate: asyncio.Semaphore, work: Any) -> None:
     try:
         await work
@@ -382,10 +386,13 @@ async def run_bench(
             last_note = started
             if flood:
                 gate = asyncio.Semaphore(flood_concurrency)
-                while loop.time() < end:
+                while (now := loop.time()) < end:
                     await gate.acquire()  # at most flood_concurrency checkouts in flight
                     tasks.append(asyncio.create_task(_released(gate, fire(phase))))
                     sent += 1
+                    if now - last_note > 1:
+                        last_note = now
+                        progress(f"{phase}: {sent} sent, {_ended(result)} ended")
             else:
                 assert rate is not None
                 while (now := loop.time()) < end:
@@ -396,10 +403,7 @@ async def run_bench(
                     await asyncio.sleep(min(0.005, 1 / rate))
                     if now - last_note > 1:
                         last_note = now
-                        progress(
-                            f"{phase}: {sent} sent, "
-                            f"{sum(1 for t in result.store.timelines.values() if t.outcome)} ended"
-                        )
+                        progress(f"{phase}: {sent} sent, {_ended(result)} ended")
             if phase == "measure":
                 result.duration_s = loop.time() - started
         await asyncio.gather(*tasks)

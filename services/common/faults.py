@@ -62,13 +62,15 @@ class InjectedFailure(Exception):
     """What a ``fail`` fault raises inside the handler's transaction."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
     """What the consumer does with one message."""
 
     fault: FaultSpec | None = None
     kind: str = "none"
 
+
+NO_FAULT = Decision()  # the answer for almost every message: made once
 
 @dataclass
 class _Held:
@@ -126,7 +128,7 @@ class FaultSwitchboard:
     def decide(self, event_type: str, correlation_id: str | None) -> Decision:
         """The fault that applies to this message, counting its use."""
         if not self.faults:
-            return Decision()
+            return NO_FAULT
         for fault in list(self.faults.values()):
             if fault.kind == "publish_twice" or not fault.matches(event_type, correlation_id):
                 continue
@@ -138,7 +140,7 @@ class FaultSwitchboard:
                 "fault %s (%s) on %s of %s", fault.id, fault.kind, event_type, correlation_id
             )
             return Decision(fault, fault.kind)
-        return Decision()
+        return NO_FAULT
 
     def publishes_twice(self, event_type: str, correlation_id: str | None) -> bool:
         """Whether an outgoing event is to be published twice (the relay asks)."""
