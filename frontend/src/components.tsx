@@ -32,3 +32,12 @@ export function Loading({ what }: { what: string }) {
     </p>
   );
 }
+
+/** What a signed-out visitor sees where an account is needed. */
+export function SignInFirst({ to }: { to: string }) {
+  return (
+    <p>
+      <Link to="/signin">Sign in</Link> to {to}.
+    </p>
+  );
+}

@@ -1,20 +1,14 @@
 import { Link } from "react-router-dom";
 
 import { money } from "../api";
-import { Loading, Problem } from "../components";
+import { Loading, Problem, SignInFirst } from "../components";
 import { useSession } from "../session";
 import { useCart } from "../useCart";
 
 export function CartPage() {
   const session = useSession();
   const { cart, setQuantity, remove } = useCart();
-  if (!session.signedIn) {
-    return (
-      <p>
-        <Link to="/signin">Sign in</Link> to see your cart.
-      </p>
-    );
-  }
+  if (!session.signedIn) return <SignInFirst to="see your cart" />;
   if (cart.isLoading) return <Loading what="your cart" />;
   const data = cart.data;
   if (!data || data.items.length === 0 || data.status === "CHECKED_OUT") {

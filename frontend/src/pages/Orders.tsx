@@ -2,19 +2,13 @@ import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 
 import { api, money } from "../api";
-import { Loading, Problem } from "../components";
+import { Loading, Problem, SignInFirst } from "../components";
 import { useSession } from "../session";
 
 export function OrdersPage() {
   const session = useSession();
   const orders = useQuery({ queryKey: ["orders"], queryFn: api.orders, enabled: session.signedIn });
-  if (!session.signedIn) {
-    return (
-      <p>
-        <Link to="/signin">Sign in</Link> to see your orders.
-      </p>
-    );
-  }
+  if (!session.signedIn) return <SignInFirst to="see your orders" />;
   if (orders.isPending) return <Loading what="your orders" />;
   if (orders.error) return <Problem error={orders.error} />;
   const items = [...orders.data.items].sort((a, b) => b.created_at.localeCompare(a.created_at));
