@@ -74,6 +74,7 @@ class BenchResult:
     rss_mb: dict[str, float] = field(default_factory=dict)
     queues: dict[str, int] = field(default_factory=dict)
     machine: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list)
 
     def measured(self) -> list[Checkout]:
         return [c for c in self.checkouts if c.kind != "warmup"]
@@ -118,6 +119,8 @@ class BenchResult:
             "rss_mb": {k: round(v, 1) for k, v in self.rss_mb.items()},
             "queues_at_end": self.queues,
             "machine": self.machine,
+            "over_time": self.samples,
+            "growth": growth(self.samples),
         }
 
 
@@ -182,6 +185,65 @@ def infrastructure_pids() -> dict[str, list[int]]:
 
 
 # the load ---------------------------------------------------------------------
+
+
+async def _sample(
+    result: BenchResult,
+    pids: Callable[[], dict[str, list[int]]],
+    connections: Callable[[], int | None],
+    every_s: float,
+) -> None:
+    """Every ``every_s``: memory of the stack, database connections, and the
+    orders completed since the last sample with their median latency."""
+    seen: set[str] = set()
+    while True:
+        await asyncio.sleep(every_s)
+        latencies = []
+        for checkout in result.measured():
+            if not checkout.order or checkout.order in seen:
+                continue
+            timeline = result.store.get(checkout.order)
+            done = (
+                next((e for e in timeline if e.type == "OrderCompleted"), None)
+                if timeline
+                else None
+            )
+            if done is not None:
+                seen.add(checkout.order)
+                latencies.append((done.seen_at - checkout.sent) * 1000)
+        table = await asyncio.to_thread(process_table, pids())
+        memory = sum(m for group in table.values() for _, m in group.values())
+        result.samples.append(
+            {
+                "at_s": round(
+                    time.time() - (result.measured()[0].sent if result.measured() else 0), 1
+                ),
+                "completed": len(latencies),
+                "latency_p50_ms": round(sorted(latencies)[len(latencies) // 2], 1)
+                if latencies
+                else None,
+                "memory_mb": round(memory, 1),
+                "db_connections": await asyncio.to_thread(connections),
+            }
+        )
+
+
+def growth(samples: list[dict[str, Any]]) -> dict[str, str]:
+    """Whether latency, memory and connections grow from the first third of
+    the samples to the last (a soak's question, case L4)."""
+    if len(samples) < 3:
+        return {}
+    third = max(len(samples) // 3, 1)
+    verdicts = {}
+    for key, tolerance in (("latency_p50_ms", 1.25), ("memory_mb", 1.05), ("db_connections", 1.0)):
+        first = [s[key] for s in samples[:third] if s.get(key) is not None]
+        last = [s[key] for s in samples[-third:] if s.get(key) is not None]
+        if not first or not last:
+            continue
+        a, b = sum(first) / len(first), sum(last) / len(last)
+        grows = b > a * tolerance + (1 if key == "db_connections" else 0)
+        verdicts[key] = f"{'GROWS' if grows else 'steady'} ({a:.0f} -> {b:.0f})"
+    return verdicts
 
 
 def _ended(result: BenchResult) -> int:
@@ -347,6 +409,8 @@ async def run_bench(
     progress: Callable[[str], None],
     flood_concurrency: int = 64,
     grace_s: float = 30.0,
+    connections: Callable[[], int | None] = lambda: None,
+    sample_s: float = 10.0,
 ) -> BenchResult:
     """Prepare, warm up, then load for ``duration_s``; follow every order."""
     from .amqp import queue_states
@@ -380,6 +444,7 @@ async def run_bench(
                 continue
             if phase == "measure":
                 before = process_table(pids())
+                sampler = asyncio.create_task(_sample(result, pids, connections, sample_s))
             started = loop.time()
             end = started + length
             sent = 0
@@ -406,6 +471,7 @@ async def run_bench(
                         progress(f"{phase}: {sent} sent, {_ended(result)} ended")
             if phase == "measure":
                 result.duration_s = loop.time() - started
+                sampler.cancel()
         await asyncio.gather(*tasks)
         progress("following the last orders to their end")
         deadline = loop.time() + grace_s

@@ -295,6 +295,23 @@ def bench(
         return found
 
     queues = [q.removesuffix(".dlq") for q in dead_letter_queues()]
+
+    def connections() -> int | None:
+        """The stack's sessions on the local runtime's PostgreSQL (None on docker)."""
+        if chosen.name != "local":
+            return None
+        import psycopg
+
+        try:
+            with psycopg.connect(settings.pg_admin_url, autocommit=True, connect_timeout=3) as db:
+                row = db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE %s",
+                    (f"{settings.database_prefix}_%",),
+                ).fetchone()
+        except psycopg.Error:
+            return None
+        return int(row[0]) if row else None
+
     bare = None
     if baseline:
         from .baseline import measure_baseline
@@ -321,6 +338,8 @@ def bench(
             mix=weights,
             pids=pids,
             queue_names=queues,
+            connections=connections,
+            sample_s=min(10.0, max(2.0, duration / 10)),
             progress=lambda text: err.print(f"[dim]{text}[/]"),
         )
     )
@@ -368,6 +387,9 @@ def _print_bench(figures: dict[str, Any]) -> None:
     out.print(parts)
     queues = figures["queues_at_end"]
     out.print("queues at the end: " + (", ".join(f"{q} {n}" for q, n in queues.items()) or "empty"))
+    for key, verdict in figures.get("growth", {}).items():
+        colour = "red" if verdict.startswith("GROWS") else "green"
+        out.print(f"over the run, {key}: [{colour}]{verdict}[/]")
 
 
 @app.command()

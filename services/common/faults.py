@@ -72,6 +72,7 @@ class Decision:
 
 NO_FAULT = Decision()  # the answer for almost every message: made once
 
+
 @dataclass
 class _Held:
     fault: FaultSpec

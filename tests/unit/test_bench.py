@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shopctl.bench import BenchResult, Checkout, parse_mix, percentiles
+from shopctl.bench import BenchResult, Checkout, growth, parse_mix, percentiles
 from shopctl.errors import ShopError
 from shopctl.timeline import parse_event
 
@@ -60,3 +60,19 @@ def test_a_run_is_summed_up_from_its_checkouts_and_their_timelines():
     assert summary["errors"] == {"HTTP 503": 1}
     assert summary["checkout_to_completed_ms"]["n"] == 2
     assert summary["steps_ms"]["OrderCompleted"]["p50"] == 50.0
+
+
+def test_growth_compares_the_first_third_of_a_run_with_the_last():
+    steady = [
+        {"latency_p50_ms": 90 + i % 3, "memory_mb": 900 + i % 2, "db_connections": 40}
+        for i in range(9)
+    ]
+    verdicts = growth(steady)
+    assert all(v.startswith("steady") for v in verdicts.values()), verdicts
+    leaking = [
+        {"latency_p50_ms": 90 + 20 * i, "memory_mb": 900 + 30 * i, "db_connections": 40 + i}
+        for i in range(9)
+    ]
+    verdicts = growth(leaking)
+    assert all(v.startswith("GROWS") for v in verdicts.values()), verdicts
+    assert growth(steady[:2]) == {}
