@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 TERMINAL_EVENTS = {"OrderCompleted", "OrderCancelled"}
 
 
-RECENT_SAGAS = 5000  # sagas whose recent events are kept for late watchers
+RECENT_SAGAS = 1000  # sagas whose recent events are kept for late watchers (a few MB)
 EVENTS_A_SAGA = 32
 
 
