@@ -42,7 +42,6 @@ from shopctl.trace import style_of, trace_line
 from .backend import Backend
 
 LANES = ("cart", "order", "inventory", "payment", "shipping")
-PARTS = ("catalog", *LANES, "gateway")
 KINDS = ("delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice")
 FLUSH_S = 0.1
 STREAM_LINES = 2000
