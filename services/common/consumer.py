@@ -41,7 +41,7 @@ from .events import Envelope, EventData, InvalidEvent, decode_event
 from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
 from .inbox import record_handled
 from .metrics import Metrics
-from .outbox import UnitOfWork, unit_of_work
+from .outbox import Handover, UnitOfWork, unit_of_work
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,7 @@ class ConsumerRunner:
         subscriptions: Sequence[Subscription],
         *,
         on_commit: Callable[[], None] | None = None,
+        relay: Handover | None = None,
         metrics: Metrics | None = None,
         faults: FaultSwitchboard | None = None,
     ) -> None:
@@ -181,6 +182,7 @@ class ConsumerRunner:
         self.broker = broker
         self.subscriptions = list(subscriptions)
         self.on_commit = on_commit
+        self.relay = relay
         self.metrics = metrics
         self._channel: AbstractChannel | None = None
         self._consumers: list[tuple[AbstractQueue, str]] = []
@@ -378,7 +380,11 @@ class ConsumerRunner:
             async with (
                 self._handlers,
                 unit_of_work(
-                    self.engine, self.settings.service_name, cause=event, on_commit=self.on_commit
+                    self.engine,
+                    self.settings.service_name,
+                    cause=event,
+                    on_commit=self.on_commit,
+                    relay=self.relay,
                 ) as uow,
             ):
                 if await record_handled(uow.conn, queue, event):

@@ -5,7 +5,15 @@ The relay claims rows with a lease (``FOR UPDATE SKIP LOCKED`` inside one
 UPDATE), publishes outside any transaction, then marks them sent. Two relays
 never hold the same row at once; a relay that dies leaves its claim to expire
 and another takes the rows over. A crash between confirm and mark publishes a
-row twice; consumers' inboxes absorb that (at-least-once by design)."""
+row twice; consumers' inboxes absorb that (at-least-once by design).
+
+The fast path: a transaction of a process whose relay runs writes its rows
+already claimed by that relay (``claimed_until`` a lease ahead) and hands
+them over at commit; the relay publishes them at once and marks a whole
+batch sent in one statement. No claim query, no NOTIFY, no waking of other
+relays: a hop costs a few round trips fewer (docs/performance.md). If the
+process dies before it publishes, the lease expires and any relay's sweep
+takes the rows, as for a claim."""
 
 from __future__ import annotations
 
@@ -14,11 +22,11 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import psycopg
 import sqlalchemy as sa
@@ -37,6 +45,17 @@ log = logging.getLogger(__name__)
 _NOTIFY = sa.text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
 
 
+class Handover(Protocol):
+    """Where a committed transaction's rows go to be published at once (the
+    relay of the process)."""
+
+    @property
+    def claim_s(self) -> float | None:
+        """The lease to write rows with, or None to leave them to a sweep."""
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None: ...
+
+
 class UnitOfWork:
     """One database transaction and the events it will publish.
 
@@ -48,6 +67,7 @@ class UnitOfWork:
         self.source = source
         self.cause = cause
         self.emitted: list[Envelope[Any]] = []
+        self.rows: list[OutboxRow] = []
 
     def emit(
         self,
@@ -67,24 +87,38 @@ class UnitOfWork:
         self.emitted.append(event)
         return event
 
-    async def flush(self) -> None:
+    async def flush(self, claim_s: float | None = None) -> None:
+        """Write the emitted events to the outbox. With ``claim_s`` the rows
+        are claimed for that long by the relay they will be handed to;
+        without, the commit NOTIFYs every relay on this database."""
         if not self.emitted:
             return
+        now = datetime.now(UTC)
+        self.rows = [
+            OutboxRow(0, e.id, e.type, e.routing_key, e.correlationid, e.to_json(), now)
+            for e in self.emitted
+        ]
+        claimed_until = (
+            None
+            if claim_s is None
+            else sa.func.now() + sa.literal_column(f"interval '{claim_s:.3f} seconds'")
+        )
         await self.conn.execute(
-            outbox.insert(),
+            outbox.insert().values(claimed_until=claimed_until),
             [
                 {
-                    "event_id": e.id,
-                    "event_type": e.type,
-                    "routing_key": e.routing_key,
-                    "correlation_id": e.correlationid,
-                    "body": e.to_json(),
+                    "event_id": row.event_id,
+                    "event_type": row.event_type,
+                    "routing_key": row.routing_key,
+                    "correlation_id": row.correlation_id,
+                    "body": row.body,
                 }
-                for e in self.emitted
+                for row in self.rows
             ],
         )
-        # Delivered at commit, to relays in every process on this database.
-        await self.conn.execute(_NOTIFY)
+        if claim_s is None:
+            # Delivered at commit, to relays in every process on this database.
+            await self.conn.execute(_NOTIFY)
 
 
 @asynccontextmanager
@@ -94,14 +128,21 @@ async def unit_of_work(
     *,
     cause: Envelope[Any] | None = None,
     on_commit: Callable[[], None] | None = None,
+    relay: Handover | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """Open a transaction; commit it with its outbox rows when the block ends
-    without error, roll everything back otherwise (no row, no message)."""
+    without error, roll everything back otherwise (no row, no message).
+    With a running ``relay`` the rows are handed to it at commit."""
+    claim_s = relay.claim_s if relay is not None else None
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, source, cause)
         yield uow
-        await uow.flush()
-    if uow.emitted and on_commit is not None:
+        await uow.flush(claim_s)
+    if not uow.emitted:
+        return
+    if claim_s is not None and relay is not None:
+        relay.hand_over(uow.rows)
+    if on_commit is not None:
         on_commit()
 
 
@@ -133,18 +174,24 @@ _CLAIM = sa.text(
 )
 _MARK_SENT = sa.text(
     "UPDATE outbox SET published_at = now(), claimed_until = NULL, last_error = NULL "
-    "WHERE id = ANY(:ids)"
+    "WHERE event_id = ANY(:ids)"
 )
 _MARK_FAILED = sa.text(
     "UPDATE outbox SET claimed_until = now() + make_interval(secs => :backoff), "
-    "last_error = :error WHERE id = :id"
+    "last_error = :error WHERE event_id = :id"
+)
+_RELEASE = sa.text(
+    "UPDATE outbox SET claimed_until = NULL WHERE event_id = ANY(:ids) AND published_at IS NULL"
 )
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows. Woken at once by ``wake()`` (same
-    process) or a NOTIFY (any process), and sweeps every
-    ``outbox_poll_interval_s`` in case both were missed."""
+    """Publishes committed outbox rows: at once the rows its own process's
+    transactions hand over (``hand_over``), and by sweeping (claim, publish,
+    mark) rows no relay holds: when woken by ``wake()`` or a NOTIFY (a
+    transaction without a relay, any process), on every (re)connect, and every
+    ``outbox_poll_interval_s`` in case all were missed (a process that died
+    holding a claim)."""
 
     def __init__(
         self,
@@ -155,63 +202,114 @@ class OutboxRelay:
         faults: FaultSwitchboard | None = None,
     ) -> None:
         self.engine = engine
+        # One statement each, atomic on its own: no BEGIN and COMMIT round trips.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.broker = broker
         self.settings = settings
         self.metrics = metrics
         self.faults = faults
         self._wake = asyncio.Event()
+        self._sweep = False  # a sweep was asked for
+        self._handed: list[OutboxRow] = []
+        self._unmarked: list[uuid.UUID] = []
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
         self.listen_sessions = 0  # LISTEN connections made so far (1 + reconnects)
 
     def wake(self) -> None:
+        """Sweep now."""
+        self._sweep = True
+        self._wake.set()
+
+    @property
+    def claim_s(self) -> float | None:
+        """Transactions write rows claimed this long when this relay will
+        take them over; None while it is not running."""
+        return self.settings.outbox_lease_s if self.running and not self._stopping else None
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows just committed, claimed for this relay: publish them now."""
+        self._handed.extend(rows)
         self._wake.set()
 
     def start(self) -> None:
         self._stopping = False
+        self._sweep = True
         self._tasks = [
             asyncio.create_task(self._run(), name="outbox-relay"),
             asyncio.create_task(self._listen(), name="outbox-listen"),
         ]
 
     async def stop(self) -> None:
-        """Stop after the batch in hand; unsent rows stay for the next start."""
+        """Stop after the batch in hand, publishing what was handed over
+        until now (for up to the publish timeout); unsent rows stay for the
+        next start (handed-over ones released to it)."""
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        grace = self.settings.publish_timeout_s + 1
+        for task in tasks:
+            if task.get_name() != "outbox-relay":
+                task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, grace)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(grace):
+                while self._handed:
+                    await self.publish_handed()
+                if self._unmarked:
+                    await self._mark([], [])
+        if self._handed:
+            ids = [row.event_id for row in self._handed]
+            self._handed = []
+            with contextlib.suppress(Exception):
+                async with self._autocommit.connect() as conn:
+                    await conn.execute(_RELEASE, {"ids": ids})
 
     @property
     def running(self) -> bool:
         return any(not t.done() for t in self._tasks)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sweep = loop.time()
         while not self._stopping:
             self._wake.clear()
             try:
-                published = await self.drain_once()
+                if self._handed:
+                    await self.publish_handed()
+                if self._sweep or loop.time() >= next_sweep:
+                    self._sweep = False
+                    next_sweep = loop.time() + self.settings.outbox_poll_interval_s
+                    if await self.drain_once() >= self.settings.outbox_batch_size:
+                        self._sweep = True  # more may be waiting
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("outbox relay sweep failed; retrying")
-                published = 0
+                log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(self.settings.outbox_failure_backoff_s)
-            if published >= self.settings.outbox_batch_size:
-                continue  # more may be waiting
+            if self._handed or self._sweep:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_interval_s)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
+
+    async def publish_handed(self) -> int:
+        """Publish the rows handed over since the last call (a batch at most)."""
+        batch = self._handed[: self.settings.outbox_batch_size]
+        del self._handed[: len(batch)]
+        return await self._publish_batch(batch)
 
     async def drain_once(self) -> int:
-        """Claim one batch, publish it, mark what was confirmed. Returns the
-        number of rows published."""
+        """Claim one batch of rows no relay holds, publish it, mark what was
+        confirmed. Returns the number of rows published."""
         rows = await self._claim()
         if not rows:
             return 0
+        return await self._publish_batch(rows)
+
+    async def _publish_batch(self, rows: list[OutboxRow]) -> int:
         results = await asyncio.gather(
             *(self._publish(row) for row in rows), return_exceptions=True
         )
@@ -221,18 +319,7 @@ class OutboxRelay:
             for row, result in zip(rows, results, strict=True)
             if isinstance(result, BaseException)
         ]
-        async with self.engine.begin() as conn:
-            if sent:
-                await conn.execute(_MARK_SENT, {"ids": [row.id for row in sent]})
-            for row, error in failed:
-                await conn.execute(
-                    _MARK_FAILED,
-                    {
-                        "id": row.id,
-                        "error": str(error)[:2000],
-                        "backoff": self.settings.outbox_failure_backoff_s,
-                    },
-                )
+        await self._mark(sent, failed)
         if failed:
             log.warning(
                 "outbox: %d of %d rows not confirmed; kept for retry (first: %s)",
@@ -243,8 +330,34 @@ class OutboxRelay:
         self._count(sent, len(failed))
         return len(sent)
 
+    async def _mark(
+        self, sent: list[OutboxRow], failed: list[tuple[OutboxRow, BaseException]]
+    ) -> None:
+        """Mark rows sent (with any a failed mark left) and failed ones for a
+        later sweep, in one round trip each."""
+        ids = self._unmarked + [row.event_id for row in sent]
+        try:
+            async with self._autocommit.connect() as conn:
+                if ids:
+                    await conn.execute(_MARK_SENT, {"ids": ids})
+                for row, error in failed:
+                    await conn.execute(
+                        _MARK_FAILED,
+                        {
+                            "id": row.event_id,
+                            "error": str(error)[:2000],
+                            "backoff": self.settings.outbox_failure_backoff_s,
+                        },
+                    )
+        except BaseException:
+            # Published, not marked: marked with the next batch (or, should
+            # this process die first, published again after the lease).
+            self._unmarked = ids[-10_000:]
+            raise
+        self._unmarked = []
+
     async def _claim(self) -> list[OutboxRow]:
-        async with self.engine.begin() as conn:
+        async with self._autocommit.connect() as conn:
             result = await conn.execute(
                 _CLAIM,
                 {"lease": self.settings.outbox_lease_s, "limit": self.settings.outbox_batch_size},
@@ -288,9 +401,9 @@ class OutboxRelay:
                     await conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
                     self.listen_sessions += 1
                     self.listening.set()
-                    self._wake.set()
+                    self.wake()
                     async for _ in conn.notifies():
-                        self._wake.set()
+                        self.wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -299,4 +412,4 @@ class OutboxRelay:
                 await asyncio.sleep(self.settings.outbox_failure_backoff_s)
 
 
-__all__ = ["OutboxRelay", "PublishFailed", "UnitOfWork", "unit_of_work"]
+__all__ = ["Handover", "OutboxRelay", "PublishFailed", "UnitOfWork", "unit_of_work"]

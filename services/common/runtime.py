@@ -63,7 +63,7 @@ class ServiceRuntime:
             self.engine,
             self.broker,
             subscriptions,
-            on_commit=self.relay.wake,
+            relay=self.relay,
             metrics=self.metrics,
             faults=self.faults,
         )
@@ -127,9 +127,9 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def unit_of_work(self, cause: Envelope[Any] | None = None) -> AsyncIterator[UnitOfWork]:
-        """A transaction for request handlers; the relay wakes on commit."""
+        """A transaction for request handlers; its events go to the relay at commit."""
         async with unit_of_work(
-            self.engine, self.settings.service_name, cause=cause, on_commit=self.relay.wake
+            self.engine, self.settings.service_name, cause=cause, relay=self.relay
         ) as uow:
             yield uow
 

@@ -6,14 +6,16 @@ import asyncio
 import uuid
 from collections import Counter
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from services.common.broker import Broker
-from services.common.db import create_engine
+from services.common.db import create_engine, libpq_dsn
 from services.common.events import OrderCompleted, ProductCreated
 from services.common.metrics import Metrics
 from services.common.outbox import OutboxRelay, OutboxRow, unit_of_work
+from services.common.schema import OUTBOX_CHANNEL
 from services.common.settings import ServiceSettings
 from tests.conftest import eventually
 
@@ -184,3 +186,84 @@ def published(metrics: Metrics | None) -> float:
         "shop_events_published_total", {"event_type": "OrderCompleted"}
     )
     return value or 0.0
+
+
+async def test_rows_handed_to_the_running_relay_go_out_without_a_claim_or_a_notify(
+    settings, probe_factory
+):
+    """The fast path: the rows are written claimed by the process's own relay
+    and published at commit; no sweep, no claim, no NOTIFY is needed."""
+    probe = await probe_factory("order.completed")
+    settings = settings.model_copy(update={"outbox_poll_interval_s": 600.0})
+    async with Stack(settings) as stack:
+        stack.relay.start()
+        await asyncio.wait_for(stack.relay.listening.wait(), 10)
+        await eventually(lambda: stack.relay._sweep is False)  # the start's sweep is done
+        async with await psycopg.AsyncConnection.connect(
+            libpq_dsn(settings.database_url), autocommit=True
+        ) as listener:
+            await listener.execute(f"LISTEN {OUTBOX_CHANNEL}")
+            async with unit_of_work(stack.engine, "test", relay=stack.relay) as uow:
+                first = uow.emit(completed(), correlation_id=uuid.uuid4())
+                second = uow.emit(completed(), correlation_id=uuid.uuid4())
+            await probe.wait_for(2)
+            assert [n async for n in listener.notifies(timeout=0.3)] == []
+            # whereas a transaction with no relay to hand to wakes every relay
+            await stack.commit(completed())
+            assert len([n async for n in listener.notifies(timeout=5, stop_after=1)]) == 1
+        await probe.wait_for(3)
+        assert sorted(probe.ids()[:2]) == sorted([str(first.id), str(second.id)])
+        await eventually(
+            lambda: stack.scalar("SELECT count(*) = 3 FROM outbox WHERE published_at IS NOT NULL")
+        )
+        # The handed-over rows were never claimed by a sweep; the other was.
+        attempts = await stack.scalar("SELECT array_agg(publish_attempts ORDER BY id) FROM outbox")
+        assert attempts == [0, 0, 1]
+
+
+async def test_rows_a_relay_was_handed_and_never_published_are_swept_after_the_lease(
+    settings, probe_factory
+):
+    """The process died between its commit and its publish: the rows are
+    claimed by a relay that is gone; once the lease is over another relay
+    publishes them, once."""
+    probe = await probe_factory("order.completed")
+    settings = settings.model_copy(update={"outbox_lease_s": 1.5, "outbox_poll_interval_s": 0.2})
+
+    class Dying(OutboxRelay):
+        def hand_over(self, rows):  # the process dies before publishing
+            pass
+
+    async with Stack(settings) as stack, Stack(settings) as other:
+        dying = Dying(stack.engine, stack.broker, settings)
+        dying.start()
+        async with unit_of_work(stack.engine, "test", relay=dying) as uow:
+            event = uow.emit(completed(), correlation_id=uuid.uuid4())
+        for task in dying._tasks:
+            task.cancel()  # killed: no graceful stop
+        assert await stack.scalar("SELECT claimed_until > now() FROM outbox") is True
+
+        other.relay.start()
+        await asyncio.sleep(0.8)
+        assert probe.messages == [], "published while another relay still held the claim"
+        await probe.wait_for(1, timeout=10)
+        await eventually(lambda: stack.scalar("SELECT published_at IS NOT NULL FROM outbox"))
+        assert probe.ids() == [str(event.id)]
+
+
+async def test_a_stopping_relay_publishes_what_was_handed_to_it(settings, probe_factory):
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        stack.relay.start()
+        rows = []
+        async with unit_of_work(stack.engine, "test") as uow:
+            rows.append(uow.emit(completed(), correlation_id=uuid.uuid4()))
+            await uow.flush(claim_s=30)  # as if written for this relay
+            uow.emitted = []
+        # Handed over just as the relay stops: it still goes out, and is marked.
+        stack.relay._stopping = True
+        stack.relay.hand_over(uow.rows)
+        await stack.relay.stop()
+        await probe.wait_for(1)
+        assert probe.ids() == [str(rows[0].id)]
+        assert await stack.scalar("SELECT published_at IS NOT NULL FROM outbox") is True
