@@ -62,15 +62,6 @@ class OrderNotYetKnown(Exception):
     """A step's event came before the order's creation; retried later."""
 
 
-async def lock(conn: AsyncConnection, order_id: uuid.UUID) -> Any:
-    row = (
-        await conn.execute(sa.select(orders).where(orders.c.id == order_id).with_for_update())
-    ).first()
-    if row is None:
-        raise OrderNotYetKnown(f"order {order_id} not created yet")
-    return row
-
-
 def deadline(status: OrderStatus, timeouts: Timeouts) -> Any:
     timeout = timeouts.of(status)
     return sa.func.now() + timeout if timeout is not None else None
@@ -79,37 +70,52 @@ def deadline(status: OrderStatus, timeouts: Timeouts) -> Any:
 async def advance(
     uow: UnitOfWork, order_id: uuid.UUID, target: OrderStatus, timeouts: Timeouts
 ) -> bool:
-    """Move the order forward to ``target``; False when that changes nothing."""
-    row = await lock(uow.conn, order_id)
-    current = OrderStatus(row.status)
-    if current in TERMINAL or _RANK[target] <= _RANK[current]:
-        return False
-    await uow.conn.execute(
+    """Move the order forward to ``target``; False when that changes nothing.
+
+    One statement in the usual case: the UPDATE takes the row lock and
+    checks the order is in a state before ``target``; only when it changes
+    nothing does a second one tell an unknown order from a later one."""
+    earlier = [status for status, rank in _RANK.items() if rank < _RANK[target]]
+    moved = await uow.conn.execute(
         orders.update()
-        .where(orders.c.id == order_id)
+        .where(orders.c.id == order_id, orders.c.status.in_(earlier))
         .values(status=target, deadline_at=deadline(target, timeouts), updated_at=sa.func.now())
+        .returning(orders.c.id)
     )
+    if moved.first() is None:
+        await _known(uow.conn, order_id)
+        return False
     if target is OrderStatus.COMPLETED:
         uow.emit(OrderCompleted(order_id=order_id), correlation_id=order_id)
     return True
 
 
 async def cancel(uow: UnitOfWork, order_id: uuid.UUID, reason: str) -> bool:
-    row = await lock(uow.conn, order_id)
-    if OrderStatus(row.status) in TERMINAL:
-        return False
-    await uow.conn.execute(
+    """Cancel the order unless it has ended; False when it had. One
+    statement in the usual case, as ``advance``."""
+    moved = await uow.conn.execute(
         orders.update()
-        .where(orders.c.id == order_id)
+        .where(orders.c.id == order_id, orders.c.status.in_(WAITING))
         .values(
             status=OrderStatus.CANCELLED,
             cancel_reason=reason,
             deadline_at=None,
             updated_at=sa.func.now(),
         )
+        .returning(orders.c.id)
     )
+    if moved.first() is None:
+        await _known(uow.conn, order_id)
+        return False
     uow.emit(OrderCancelled(order_id=order_id, reason=reason), correlation_id=order_id)
     return True
+
+
+async def _known(conn: AsyncConnection, order_id: uuid.UUID) -> None:
+    """Raise OrderNotYetKnown when no such order was created (yet)."""
+    exists = await conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id))
+    if exists.first() is None:
+        raise OrderNotYetKnown(f"order {order_id} not created yet")
 
 
 async def overdue(conn: AsyncConnection, limit: int = 100) -> list[uuid.UUID]:
