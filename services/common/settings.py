@@ -28,7 +28,12 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pre_ping: bool = Field(
-        default=True, description="ping each pooled connection before use (a round trip)"
+        default=True, description="ping a pooled connection before use (a round trip)"
+    )
+    db_ping_after_idle_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="ping only a connection idle this long (0: every checkout)",
     )
     db_pool_timeout_s: float = Field(
         default=2.0, gt=0, description="wait for a pooled connection before answering 503"
