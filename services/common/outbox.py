@@ -43,6 +43,17 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 _NOTIFY = sa.text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+# Built once (not per transaction): the statements of every hop.
+_INSERT = outbox.insert().values(
+    event_id=sa.bindparam("event_id"),
+    event_type=sa.bindparam("event_type"),
+    routing_key=sa.bindparam("routing_key"),
+    correlation_id=sa.bindparam("correlation_id"),
+    body=sa.bindparam("body"),
+)
+_INSERT_CLAIMED = _INSERT.values(
+    claimed_until=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("claim_s"))
+)
 
 
 class Handover(Protocol):
@@ -98,13 +109,8 @@ class UnitOfWork:
             OutboxRow(0, e.id, e.type, e.routing_key, e.correlationid, e.to_json(), now)
             for e in self.emitted
         ]
-        claimed_until = (
-            None
-            if claim_s is None
-            else sa.func.now() + sa.literal_column(f"interval '{claim_s:.3f} seconds'")
-        )
         await self.conn.execute(
-            outbox.insert().values(claimed_until=claimed_until),
+            _INSERT if claim_s is None else _INSERT_CLAIMED,
             [
                 {
                     "event_id": row.event_id,
@@ -112,6 +118,7 @@ class UnitOfWork:
                     "routing_key": row.routing_key,
                     "correlation_id": row.correlation_id,
                     "body": row.body,
+                    "claim_s": claim_s or 0.0,
                 }
                 for row in self.rows
             ],

@@ -62,9 +62,40 @@ class OrderNotYetKnown(Exception):
     """A step's event came before the order's creation; retried later."""
 
 
-def deadline(status: OrderStatus, timeouts: Timeouts) -> Any:
-    timeout = timeouts.of(status)
-    return sa.func.now() + timeout if timeout is not None else None
+def _advance_to(target: OrderStatus) -> Any:
+    earlier = [status for status, rank in _RANK.items() if rank < _RANK[target]]
+    # the deadline by the database's clock, as the sweep that reads it
+    deadline_at = (
+        None
+        if target in TERMINAL
+        else sa.func.now()
+        + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("timeout_s", type_=sa.Float))
+    )
+    return (
+        orders.update()
+        .where(orders.c.id == sa.bindparam("order_id"), orders.c.status.in_(earlier))
+        .values(status=target, deadline_at=deadline_at, updated_at=sa.func.now())
+        .returning(orders.c.id)
+    )
+
+
+# Built once: one statement per target state (building it per event cost
+# more than running it; docs/performance.md).
+_ADVANCE: dict[OrderStatus, Any] = {
+    target: _advance_to(target) for target in _RANK if target is not OrderStatus.PENDING
+}
+_CANCEL = (
+    orders.update()
+    .where(orders.c.id == sa.bindparam("order_id"), orders.c.status.in_(WAITING))
+    .values(
+        status=OrderStatus.CANCELLED,
+        cancel_reason=sa.bindparam("reason"),
+        deadline_at=None,
+        updated_at=sa.func.now(),
+    )
+    .returning(orders.c.id)
+)
+_EXISTS = sa.select(orders.c.id).where(orders.c.id == sa.bindparam("order_id"))
 
 
 async def advance(
@@ -75,12 +106,10 @@ async def advance(
     One statement in the usual case: the UPDATE takes the row lock and
     checks the order is in a state before ``target``; only when it changes
     nothing does a second one tell an unknown order from a later one."""
-    earlier = [status for status, rank in _RANK.items() if rank < _RANK[target]]
+    timeout = timeouts.of(target)
     moved = await uow.conn.execute(
-        orders.update()
-        .where(orders.c.id == order_id, orders.c.status.in_(earlier))
-        .values(status=target, deadline_at=deadline(target, timeouts), updated_at=sa.func.now())
-        .returning(orders.c.id)
+        _ADVANCE[target],
+        {"order_id": order_id, "timeout_s": timeout.total_seconds() if timeout else 0.0},
     )
     if moved.first() is None:
         await _known(uow.conn, order_id)
@@ -93,17 +122,7 @@ async def advance(
 async def cancel(uow: UnitOfWork, order_id: uuid.UUID, reason: str) -> bool:
     """Cancel the order unless it has ended; False when it had. One
     statement in the usual case, as ``advance``."""
-    moved = await uow.conn.execute(
-        orders.update()
-        .where(orders.c.id == order_id, orders.c.status.in_(WAITING))
-        .values(
-            status=OrderStatus.CANCELLED,
-            cancel_reason=reason,
-            deadline_at=None,
-            updated_at=sa.func.now(),
-        )
-        .returning(orders.c.id)
-    )
+    moved = await uow.conn.execute(_CANCEL, {"order_id": order_id, "reason": reason})
     if moved.first() is None:
         await _known(uow.conn, order_id)
         return False
@@ -113,7 +132,7 @@ async def cancel(uow: UnitOfWork, order_id: uuid.UUID, reason: str) -> bool:
 
 async def _known(conn: AsyncConnection, order_id: uuid.UUID) -> None:
     """Raise OrderNotYetKnown when no such order was created (yet)."""
-    exists = await conn.execute(sa.select(orders.c.id).where(orders.c.id == order_id))
+    exists = await conn.execute(_EXISTS, {"order_id": order_id})
     if exists.first() is None:
         raise OrderNotYetKnown(f"order {order_id} not created yet")
 
