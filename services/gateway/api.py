@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,6 +25,7 @@ from .models import customers
 from .proxy import authorize, forward, identity_headers
 from .settings import GatewaySettings
 from .stream import TERMINAL_EVENTS, SagaBroadcaster
+from .upstream import UpstreamError, Upstreams
 
 router = APIRouter()
 
@@ -57,13 +57,13 @@ async def settings_of(request: Request) -> GatewaySettings:
     return value
 
 
-async def client_of(request: Request) -> httpx.AsyncClient:
-    value: httpx.AsyncClient = request.app.state.http
+async def client_of(request: Request) -> Upstreams:
+    value: Upstreams = request.app.state.http
     return value
 
 
 Settings = Annotated[GatewaySettings, Depends(settings_of)]
-Client = Annotated[httpx.AsyncClient, Depends(client_of)]
+Client = Annotated[Upstreams, Depends(client_of)]
 
 
 @router.post("/api/auth/register", status_code=201)
@@ -120,14 +120,14 @@ async def order_stream(
 
     async def fetch_order() -> dict[str, Any]:
         try:
-            answer = await client.get(
-                f"{settings.order_url}/orders/{order_id}", headers=identity_headers(caller)
+            answer = await client.request(
+                "GET", f"{settings.order_url}/orders/{order_id}", headers=identity_headers(caller)
             )
-        except httpx.TransportError:
+        except UpstreamError:
             raise ApiError(503, "the order service is unavailable") from None
-        if answer.status_code == 404:
+        if answer.status == 404:
             raise ApiError(404, f"order {order_id} not found")
-        if answer.status_code != 200:
+        if answer.status != 200:
             raise ApiError(503, "the order service is unavailable")
         order: dict[str, Any] = answer.json()
         return order

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from services.common.admission import Admission, AdmissionMiddleware
@@ -19,6 +18,7 @@ from .openapi import GatewayOpenAPI
 from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
 from .stream import SagaBroadcaster
+from .upstream import Upstreams
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -58,11 +58,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     if settings.frontend_dir is not None and (settings.frontend_dir / "index.html").is_file():
         app.include_router(frontend_router(settings.frontend_dir))  # last: it takes any path
     app.state.openapi = GatewayOpenAPI(app, settings)
-    app.state.http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=2.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-    )
-    runtime.close_on_stop(app.state.http.aclose)
+    app.state.http = Upstreams(settings.upstream_timeout_s, connect_s=2.0, limit=200)
+    runtime.close_on_stop(app.state.http.close)
     app.state.broadcaster = SagaBroadcaster(runtime.broker)
     app.state.login_throttle = LoginThrottle(settings.login_failures_per_minute)
     app.state.hashing = Admission(

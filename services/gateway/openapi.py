@@ -9,7 +9,6 @@ import copy
 import json
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from services.common.errors import ApiError
@@ -17,6 +16,7 @@ from services.common.identity import CUSTOMER_HEADER, ROLE_HEADER
 
 from .proxy import route_policy
 from .settings import GatewaySettings
+from .upstream import UpstreamError, Upstreams
 
 _INTERNAL_HEADERS = {CUSTOMER_HEADER.lower(), ROLE_HEADER.lower()}
 _METHODS = {"get", "post", "put", "patch", "delete"}
@@ -29,15 +29,16 @@ class GatewayOpenAPI:
         self.settings = settings
         self.document: dict[str, Any] | None = None
 
-    async def get(self, client: httpx.AsyncClient) -> dict[str, Any]:
+    async def get(self, client: Upstreams) -> dict[str, Any]:
         if self.document is None:
             services: dict[str, dict[str, Any]] = {}
             for base in sorted(set(self.settings.upstreams().values())):
                 try:
-                    answer = await client.get(f"{base}/openapi.json")
-                    answer.raise_for_status()
-                except httpx.HTTPError:
-                    raise ApiError(503, f"the service at {base} is unavailable") from None
+                    answer = await client.request("GET", f"{base}/openapi.json")
+                except UpstreamError:
+                    answer = None
+                if answer is None or answer.status != 200:
+                    raise ApiError(503, f"the service at {base} is unavailable")
                 services[base] = answer.json()
             self.document = merge(self.app.openapi(), services, self.settings)
         return self.document

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import Request, Response
 
 from services.common.errors import ApiError
@@ -14,6 +13,7 @@ from services.common.identity import CUSTOMER_HEADER, ROLE_HEADER, Caller
 from .auth import caller_from_token
 from .paths import upstream_path
 from .settings import GatewaySettings
+from .upstream import UpstreamBusy, Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "traceparent", "x-request-id")
 _FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "retry-after")
@@ -61,7 +61,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def forward(
-    client: httpx.AsyncClient,
+    client: Upstreams,
     settings: GatewaySettings,
     request: Request,
     path: str,
@@ -84,19 +84,19 @@ async def forward(
         answer = await client.request(
             request.method,
             f"{upstream}/{upstream_path(segments)}",
-            params=request.query_params,
-            content=body,
+            query=request.url.query,
+            body=body,
             headers=headers,
         )
-    except httpx.PoolTimeout:
+    except UpstreamBusy:
         raise ApiError(503, "the gateway is busy; try again shortly", retry_after=1) from None
-    except httpx.TimeoutException:
+    except UpstreamTimeout:
         raise ApiError(504, f"the {service} service did not answer in time") from None
-    except httpx.TransportError:
+    except UpstreamUnavailable:
         raise ApiError(503, f"the {service} service is unavailable") from None
     return Response(
-        content=answer.content,
-        status_code=answer.status_code,
+        content=answer.body,
+        status_code=answer.status,
         headers={
             name: value
             for name in _FORWARDED_RESPONSE_HEADERS

@@ -71,7 +71,7 @@ async def test_stream_waits_briefly_for_a_just_placed_order(found_after, expecte
             ) as answer:
                 body = (await answer.aread()).decode()
             waited = time.monotonic() - started
-        await app.state.http.aclose()
+        await app.state.http.close()
     assert answer.status_code == expected
     if expected == 200:
         assert "event: snapshot" in body and orders.calls == found_after + 2
