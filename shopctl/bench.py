@@ -66,6 +66,9 @@ class Checkout:
     order: str | None = None
 
 
+LOAD = "shopctl bench (the load)"  # this process, in the CPU table
+
+
 @dataclass
 class BenchResult:
     mode: str
@@ -77,6 +80,7 @@ class BenchResult:
     queues: dict[str, int] = field(default_factory=dict)
     machine: str = ""
     samples: list[dict[str, Any]] = field(default_factory=list)
+    measure_started: float = 0.0  # time.time(); CPU is counted from here
 
     def measured(self) -> list[Checkout]:
         return [c for c in self.checkouts if c.kind != "warmup"]
@@ -105,6 +109,17 @@ class BenchResult:
             c.error or f"HTTP {c.status}" for c in checkouts if c.status != 202 or not c.order
         )
         answer_times = [c.answered - c.sent for c in answered if c.answered]
+        # CPU is counted from the measure's start until the last order ended:
+        # divide by the orders that ended in that window (warmup ones too).
+        ended_in_window = sum(
+            1
+            for c in self.checkouts
+            if c.order
+            and (timeline := self.store.get(c.order)) is not None
+            and timeline.outcome is not None
+            and max(e.seen_at for e in timeline) >= self.measure_started
+        )
+        stack_cpu = sum(v for k, v in self.cpu_s.items() if k != LOAD)
         return {
             "mode": self.mode,
             "duration_s": round(self.duration_s, 2),
@@ -118,6 +133,9 @@ class BenchResult:
             "checkout_to_completed_ms": percentiles(to_completed),
             "steps_ms": {step: percentiles(values) for step, values in sorted(steps.items())},
             "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
+            "stack_cpu_ms_per_order": (
+                round(stack_cpu * 1000 / ended_in_window, 1) if ended_in_window else None
+            ),
             "rss_mb": {k: round(v, 1) for k, v in self.rss_mb.items()},
             "queues_at_end": self.queues,
             "machine": self.machine,
@@ -434,7 +452,7 @@ async def run_bench(
 
     def measured() -> dict[str, list[int]]:
         # this process's own CPU is shown too: it shares the machine with the stack
-        return {**pids(), "shopctl bench (the load)": [os.getpid()]}
+        return {**pids(), LOAD: [os.getpid()]}
 
     async with (
         httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
@@ -459,6 +477,7 @@ async def run_bench(
             if length <= 0:
                 continue
             if phase == "measure":
+                result.measure_started = time.time()
                 before = process_table(measured())
                 sampler = asyncio.create_task(_sample(result, pids, connections, sample_s))
             started = loop.time()

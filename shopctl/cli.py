@@ -385,6 +385,11 @@ def _print_bench(figures: dict[str, Any]) -> None:
     for name in sorted(figures["cpu_s"], key=lambda n: -figures["cpu_s"][n]):
         parts.add_row(name, f"{figures['cpu_s'][name]:.2f}", f"{figures['rss_mb'][name]:.0f}")
     out.print(parts)
+    if figures.get("stack_cpu_ms_per_order"):
+        out.print(
+            f"stack CPU per order: {figures['stack_cpu_ms_per_order']:.1f} ms "
+            "(services, RabbitMQ and PostgreSQL; the load not counted)"
+        )
     queues = figures["queues_at_end"]
     out.print("queues at the end: " + (", ".join(f"{q} {n}" for q, n in queues.items()) or "empty"))
     for key, verdict in figures.get("growth", {}).items():

@@ -7,6 +7,7 @@ are locked in SKU order, so two multi-item orders cannot deadlock."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -49,15 +50,63 @@ async def restock(conn: AsyncConnection, sku: str, quantity: int) -> dict[str, A
     return dict(row._mapping) if row else None
 
 
-async def reservation_status(conn: AsyncConnection, order_id: uuid.UUID) -> str | None:
-    """The order's reservation, locked for the rest of the transaction."""
+# Statements built once, with bind parameters (docs/performance.md).
+_RESERVATION = (
+    sa.select(reservations.c.status, reservations.c["items"])
+    .where(reservations.c.order_id == sa.bindparam("order_id"))
+    .with_for_update()
+)
+_CLAIM = (
+    insert(reservations)
+    .values(order_id=sa.bindparam("order_id"), status=sa.bindparam("status"), items=[])
+    .on_conflict_do_nothing()
+    .returning(reservations.c.order_id)
+)
+_TAKE = (
+    stock.update()
+    .where(stock.c.sku == sa.bindparam("the_sku"), stock.c.available >= sa.bindparam("quantity"))
+    .values(
+        available=stock.c.available - sa.bindparam("quantity"),
+        reserved=stock.c.reserved + sa.bindparam("quantity"),
+        updated_at=sa.func.now(),
+    )
+)
+_ITEMS = sa.bindparam("new_items", type_=reservations.c["items"].type)
+_STATUS = sa.bindparam("new_status")
+_RECORD = (
+    insert(reservations)
+    .values(order_id=sa.bindparam("order_id"), status=_STATUS, items=_ITEMS)
+    .on_conflict_do_update(
+        index_elements=[reservations.c.order_id],
+        set_={"status": _STATUS, "items": _ITEMS, "updated_at": sa.func.now()},
+    )
+)
+
+
+@functools.cache
+def _move(source: str, target: str) -> Any:
     return (
-        await conn.execute(
-            sa.select(reservations.c.status)
-            .where(reservations.c.order_id == order_id)
-            .with_for_update()
+        stock.update()
+        .where(stock.c.sku == sa.bindparam("the_sku"))
+        .values(
+            {
+                source: stock.c[source] - sa.bindparam("quantity"),
+                target: stock.c[target] + sa.bindparam("quantity"),
+                "updated_at": sa.func.now(),
+            }
         )
-    ).scalar()
+    )
+
+
+async def reservation(
+    conn: AsyncConnection, order_id: uuid.UUID
+) -> tuple[str, list[tuple[str, int]]] | None:
+    """The order's reservation (status and lines), locked for the rest of
+    the transaction; None when there is none."""
+    row = (await conn.execute(_RESERVATION, {"order_id": order_id})).first()
+    if row is None:
+        return None
+    return row.status, [(i["sku"], int(i["quantity"])) for i in row[1] or []]
 
 
 async def claim(conn: AsyncConnection, order_id: uuid.UUID, status: str) -> bool:
@@ -66,12 +115,7 @@ async def claim(conn: AsyncConnection, order_id: uuid.UUID, status: str) -> bool
     A concurrent claim of the same order waits on the unique index until the
     other transaction ends, so a reservation and a release racing for one
     order are serialised: whichever comes second sees the first."""
-    inserted = await conn.execute(
-        insert(reservations)
-        .values(order_id=order_id, status=status, items=[])
-        .on_conflict_do_nothing()
-        .returning(reservations.c.order_id)
-    )
+    inserted = await conn.execute(_CLAIM, {"order_id": order_id, "status": status})
     return inserted.first() is not None
 
 
@@ -79,19 +123,16 @@ async def reserve(
     conn: AsyncConnection, order_id: uuid.UUID, lines: list[tuple[str, int]]
 ) -> list[str]:
     """Reserve every line or none. Returns the SKUs that could not be
-    reserved (empty on success); the caller records the outcome."""
+    reserved (empty on success); the caller records the outcome. One line
+    (the usual order) is one statement; more go inside a savepoint."""
+    if len(lines) == 1:
+        [(sku, quantity)] = lines
+        taken = await conn.execute(_TAKE, {"the_sku": sku, "quantity": quantity})
+        return [] if taken.rowcount == 1 else [sku]
     short: list[str] = []
     savepoint = await conn.begin_nested()
     for sku, quantity in lines:
-        taken = await conn.execute(
-            stock.update()
-            .where(stock.c.sku == sku, stock.c.available >= quantity)
-            .values(
-                available=stock.c.available - quantity,
-                reserved=stock.c.reserved + quantity,
-                updated_at=sa.func.now(),
-            )
-        )
+        taken = await conn.execute(_TAKE, {"the_sku": sku, "quantity": quantity})
         if taken.rowcount != 1:
             short.append(sku)
     if short:
@@ -108,37 +149,11 @@ async def move(
     release, reserved -> shipped on shipping, shipped -> available when a
     cancelled order's shipment is called back)."""
     for sku, quantity in lines:
-        await conn.execute(
-            stock.update()
-            .where(stock.c.sku == sku)
-            .values(
-                {
-                    source: stock.c[source] - quantity,
-                    target: stock.c[target] + quantity,
-                    "updated_at": sa.func.now(),
-                }
-            )
-        )
+        await conn.execute(_move(source, target), {"the_sku": sku, "quantity": quantity})
 
 
 async def record(
     conn: AsyncConnection, order_id: uuid.UUID, status: str, lines: list[tuple[str, int]]
 ) -> None:
     items = [{"sku": sku, "quantity": quantity} for sku, quantity in lines]
-    await conn.execute(
-        insert(reservations)
-        .values(order_id=order_id, status=status, items=items)
-        .on_conflict_do_update(
-            index_elements=[reservations.c.order_id],
-            set_={"status": status, "items": items, "updated_at": sa.func.now()},
-        )
-    )
-
-
-async def reserved_lines(conn: AsyncConnection, order_id: uuid.UUID) -> list[tuple[str, int]]:
-    items = (
-        await conn.execute(
-            sa.select(reservations.c["items"]).where(reservations.c.order_id == order_id)
-        )
-    ).scalar()
-    return [(i["sku"], int(i["quantity"])) for i in items or []]
+    await conn.execute(_RECORD, {"order_id": order_id, "new_status": status, "new_items": items})

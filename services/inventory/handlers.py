@@ -48,8 +48,7 @@ async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
     order_id = event.data.order_id
     if await domain.claim(uow.conn, order_id, "RELEASED"):
         return  # nothing was reserved yet: the tombstone keeps it that way
-    status = await domain.reservation_status(uow.conn, order_id)
-    lines = await domain.reserved_lines(uow.conn, order_id)
+    status, lines = await domain.reservation(uow.conn, order_id) or (None, [])
     if status == "RESERVED":
         await domain.move(uow.conn, lines, "reserved", "available")
     elif status == "SHIPPED":
@@ -64,9 +63,9 @@ async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
 
 async def ship_stock(event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
     order_id = event.data.order_id
-    if await domain.reservation_status(uow.conn, order_id) != "RESERVED":
+    status, lines = await domain.reservation(uow.conn, order_id) or (None, [])
+    if status != "RESERVED":
         return  # released meanwhile (the order was cancelled): nothing to ship
-    lines = await domain.reserved_lines(uow.conn, order_id)
     await domain.move(uow.conn, lines, "reserved", "shipped")
     await domain.record(uow.conn, order_id, "SHIPPED", lines)
 

@@ -62,6 +62,23 @@ def test_a_run_is_summed_up_from_its_checkouts_and_their_timelines():
     assert summary["steps_ms"]["OrderCompleted"]["p50"] == 50.0
 
 
+def test_stack_cpu_per_order_counts_the_orders_that_ended_while_cpu_was_counted():
+    result = BenchResult("paced 2/s", duration_s=2.0)
+    result.measure_started = 100.0
+    result.checkouts = [
+        Checkout("warmup", 98.0, 98.01, 202, order="early"),  # ended before: not counted
+        Checkout("warmup", 99.0, 99.01, 202, order="w"),  # ended inside the window
+        Checkout("happy", 100.0, 100.01, 202, order="a"),
+        Checkout("happy", 100.5, 100.52, 202, order="b"),  # not ended: not counted
+    ]
+    for order, start in (("early", 98.02), ("w", 99.98), ("a", 100.02)):
+        result.store.add(event("OrderCreated", order, start, None, 1))
+        result.store.add(event("OrderCompleted", order, start + 0.05, f"{order}-1", 2))
+    result.store.add(event("OrderCreated", "b", 100.53, None, 1))
+    result.cpu_s = {"order": 0.03, "gateway": 0.01, "shopctl bench (the load)": 5.0}
+    assert result.summary()["stack_cpu_ms_per_order"] == 20.0  # 40 ms over 2 orders
+
+
 def test_growth_compares_the_first_third_of_a_run_with_the_last():
     steady = [
         {"latency_p50_ms": 90 + i % 3, "memory_mb": 900 + i % 2, "db_connections": 40}
