@@ -72,7 +72,7 @@ _TAKE = (
     )
 )
 _ITEMS = sa.bindparam("new_items", type_=reservations.c["items"].type)
-_STATUS = sa.bindparam("new_status")
+_STATUS: Any = sa.bindparam("new_status")
 _RECORD = (
     insert(reservations)
     .values(order_id=sa.bindparam("order_id"), status=_STATUS, items=_ITEMS)
