@@ -114,8 +114,14 @@ class DockerPlan:
             command=None,
             # Erlang's schedulers spin while idle by default; on a small
             # machine that spinning takes the CPU the booting services need.
+            # The quorum queues' shared write-ahead log is kept in memory
+            # until it rolls over at 512 MB by default: RabbitMQ's memory then
+            # grows by that much under any steady traffic (the soak,
+            # docs/performance.md). 64 MB bounds it.
             environment={
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+sbwt none +sbwtdcpu none +sbwtdio none"
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                    "+sbwt none +sbwtdcpu none +sbwtdio none -ra wal_max_size_bytes 67108864"
+                )
             },
             # `ping` answers before the AMQP listener does; this checks the listeners.
             healthcheck=_health(

@@ -97,6 +97,16 @@ def test_docker_up_checkout_down(docker_env):
 
     objects = project_objects(env["SHOP_PROJECT"])
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
+
+    # the quorum queues' write-ahead log rolls over at 64 MB, not 512 MB
+    # (RabbitMQ's memory stays bounded: docs/performance.md)
+    import docker
+
+    broker = docker.from_env().containers.get(f"{env['SHOP_PROJECT']}-rabbitmq")
+    code, output = broker.exec_run(
+        ["rabbitmqctl", "eval", "application:get_env(ra, wal_max_size_bytes)."]
+    )
+    assert code == 0 and b"{ok,67108864}" in output, output
     assert len(objects["volumes"]) == 7 + 1  # a database each, and the broker's queues
 
     # shopctl reaches the stack's own broker (published on 127.0.0.1)
