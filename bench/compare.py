@@ -113,12 +113,8 @@ def main() -> None:
                         f"up failed for {name}:\n{up.stdout[-2000:]}{up.stderr[-2000:]}"
                     )
                 try:
-                    paced = bench(
-                        tree, "--rate", str(options.rate), "--duration", str(options.duration)
-                    )
-                    flood = bench(
-                        tree, "--flood", "--duration", str(options.duration), "--baseline"
-                    )
+                    paced = bench("--rate", str(options.rate), "--duration", str(options.duration))
+                    flood = bench("--flood", "--duration", str(options.duration), "--baseline")
                 finally:
                     shopctl(tree, "down")
                 runs[name].append({"paced": paced, "flood": flood})
