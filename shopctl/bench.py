@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import os
 import random
@@ -81,6 +82,7 @@ class BenchResult:
     machine: str = ""
     samples: list[dict[str, Any]] = field(default_factory=list)
     measure_started: float = 0.0  # time.time(); CPU is counted from here
+    gc_pauses_ms: list[float] = field(default_factory=list)  # this process's own
 
     def measured(self) -> list[Checkout]:
         return [c for c in self.checkouts if c.kind != "warmup"]
@@ -133,6 +135,12 @@ class BenchResult:
             "checkout_to_completed_ms": percentiles(to_completed),
             "steps_ms": {step: percentiles(values) for step, values in sorted(steps.items())},
             "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
+            # a pause here delays what the tap sees, so it shows as latency
+            "bench_gc_pauses": {
+                "n": len(self.gc_pauses_ms),
+                "longest_ms": round(max(self.gc_pauses_ms, default=0.0), 1),
+                "total_ms": round(sum(self.gc_pauses_ms), 1),
+            },
             "stack_cpu_ms_per_order": (
                 round(stack_cpu * 1000 / ended_in_window, 1) if ended_in_window else None
             ),
@@ -454,80 +462,98 @@ async def run_bench(
         # this process's own CPU is shown too: it shares the machine with the stack
         return {**pids(), LOAD: [os.getpid()]}
 
-    async with (
-        httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
-        loader,
-        Tap(broker_url, store=result.store),
-    ):
-        await bench.prepare(client, planned, progress)
-        tasks: list[asyncio.Task[None]] = []
-        loop = asyncio.get_running_loop()
+    gc_started: list[float] = []
 
-        async def fire(phase: str) -> None:
-            ammo = bench.next_cart()
-            if ammo is None:
-                return
-            kind, token, cart = ammo
-            done = await bench.checkout(loader, kind, token, cart)
-            if phase == "warmup":
-                done.kind = "warmup"
-            result.checkouts.append(done)
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            pause = (time.perf_counter() - gc_started.pop()) * 1000
+            if result.measure_started:
+                result.gc_pauses_ms.append(pause)
 
-        for phase, length in (("warmup", warmup_s), ("measure", duration_s)):
-            if length <= 0:
-                continue
-            if phase == "measure":
-                result.measure_started = time.time()
-                before = process_table(measured())
-                sampler = asyncio.create_task(_sample(result, pids, connections, sample_s))
-            started = loop.time()
-            end = started + length
-            sent = 0
-            last_note = started
-            if flood:
-                gate = asyncio.Semaphore(flood_concurrency)
-                while (now := loop.time()) < end:
-                    await gate.acquire()  # at most flood_concurrency checkouts in flight
-                    tasks.append(asyncio.create_task(_released(gate, fire(phase))))
-                    sent += 1
-                    if now - last_note > 1:
-                        last_note = now
-                        progress(f"{phase}: {sent} sent, {_ended(result)} ended")
-            else:
-                assert rate is not None
-                while (now := loop.time()) < end:
-                    due = int((now - started) * rate)
-                    while sent < due:
-                        tasks.append(asyncio.create_task(fire(phase)))
+    gc.callbacks.append(on_gc)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
+            loader,
+            Tap(broker_url, store=result.store),
+        ):
+            await bench.prepare(client, planned, progress)
+            tasks: list[asyncio.Task[None]] = []
+            loop = asyncio.get_running_loop()
+
+            async def fire(phase: str) -> None:
+                ammo = bench.next_cart()
+                if ammo is None:
+                    return
+                kind, token, cart = ammo
+                done = await bench.checkout(loader, kind, token, cart)
+                if phase == "warmup":
+                    done.kind = "warmup"
+                result.checkouts.append(done)
+
+            for phase, length in (("warmup", warmup_s), ("measure", duration_s)):
+                if length <= 0:
+                    continue
+                if phase == "measure":
+                    result.measure_started = time.time()
+                    before = process_table(measured())
+                    sampler = asyncio.create_task(_sample(result, pids, connections, sample_s))
+                started = loop.time()
+                end = started + length
+                sent = 0
+                last_note = started
+                if flood:
+                    gate = asyncio.Semaphore(flood_concurrency)
+                    while (now := loop.time()) < end:
+                        await gate.acquire()  # at most flood_concurrency checkouts in flight
+                        tasks.append(asyncio.create_task(_released(gate, fire(phase))))
                         sent += 1
-                    await asyncio.sleep(min(0.005, 1 / rate))
-                    if now - last_note > 1:
-                        last_note = now
-                        progress(f"{phase}: {sent} sent, {_ended(result)} ended")
-            if phase == "measure":
-                result.duration_s = loop.time() - started
-                sampler.cancel()
-        await asyncio.gather(*tasks)
-        progress("following the last orders to their end")
-        deadline = loop.time() + grace_s
-        while loop.time() < deadline:
-            pending = [
-                c
-                for c in result.checkouts
-                if (c.order and (t := result.store.get(c.order)) is not None and t.outcome is None)
-                or (c.order and result.store.get(c.order) is None)
-            ]
-            if not pending:
-                break
-            await asyncio.sleep(0.2)
-        after = process_table(measured())
-        for name, processes in after.items():
-            earlier = before.get(name, {})
-            # CPU of the processes that ran the whole measure (a new one from 0)
-            result.cpu_s[name] = sum(
-                cpu - earlier.get(pid, (0.0, 0.0))[0] for pid, (cpu, _) in processes.items()
-            )
-            result.rss_mb[name] = sum(memory for _, memory in processes.values())
-        states = await queue_states(broker_url, queue_names)
-        result.queues = {q: s[0] for q, s in states.items() if s is not None and s[0]}
+                        if now - last_note > 1:
+                            last_note = now
+                            progress(f"{phase}: {sent} sent, {_ended(result)} ended")
+                else:
+                    assert rate is not None
+                    while (now := loop.time()) < end:
+                        due = int((now - started) * rate)
+                        while sent < due:
+                            tasks.append(asyncio.create_task(fire(phase)))
+                            sent += 1
+                        await asyncio.sleep(min(0.005, 1 / rate))
+                        if now - last_note > 1:
+                            last_note = now
+                            progress(f"{phase}: {sent} sent, {_ended(result)} ended")
+                if phase == "measure":
+                    result.duration_s = loop.time() - started
+                    sampler.cancel()
+            await asyncio.gather(*tasks)
+            progress("following the last orders to their end")
+            deadline = loop.time() + grace_s
+            while loop.time() < deadline:
+                pending = [
+                    c
+                    for c in result.checkouts
+                    if (
+                        c.order
+                        and (t := result.store.get(c.order)) is not None
+                        and t.outcome is None
+                    )
+                    or (c.order and result.store.get(c.order) is None)
+                ]
+                if not pending:
+                    break
+                await asyncio.sleep(0.2)
+            after = process_table(measured())
+            for name, processes in after.items():
+                earlier = before.get(name, {})
+                # CPU of the processes that ran the whole measure (a new one from 0)
+                result.cpu_s[name] = sum(
+                    cpu - earlier.get(pid, (0.0, 0.0))[0] for pid, (cpu, _) in processes.items()
+                )
+                result.rss_mb[name] = sum(memory for _, memory in processes.values())
+            states = await queue_states(broker_url, queue_names)
+            result.queues = {q: s[0] for q, s in states.items() if s is not None and s[0]}
+    finally:
+        gc.callbacks.remove(on_gc)
     return result

@@ -390,6 +390,12 @@ def _print_bench(figures: dict[str, Any]) -> None:
             f"stack CPU per order: {figures['stack_cpu_ms_per_order']:.1f} ms "
             "(services, RabbitMQ and PostgreSQL; the load not counted)"
         )
+    pauses = figures.get("bench_gc_pauses") or {}
+    if pauses.get("n"):
+        out.print(
+            f"the bench's own garbage collections: {pauses['n']}, longest "
+            f"{pauses['longest_ms']:.0f} ms, {pauses['total_ms']:.0f} ms in all"
+        )
     queues = figures["queues_at_end"]
     out.print("queues at the end: " + (", ".join(f"{q} {n}" for q, n in queues.items()) or "empty"))
     for key, verdict in figures.get("growth", {}).items():

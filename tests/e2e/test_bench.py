@@ -49,6 +49,8 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert figures["checkout_to_completed_ms"]["p50"] > 0
     assert {"StockReserved", "PaymentSucceeded", "OrderCompleted"} <= set(figures["steps_ms"])
     assert {"gateway", "order", "inventory"} <= set(figures["cpu_s"])
+    assert figures["stack_cpu_ms_per_order"] > 0  # the stack did work for its orders
+    assert set(figures["bench_gc_pauses"]) == {"n", "longest_ms", "total_ms"}
     assert figures["baseline_per_s"] > 0 and figures["ratio_to_baseline"] > 0
 
     page = (tmp_path / "bench.html").read_text()

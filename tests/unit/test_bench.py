@@ -76,7 +76,10 @@ def test_stack_cpu_per_order_counts_the_orders_that_ended_while_cpu_was_counted(
         result.store.add(event("OrderCompleted", order, start + 0.05, f"{order}-1", 2))
     result.store.add(event("OrderCreated", "b", 100.53, None, 1))
     result.cpu_s = {"order": 0.03, "gateway": 0.01, "shopctl bench (the load)": 5.0}
-    assert result.summary()["stack_cpu_ms_per_order"] == 20.0  # 40 ms over 2 orders
+    result.gc_pauses_ms = [1.5, 12.0, 0.5]
+    summary = result.summary()
+    assert summary["stack_cpu_ms_per_order"] == 20.0  # 40 ms over 2 orders
+    assert summary["bench_gc_pauses"] == {"n": 3, "longest_ms": 12.0, "total_ms": 14.0}
 
 
 def test_growth_compares_the_first_third_of_a_run_with_the_last():
