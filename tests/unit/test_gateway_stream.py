@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -17,10 +15,10 @@ from services.common.identity import Caller
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.gateway.settings import GatewaySettings
-from tests.conftest import free_port
+from tests.http_server import ServedApp
 
 
-class SlowOrderService:
+class SlowOrderService(ServedApp):
     """A real HTTP server answering 404 until the order 'exists'."""
 
     def __init__(self, found_after: int) -> None:
@@ -35,22 +33,7 @@ class SlowOrderService:
                 return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
             return JSONResponse({"id": order_id, "status": "COMPLETED"})
 
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> SlowOrderService:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(app)
 
 
 @pytest.mark.parametrize(("found_after", "expected"), [(3, 200), (10_000, 404)])

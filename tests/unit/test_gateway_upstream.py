@@ -5,13 +5,10 @@ overloaded becomes the 503 or 504 the API promises."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -21,10 +18,11 @@ from services.gateway.auth import issue_token
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 from tests.conftest import free_port
+from tests.http_server import ServedApp
 
 
-class Service:
-    """A real HTTP server on a free port, in a thread."""
+class Service(ServedApp):
+    """A real HTTP server on a free port, in a thread: /carts/* echoes."""
 
     def __init__(self) -> None:
         app = FastAPI()
@@ -46,22 +44,7 @@ class Service:
                 headers={"Location": "/somewhere", "X-Private": "not forwarded"},
             )
 
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Service:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(app)
 
 
 async def test_answers_pass_through_and_failures_are_named():
