@@ -171,7 +171,6 @@ class ConsumerRunner:
         broker: Broker,
         subscriptions: Sequence[Subscription],
         *,
-        on_commit: Callable[[], None] | None = None,
         relay: Handover | None = None,
         metrics: Metrics | None = None,
         faults: FaultSwitchboard | None = None,
@@ -181,7 +180,6 @@ class ConsumerRunner:
         self.engine = engine
         self.broker = broker
         self.subscriptions = list(subscriptions)
-        self.on_commit = on_commit
         self.relay = relay
         self.metrics = metrics
         self._channel: AbstractChannel | None = None
@@ -383,7 +381,6 @@ class ConsumerRunner:
                     self.engine,
                     self.settings.service_name,
                     cause=event,
-                    on_commit=self.on_commit,
                     relay=self.relay,
                 ) as uow,
             ):
