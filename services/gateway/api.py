@@ -162,12 +162,17 @@ async def order_stream(
             earlier = broadcaster.recent(str(order_id))
             for event in earlier:
                 yield message(event)
-            over = order["status"] in ("COMPLETED", "CANCELLED")
-            if over and not any(e.get("type") in TERMINAL_EVENTS for e in earlier):
-                return  # over long ago: the snapshot says it all
             loop = asyncio.get_running_loop()
+            ended = any(e.get("type") in TERMINAL_EVENTS for e in earlier)
             ends_at: float | None = None  # after the terminal event: its compensations
-            if any(e.get("type") in TERMINAL_EVENTS for e in earlier):
+            if ended:
+                ends_at = loop.time() + settings.stream_linger_s
+            elif order["status"] in ("COMPLETED", "CANCELLED"):
+                if not earlier:
+                    return  # over before this gateway saw any of it: the snapshot says it all
+                # Over in the database, but its terminal event (published
+                # after the commit) has not reached this gateway yet: wait
+                # for it as long as for the compensations after it.
                 ends_at = loop.time() + settings.stream_linger_s
             while True:
                 if ends_at is None:
@@ -183,9 +188,10 @@ async def order_stream(
                 if str(event.get("id")) in sent:
                     continue  # already replayed from the recent ones
                 yield message(event)
-                if event.get("type") in TERMINAL_EVENTS and ends_at is None:
+                if event.get("type") in TERMINAL_EVENTS and not ended:
                     # a cancellation's compensations (stock released, a late
                     # capture refunded) follow it: the stream stays a moment
+                    ended = True
                     ends_at = loop.time() + settings.stream_linger_s
 
     return EventSourceResponse(events(), ping=15)

@@ -54,6 +54,10 @@ class SagaBroadcaster:
             saga = str(event["correlationid"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return  # not ours to judge: consumers dead-letter bad messages
+        self.deliver(saga, event)
+
+    def deliver(self, saga: str, event: dict[str, Any]) -> None:
+        """Keep one event of ``saga`` and hand it to the saga's watchers."""
         kept = self._recent.get(saga)
         if kept is None:
             kept = self._recent[saga] = deque(maxlen=EVENTS_A_SAGA)

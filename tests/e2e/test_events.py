@@ -131,7 +131,7 @@ def test_a_cancelled_orders_stream_carries_its_compensation(stack, shopper, admi
         for line in stream.iter_lines():
             if line.startswith("event:"):
                 seen.append(line.split(":", 1)[1].strip())
-    if seen == ["snapshot"]:
-        pytest.skip("the order was over before the stream opened (nothing to follow)")
+    # however quick the decline, this gateway saw the saga's first steps and
+    # waits for the rest (the order's row is over before its last events go out)
     assert "OrderCancelled" in seen and "StockReleased" in seen, seen
     assert seen.index("StockReleased") > seen.index("PaymentFailed")

@@ -1,8 +1,11 @@
 """The order stream waits a moment for an order placed an instant ago
-(it is created asynchronously after checkout's 202)."""
+(it is created asynchronously after checkout's 202), and for the terminal
+event of an order the database already calls over."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 
@@ -21,17 +24,20 @@ from tests.http_server import ServedApp
 class SlowOrderService(ServedApp):
     """A real HTTP server answering 404 until the order 'exists'."""
 
-    def __init__(self, found_after: int) -> None:
+    def __init__(self, found_after: int, status: str = "COMPLETED") -> None:
         self.calls = 0
         self.found_after = found_after
+        self.read_twice = threading.Event()
         app = FastAPI()
 
         @app.get("/orders/{order_id}")
         async def order(order_id: str) -> JSONResponse:
             self.calls += 1
+            if self.calls == found_after + 2:
+                self.read_twice.set()
             if self.calls <= self.found_after:
                 return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
-            return JSONResponse({"id": order_id, "status": "COMPLETED"})
+            return JSONResponse({"id": order_id, "status": status})
 
         super().__init__(app)
 
@@ -60,3 +66,55 @@ async def test_stream_waits_briefly_for_a_just_placed_order(found_after, expecte
         assert "event: snapshot" in body and orders.calls == found_after + 2
     else:
         assert 0.5 <= waited < 5 and '"not_found"' in body
+
+
+def saga_event(saga: str, kind: str) -> dict[str, str]:
+    return {"id": str(uuid.uuid4()), "type": kind, "correlationid": saga}
+
+
+@pytest.mark.parametrize("seen_before", [True, False])
+async def test_an_order_over_in_the_database_waits_for_its_last_events(seen_before):
+    """The order's row says CANCELLED before its OrderCancelled (published
+    after the commit) reaches the gateway: a stream opened in between still
+    carries it and the compensation after it. An order this gateway saw none
+    of ends with the snapshot at once."""
+    with SlowOrderService(0, status="CANCELLED") as orders:
+        settings = GatewaySettings(order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5)
+        app = create_app(settings)
+        order_id = str(uuid.uuid4())
+        broadcaster = app.state.broadcaster
+        if seen_before:
+            for kind in ("OrderCreated", "StockReserved", "PaymentFailed"):
+                broadcaster.deliver(order_id, saga_event(order_id, kind))
+
+        async def the_last_events_arrive() -> None:
+            await asyncio.to_thread(orders.read_twice.wait, 5)  # the snapshot, read while watching
+            await asyncio.sleep(0.1)
+            for kind in ("OrderCancelled", "StockReleased"):
+                broadcaster.deliver(order_id, saga_event(order_id, kind))
+
+        token = issue_token(settings, Caller(uuid.uuid4(), "customer"))
+        transport = httpx.ASGITransport(app=app)
+        late = asyncio.create_task(the_last_events_arrive())
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            started = time.monotonic()
+            answer = await client.get(
+                f"/api/orders/{order_id}/stream", headers={"Authorization": f"Bearer {token}"}
+            )
+            took = time.monotonic() - started
+        late.cancel()
+        await app.state.http.close()
+    lines = answer.text.splitlines()
+    kinds = [line[len("event: ") :] for line in lines if line.startswith("event:")]
+    if seen_before:
+        assert kinds == [
+            "snapshot",
+            "OrderCreated",
+            "StockReserved",
+            "PaymentFailed",
+            "OrderCancelled",
+            "StockReleased",
+        ]
+        assert 0.5 <= took < 3  # the linger after OrderCancelled, then the end
+    else:
+        assert kinds == ["snapshot"] and took < 0.5

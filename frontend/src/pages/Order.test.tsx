@@ -1,6 +1,25 @@
 import { render, screen } from "@testing-library/react";
+import { Route, Routes } from "react-router-dom";
 
-import { Steps } from "./Order";
+import { renderAt } from "../test/render";
+import { OrderPage, Steps } from "./Order";
+
+const realFetch = window.fetch;
+afterEach(() => {
+  window.fetch = realFetch;
+  vi.unstubAllGlobals();
+});
+
+const order = (status: string, cancel_reason: string | null = null) => ({
+  id: "o-1",
+  customer_id: "u-1",
+  status,
+  cancel_reason,
+  items: [{ sku: "MUG-1", quantity: 1 }],
+  total_cents: 1200,
+  currency: "EUR",
+  created_at: "2026-11-25T10:00:00Z",
+});
 
 test("each saga step in words, in the order they happened", () => {
   render(
@@ -14,4 +33,30 @@ test("each saga step in words, in the order they happened", () => {
   );
   const steps = screen.getAllByRole("listitem").map((li) => li.querySelector(".step-label")?.textContent);
   expect(steps).toEqual(["Order placed", "Payment declined", "Items back in stock"]);
+});
+
+test("an order the stream's snapshot calls over is read again: its reason shows", async () => {
+  // The page's first read saw the order running; by the time the stream
+  // opened it was declined, and the stream has only the snapshot to say so.
+  const reads = [order("PENDING"), order("CANCELLED", "payment_declined")];
+  const fetch = vi.fn(async (input: RequestInfo | URL) => {
+    if (String(input).endsWith("/stream")) {
+      return new Response(`event: snapshot\ndata: ${JSON.stringify(order("CANCELLED", "payment_declined"))}\n\n`, {
+        status: 200,
+        headers: { "content-type": "text/event-stream" },
+      });
+    }
+    const body = reads.length > 1 ? reads.shift() : reads[0];
+    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+  });
+  vi.stubGlobal("fetch", fetch);
+  window.fetch = fetch as unknown as typeof window.fetch; // fetch-event-source takes window.fetch
+  renderAt(
+    "/orders/o-1",
+    <Routes>
+      <Route path="/orders/:id" element={<OrderPage />} />
+    </Routes>,
+  );
+  expect(await screen.findByTestId("cancel-reason")).toHaveTextContent(/card was declined/);
+  expect(screen.getByTestId("order-status")).toHaveTextContent("CANCELLED");
 });

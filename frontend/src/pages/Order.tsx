@@ -37,7 +37,12 @@ export function OrderPage() {
   const { id = "" } = useParams();
   const stream = useOrderStream(id);
   const order = useQuery({ queryKey: ["order", id], queryFn: () => api.order(id) });
-  const ended = stream.events.some((e) => e.type === "OrderCompleted" || e.type === "OrderCancelled");
+  // over: its terminal event came live, or the stream's snapshot already says so
+  // (an order declined before the page opened; the page's first read is older)
+  const ended =
+    stream.events.some((e) => e.type === "OrderCompleted" || e.type === "OrderCancelled") ||
+    stream.order?.status === "COMPLETED" ||
+    stream.order?.status === "CANCELLED";
   const { refetch } = order;
   useEffect(() => {
     if (ended) void refetch(); // the final status and the reason in words
