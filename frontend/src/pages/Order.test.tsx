@@ -60,3 +60,33 @@ test("an order the stream's snapshot calls over is read again: its reason shows"
   expect(await screen.findByTestId("cancel-reason")).toHaveTextContent(/card was declined/);
   expect(screen.getByTestId("order-status")).toHaveTextContent("CANCELLED");
 });
+
+test("a read sent before the end and answered after it is read again", async () => {
+  // The first read is slow: the stream shows the cancellation first, and a
+  // refetch then would only join that read, which answers PENDING.
+  let reads = 0;
+  const fetch = vi.fn(async (input: RequestInfo | URL) => {
+    if (String(input).endsWith("/stream")) {
+      const cancelled = { id: "e9", type: "OrderCancelled", time: "2026-11-25T10:00:00.4Z" };
+      return new Response(
+        `event: snapshot\ndata: ${JSON.stringify(order("PENDING"))}\n\n` +
+          `event: OrderCancelled\nid: e9\ndata: ${JSON.stringify(cancelled)}\n\n`,
+        { status: 200, headers: { "content-type": "text/event-stream" } },
+      );
+    }
+    reads += 1;
+    if (reads === 1) await new Promise((resolve) => setTimeout(resolve, 300));
+    const body = reads === 1 ? order("PENDING") : order("CANCELLED", "payment_declined");
+    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
+  });
+  vi.stubGlobal("fetch", fetch);
+  window.fetch = fetch as unknown as typeof window.fetch;
+  renderAt(
+    "/orders/o-1",
+    <Routes>
+      <Route path="/orders/:id" element={<OrderPage />} />
+    </Routes>,
+  );
+  expect(await screen.findByTestId("cancel-reason", {}, { timeout: 3000 })).toHaveTextContent(/card was declined/);
+  expect(screen.getByTestId("order-status")).toHaveTextContent("CANCELLED");
+});

@@ -14,6 +14,10 @@ const CONNECTION_TEXT: Record<Connection, string> = {
   failed: "The live view stopped",
 };
 
+function over(status: string | undefined): boolean {
+  return status === "COMPLETED" || status === "CANCELLED";
+}
+
 function time(iso: string): string {
   const when = new Date(iso);
   return Number.isNaN(when.getTime()) ? iso : when.toLocaleTimeString();
@@ -36,13 +40,19 @@ export function Steps({ events }: { events: SagaEvent[] }) {
 export function OrderPage() {
   const { id = "" } = useParams();
   const stream = useOrderStream(id);
-  const order = useQuery({ queryKey: ["order", id], queryFn: () => api.order(id) });
   // over: its terminal event came live, or the stream's snapshot already says so
   // (an order declined before the page opened; the page's first read is older)
   const ended =
     stream.events.some((e) => e.type === "OrderCompleted" || e.type === "OrderCancelled") ||
-    stream.order?.status === "COMPLETED" ||
-    stream.order?.status === "CANCELLED";
+    over(stream.order?.status);
+  const order = useQuery({
+    queryKey: ["order", id],
+    queryFn: () => api.order(id),
+    // The read that answers after the end may have been sent before it (a
+    // refetch while the first read is in flight joins that read): read
+    // again until the order says what the stream said.
+    refetchInterval: (query) => (ended && !over(query.state.data?.status) ? 250 : false),
+  });
   const { refetch } = order;
   useEffect(() => {
     if (ended) void refetch(); // the final status and the reason in words
