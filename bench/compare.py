@@ -7,11 +7,14 @@ take turns on the default sandbox ports and databases, never at once.
     python bench/compare.py BEFORE [AFTER] [--rounds 3] [--rate 20] [--duration 20]
 
 BEFORE and AFTER are git revisions (AFTER defaults to the work tree as it
-is). Per round and version: `up --runtime local` from that version, then a
-paced run and a flood with the bare baseline, both by this work tree's
-`shopctl bench` (one instrument for both stacks), then `down`. Prints every
-run, then the medians and the after/before ratio of each figure, and what
-machine it ran on."""
+is). Per round and version: `up --runtime local` from that version (timed,
+as a person waits for it; `--replicas` is passed to it), then a paced run
+and a flood with the bare baseline, both by this work tree's `shopctl
+bench` (one instrument for both stacks), then `down`. Prints every run,
+then the medians and the after/before ratio of each figure, and what
+machine it ran on. The first round warms both versions up (databases
+created, files cached): with more than one round, the medians leave it
+out."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +39,9 @@ FIGURES = (
     ("paced p50 ms", "paced", ("checkout_to_completed_ms", "p50")),
     ("paced p99 ms", "paced", ("checkout_to_completed_ms", "p99")),
     ("paced stack CPU ms/order", "paced", "cpu"),
+    ("paced services PSS MB", "paced", "services_mb"),
+    ("paced whole stack PSS MB", "paced", "stack_mb"),
+    ("warm up s", "up", "seconds"),
 )
 LOAD = "shopctl bench (the load)"
 
@@ -79,6 +86,13 @@ def bench(*args: str) -> dict:
 
 
 def figure(run: dict, key: str | tuple[str, str]) -> float | None:
+    if key in ("services_mb", "stack_mb"):
+        # memory (PSS) at the end of the run: the service processes, or every
+        # part of the stack (RabbitMQ and PostgreSQL too) but the load
+        memory = {part: v for part, v in run.get("rss_mb", {}).items() if part != LOAD}
+        if key == "services_mb":
+            memory = {p: v for p, v in memory.items() if p not in ("rabbitmq", "postgresql")}
+        return round(sum(memory.values())) if memory else None
     if key == "cpu":
         # The same sum for both versions (an older bench has no such figure):
         # the stack's CPU over the measured orders that ended.
@@ -96,7 +110,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--replicas", default="", help="passed to up, e.g. inventory=2,payment=2")
     options = parser.parse_args()
+    up_args = ["up", "--runtime", "local"]
+    if options.replicas:
+        up_args += ["--replicas", options.replicas]
 
     scratch = Path(tempfile.mkdtemp(prefix="shop-compare-"))
     trees = {
@@ -107,7 +125,9 @@ def main() -> None:
     try:
         for round_ in range(1, options.rounds + 1):
             for name, tree in trees.items():
-                up = shopctl(tree, "up", "--runtime", "local")
+                started = time.monotonic()
+                up = shopctl(tree, *up_args)
+                up_s = time.monotonic() - started  # warm: the databases are there after round 1
                 if up.returncode != 0:
                     raise SystemExit(
                         f"up failed for {name}:\n{up.stdout[-2000:]}{up.stderr[-2000:]}"
@@ -117,10 +137,11 @@ def main() -> None:
                     flood = bench("--flood", "--duration", str(options.duration), "--baseline")
                 finally:
                     shopctl(tree, "down")
-                runs[name].append({"paced": paced, "flood": flood})
+                run = {"paced": paced, "flood": flood, "up": {"seconds": round(up_s, 2)}}
+                if round_ > 1 or options.rounds == 1:
+                    runs[name].append(run)
                 line = ", ".join(
-                    f"{label} {figure({'paced': paced, 'flood': flood}[kind], key)}"
-                    for label, kind, key in FIGURES
+                    f"{label} {figure(run[kind], key)}" for label, kind, key in FIGURES
                 )
                 print(f"round {round_} {name}: {line}", flush=True)
     finally:
@@ -135,7 +156,7 @@ def main() -> None:
 
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     print(
-        f"\nmedians of {options.rounds} interleaved rounds, {when}, "
+        f"\nmedians of {len(runs['after'])} interleaved rounds (of {options.rounds}), {when}, "
         f"{platform.node()} ({os.cpu_count()} CPUs, {platform.python_version()}); "
         f"before {options.before}, after {options.after or 'the work tree'}"
     )

@@ -25,7 +25,7 @@ from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
 from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
 from .settings import SandboxSettings
-from .stack import PARTS, SERVICES, StackPart, part, server_command, service_environment
+from .stack import PARTS, SERVICES, StackPart, log_config_path, part, service_environment
 
 
 @dataclass
@@ -63,8 +63,7 @@ class LocalStack:
         self.config = config
         self.running: dict[str, processes.RunningPart] = {}
         self.budget: ConnectionBudget | None = None
-        self.commands: dict[str, list[str]] = {}
-        self.envs: dict[str, dict[str, str]] = {}
+        self.specs: dict[str, processes.Launch] = {}
 
     def database_name(self, target: StackPart) -> str:
         return f"{self.config.database_prefix}_{target.name}"
@@ -163,10 +162,11 @@ class LocalStack:
         budget = self.connection_budget().environment()
         service_urls = {s.name: self.url(s.name) for s in SERVICES}
         wanted = {t.name for t in targets}
+        launches = []
         for name, target in self.launches():
             if target.name not in wanted or name in skip:
                 continue
-            self.envs[name] = service_environment(
+            env = service_environment(
                 target,
                 database_url=self.database_url(target),
                 broker_url=self.config.broker_url,
@@ -174,17 +174,19 @@ class LocalStack:
                 extra={**budget, **self.config.extra_env},
             )
             if self.config.marker:
-                self.envs[name][processes.MARKER_VARIABLE] = self.config.marker
-            self.commands[name] = server_command(target, self.config.host, self.config.ports[name])
-            self.running[name] = processes.start_process(
-                name,
-                self.commands[name],
-                self.envs[name],
-                self.config.ports[name],
-                self.config.log_dir,
-                truncate=truncate_logs,
-                service=target.name,
+                env[processes.MARKER_VARIABLE] = self.config.marker
+            self.specs[name] = processes.Launch(
+                name, target.app, self.config.host, self.config.ports[name], env, target.name
             )
+            launches.append(self.specs[name])
+        self._fork(launches, truncate=truncate_logs)
+
+    def _fork(self, launches: list[processes.Launch], *, truncate: bool = False) -> None:
+        """One fork server imports the apps once and forks each part."""
+        for running in processes.start_forked(
+            launches, self.config.log_dir, log_config_path(), truncate=truncate
+        ):
+            self.running[running.name] = running
 
     def wait_ready(
         self,
@@ -200,15 +202,7 @@ class LocalStack:
 
     def restart(self, name: str, deadline_s: float = 60.0) -> None:
         self.stop(name)
-        old = self.running[name]
-        self.running[name] = processes.start_process(
-            name,
-            self.commands[name],
-            self.envs[name],
-            old.port,
-            self.config.log_dir,
-            service=old.service,
-        )
+        self._fork([self.specs[name]])
         processes.wait_ready([self.running[name]], deadline_s)
 
 
@@ -302,6 +296,9 @@ class LocalRuntime:
         check_ports_free({n: port for n, port in ports.items() if n not in alive})
 
         missing = {t.name for n, t in self.stack.launches() if n not in alive}
+        for name, _ in self.stack.launches():
+            if name not in alive:
+                progress(name, "starting", "importing")  # the fork server's imports
         self.stack.start_parts(
             [p for p in PARTS if p.name in missing], truncate_logs=True, skip=alive
         )

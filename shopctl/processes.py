@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,13 +18,42 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ShopError
+from .forkserver import exit_file
+
+
+class ForkedProcess:
+    """A part forked by ``shopctl.forkserver``: not this process's child, so
+    it is watched by pid, and its exit code is read from the file it writes
+    when it ends (the parts of Popen that the runtime uses)."""
+
+    def __init__(self, pid: int, exit_path: Path) -> None:
+        self.pid = pid
+        self.exit_path = exit_path
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not pid_alive(self.pid):
+            try:
+                self.returncode = int(self.exit_path.read_text())
+            except (OSError, ValueError):
+                self.returncode = -signal.SIGKILL  # ended without a word: killed
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
 
 
 @dataclass
 class RunningPart:
     name: str
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     log_path: Path
     instance: str = ""  # the SHOP_INSTANCE_ID it was started with
     service: str = ""  # the service it runs (a replica "inventory-2" runs inventory)
@@ -85,14 +115,99 @@ def marked_processes(marker: str) -> dict[int, str]:
             continue
         name = next(
             (v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"SHOP_SERVICE_NAME=")),
-            "?",
+            None,
         )
+        if name is None:  # forked from the fork server: its name is its comm
+            try:
+                name = (entry / "comm").read_text().strip()
+            except OSError:
+                name = "?"
         found[pid] = name
     return found
 
 
 def new_instance_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One part to start: its name, the app it serves and how."""
+
+    name: str
+    app: str  # "module:factory"
+    host: str
+    port: int
+    env: dict[str, str]
+    service: str = ""  # the service it runs (a replica "inventory-2" runs inventory)
+
+
+def start_forked(
+    launches: list[Launch], log_dir: Path, log_config: str, *, truncate: bool = False
+) -> list[RunningPart]:
+    """Start the parts from one process that imports their apps once and
+    forks each (see shopctl.forkserver); each gets a fresh SHOP_INSTANCE_ID
+    and logs to ``<log_dir>/<name>.log``. Returns when all are forked."""
+    if not launches:
+        return []
+    log_dir.mkdir(parents=True, exist_ok=True)
+    instances = {launch.name: new_instance_id() for launch in launches}
+    envs = [
+        {**os.environ, **launch.env, "SHOP_INSTANCE_ID": instances[launch.name]}
+        for launch in launches
+    ]
+    # the server's own environment: what every part shares (SHOP_SANDBOX
+    # among it), which is what /proc/<pid>/environ shows for each child
+    shared = dict(set.intersection(*(set(env.items()) for env in envs)))
+    request = {
+        "launches": [
+            {
+                "name": launch.name,
+                "app": launch.app,
+                "host": launch.host,
+                "port": launch.port,
+                "env": env,
+                "log": str(log_dir / f"{launch.name}.log"),
+                "truncate": truncate,
+                "log_config": log_config,
+            }
+            for launch, env in zip(launches, envs, strict=True)
+        ]
+    }
+    apps = list(dict.fromkeys(launch.app for launch in launches))
+    with (log_dir / "forkserver.log").open("ab") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "shopctl.forkserver", *apps],
+            env=shared,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+        )
+    out, _ = server.communicate(json.dumps(request).encode(), timeout=120)
+    pids = {}
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            answer = json.loads(line)
+            pids[str(answer["name"])] = int(answer["pid"])
+    missing = [launch.name for launch in launches if launch.name not in pids]
+    if missing:
+        raise ShopError(
+            f"could not start {', '.join(missing)}: "
+            f"the fork server exited with code {server.returncode}",
+            hint=f"its log: {log_dir / 'forkserver.log'}",
+        )
+    return [
+        RunningPart(
+            launch.name,
+            launch.port,
+            ForkedProcess(pids[launch.name], exit_file(log_dir / f"{launch.name}.log")),
+            log_dir / f"{launch.name}.log",
+            instances[launch.name],
+            launch.service or launch.name,
+        )
+        for launch in launches
+    ]
 
 
 def start_process(
