@@ -14,26 +14,37 @@ pytestmark = pytest.mark.e2e
 
 # The planted bug: inventory forgets that it has seen an OrderCreated (its
 # inbox claims every event as new, and a second reservation of one order is
-# made again). Loaded into the inventory process only, through the
-# sitecustomize hook of Python's site module.
+# made again). Loaded through the sitecustomize hook of Python's site module,
+# which runs once in the fork server that starts every part (or in each
+# part, where each is an interpreter of its own), so the patches ask which
+# part they run in when called: only inventory's calls are bugged.
 PLANTED = """
 import os
 
-if os.environ.get("SHOP_SERVICE_NAME") == "inventory":
-    from services.common import inbox
-    from services.inventory import domain
+from services.common import inbox
+from services.inventory import domain
 
-    _claim = domain.claim
+_record = inbox.record_handled
+_claim = domain.claim
 
-    async def _always_new(*args, **kwargs):
+
+def _in_inventory():
+    return os.environ.get("SHOP_SERVICE_NAME") == "inventory"
+
+
+async def _always_new(*args, **kwargs):
+    if _in_inventory():
         return True
+    return await _record(*args, **kwargs)
 
-    async def _claim_reservation_always(conn, order_id, status):
-        claimed = await _claim(conn, order_id, status)
-        return True if status == "PENDING" else claimed
 
-    inbox.record_handled = _always_new
-    domain.claim = _claim_reservation_always
+async def _claim_reservation_always(conn, order_id, status):
+    claimed = await _claim(conn, order_id, status)
+    return True if status == "PENDING" and _in_inventory() else claimed
+
+
+inbox.record_handled = _always_new
+domain.claim = _claim_reservation_always
 """
 
 
