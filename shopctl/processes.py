@@ -143,7 +143,12 @@ class Launch:
 
 
 def start_forked(
-    launches: list[Launch], log_dir: Path, log_config: str, *, truncate: bool = False
+    launches: list[Launch],
+    log_dir: Path,
+    log_config: str,
+    *,
+    truncate: bool = False,
+    timeout_s: float = 120.0,
 ) -> list[RunningPart]:
     """Start the parts from one process that imports their apps once and
     forks each (see shopctl.forkserver); each gets a fresh SHOP_INSTANCE_ID
@@ -184,7 +189,16 @@ def start_forked(
             stderr=log,
             start_new_session=True,
         )
-    out, _ = server.communicate(json.dumps(request).encode(), timeout=120)
+    try:
+        out, _ = server.communicate(json.dumps(request).encode(), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        stop_pid(server.pid, grace_s=2)  # it and any part it forked (not yet in their own session)
+        server.wait()
+        raise ShopError(
+            f"the fork server did not start {', '.join(launch.name for launch in launches)} "
+            f"within {timeout_s:g} s",
+            hint=f"its log: {log_dir / 'forkserver.log'}",
+        ) from None
     pids = {}
     for line in out.decode(errors="replace").splitlines():
         with contextlib.suppress(ValueError, KeyError, TypeError):

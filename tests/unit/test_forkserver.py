@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -111,3 +112,18 @@ def test_an_app_that_does_not_import_fails_in_its_own_log(tmp_path: Path, starte
     assert "tests.no_such_module" in parts[1].log_path.read_text()
     processes.wait_ready([parts[0]], deadline_s=30)  # the other part is not taken down with it
     assert whoami(parts[0])["service"] == "cart"
+
+
+def test_a_fork_server_that_hangs_is_stopped_with_one_sentence(tmp_path: Path, monkeypatch):
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text("import time\ntime.sleep(60)\n")  # hangs at start
+    monkeypatch.setenv("PYTHONPATH", str(plant))
+    started = time.monotonic()
+    with pytest.raises(ShopError) as caught:
+        processes.start_forked(
+            [launch("cart", f"{tmp_path}/sandbox")], tmp_path, log_config_path(), timeout_s=1
+        )
+    assert caught.value.message == "the fork server did not start cart within 1 s"
+    assert time.monotonic() - started < 10
+    assert processes.marked_processes(f"{tmp_path}/sandbox") == {}  # nothing left running
