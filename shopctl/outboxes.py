@@ -3,8 +3,10 @@ committed to be published, and whether it has been (for bundles and `why`)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .errors import ShopError
 from .runtime import Runtime
@@ -56,12 +58,34 @@ def outbox_events(runtime: Runtime, since_s: float) -> tuple[list[tuple[str, byt
         f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds' ORDER BY id",
     )
     found = [
-        (created or "", key or "", (body or "").encode())
+        (event_time(created or "", body or ""), key or "", (body or "").encode())
         for _, rows in answers
         for created, key, body in rows
     ]
     found.sort(key=lambda row: row[0])
     return [(key, body) for _, key, body in found], problems
+
+
+def event_time(created_at: str, body: str) -> datetime:
+    """When the event happened, as it says itself (its ``time``, which trace
+    prints); else when its row was written. The row's created_at is the
+    start of the writing transaction, so two services' rows can be in
+    another order than their events."""
+    for text in (_said_time(body), created_at):
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return datetime.min.replace(tzinfo=UTC)
+
+
+def _said_time(body: str) -> str:
+    try:
+        said = json.loads(body).get("time")
+    except (ValueError, AttributeError):
+        return ""
+    return said if isinstance(said, str) else ""
 
 
 def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow], list[str]]:

@@ -96,14 +96,16 @@ def test_why_names_the_queue_the_fault_the_cause_and_the_command(sandbox_env):
         history = shopctl(env, "trace", "--since", "5m", "--order", declined[:8], "--for", "0.5")
         lines = [line for line in history.stdout.splitlines() if declined[:8] in line]
         kinds = [event_type(line) for line in lines]
-        assert kinds[:5] == [
+        assert kinds[:4] == [
             "CartCheckedOut",
             "OrderCreated",
             "StockReserved",
             "PaymentFailed",
-            "OrderCancelled",
         ], history.stdout
-        assert "StockReleased" in kinds
+        # order and inventory each answer PaymentFailed: either may be first
+        assert sorted(kinds[4:6]) == ["OrderCancelled", "StockReleased"], history.stdout
+        times = [line.split()[0] for line in lines]
+        assert times == sorted(times), history.stdout  # in the order the events say they happened
 
         assert shopctl(env, "why", "not-an-order").returncode == 2
         assert shopctl(env, "trace", "--until-terminal").returncode == 2
