@@ -11,20 +11,20 @@ Run as ``python -m shopctl.forkserver <app> [<app> ...]`` (the apps also
 name the children's command line, which the runtime checks before it
 signals a pid) with the launches as JSON on stdin::
 
-    {"launches": [{"name", "app", "host", "port", "env", "log", "truncate",
-                   "log_config"}]}
+    {"launches": [{"name", "app", "uvicorn", "env", "log", "truncate"}]}
 
 It prints one line ``{"name": ..., "pid": ...}`` a child. A child runs
-uvicorn as ``uvicorn --factory <app>`` would, in its own session (its
-process group is the part), its output appended to its log, its
-environment replaced by the launch's. When it ends it writes its exit code
+uvicorn's command line with the launch's ``uvicorn`` arguments (those of
+``shopctl.stack.uvicorn_args``, as the docker runtime's command), in its
+own session (its process group is the part), its output appended to its
+log, its environment replaced by the launch's. When it ends it writes its exit code
 to ``<log>.exit`` (minus the signal's number when a signal ended it, as
 Popen says): the runtime reads it there (a forked child is not its child
 to wait for). An app that fails to import here is imported again by
 its child, which then fails the way a lone process would, in its own log.
 
-Only the standard library and uvicorn are imported before the fork: no
-thread, no event loop and no connection exists in this process.
+Importing the apps and uvicorn starts no thread, no event loop and no
+connection: there is none in this process when it forks.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def exit_file(log: str | Path) -> Path:
 
 def preload(apps: list[str]) -> None:
     """Import each app's module (and uvicorn's loop and protocols)."""
-    for module in ("uvicorn", "uvloop", "uvicorn.loops.uvloop", "uvicorn.lifespan.on"):
+    for module in ("uvicorn.main", "uvloop", "uvicorn.loops.uvloop", "uvicorn.lifespan.on"):
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     for app in apps:
@@ -87,19 +87,10 @@ def _serve(launch: dict[str, Any]) -> int:
     # again: caught here, it becomes the code a waiting parent would see
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    import uvicorn
+    from uvicorn.main import main as uvicorn_cli
 
     try:
-        uvicorn.run(
-            launch["app"],
-            factory=True,
-            host=launch["host"],
-            port=int(launch["port"]),
-            loop="uvloop",
-            access_log=False,
-            log_config=launch["log_config"],
-            timeout_graceful_shutdown=10,
-        )
+        uvicorn_cli.main(args=launch["uvicorn"], prog_name="uvicorn")
     except SystemExit as stop:
         code = stop.code
         return code if isinstance(code, int) else (0 if code is None else 1)

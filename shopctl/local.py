@@ -25,7 +25,7 @@ from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
 from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
 from .settings import SandboxSettings
-from .stack import PARTS, SERVICES, StackPart, log_config_path, part, service_environment
+from .stack import PARTS, SERVICES, StackPart, part, service_environment, uvicorn_args
 
 
 @dataclass
@@ -175,17 +175,21 @@ class LocalStack:
             )
             if self.config.marker:
                 env[processes.MARKER_VARIABLE] = self.config.marker
+            port = self.config.ports[name]
             self.specs[name] = processes.Launch(
-                name, target.app, self.config.host, self.config.ports[name], env, target.name
+                name,
+                target.app,
+                port,
+                uvicorn_args(target, self.config.host, port),
+                env,
+                target.name,
             )
             launches.append(self.specs[name])
         self._fork(launches, truncate=truncate_logs)
 
     def _fork(self, launches: list[processes.Launch], *, truncate: bool = False) -> None:
         """One fork server imports the apps once and forks each part."""
-        for running in processes.start_forked(
-            launches, self.config.log_dir, log_config_path(), truncate=truncate
-        ):
+        for running in processes.start_forked(launches, self.config.log_dir, truncate=truncate):
             self.running[running.name] = running
 
     def wait_ready(

@@ -136,8 +136,8 @@ class Launch:
 
     name: str
     app: str  # "module:factory"
-    host: str
     port: int
+    uvicorn: list[str]  # uvicorn's arguments (shopctl.stack.uvicorn_args)
     env: dict[str, str]
     service: str = ""  # the service it runs (a replica "inventory-2" runs inventory)
 
@@ -145,7 +145,6 @@ class Launch:
 def start_forked(
     launches: list[Launch],
     log_dir: Path,
-    log_config: str,
     *,
     truncate: bool = False,
     timeout_s: float = 120.0,
@@ -169,12 +168,10 @@ def start_forked(
             {
                 "name": launch.name,
                 "app": launch.app,
-                "host": launch.host,
-                "port": launch.port,
+                "uvicorn": launch.uvicorn,
                 "env": env,
                 "log": str(log_dir / f"{launch.name}.log"),
                 "truncate": truncate,
-                "log_config": log_config,
             }
             for launch, env in zip(launches, envs, strict=True)
         ]

@@ -115,10 +115,15 @@ def server_command(
     log_config: str | None = None,
 ) -> list[str]:
     """The command that serves one part (uvicorn on uvloop, timestamped logs)."""
+    return [python, "-m", "uvicorn", *uvicorn_args(target, host, port, log_config)]
+
+
+def uvicorn_args(
+    target: StackPart, host: str, port: int, log_config: str | None = None
+) -> list[str]:
+    """uvicorn's arguments for one part: the command's, and what a part
+    forked by the local runtime's fork server runs uvicorn's CLI with."""
     return [
-        python,
-        "-m",
-        "uvicorn",
         "--factory",
         target.app,
         "--host",

@@ -15,18 +15,19 @@ import pytest
 
 from shopctl import processes
 from shopctl.errors import ShopError
-from shopctl.stack import log_config_path
+from shopctl.stack import StackPart, uvicorn_args
 from tests.conftest import free_port
 
 APP = "tests.forked_app:create_app"
 
 
-def launch(name: str, marker: str, **env: str) -> processes.Launch:
+def launch(name: str, marker: str, app: str = APP, **env: str) -> processes.Launch:
+    port = free_port()
     return processes.Launch(
         name,
-        APP,
-        "127.0.0.1",
-        free_port(),
+        app,
+        port,
+        uvicorn_args(StackPart(name, app, port), "127.0.0.1", port),
         {"SHOP_SERVICE_NAME": name, processes.MARKER_VARIABLE: marker, **env},
     )
 
@@ -53,7 +54,6 @@ def test_forked_parts_are_each_themselves(tmp_path: Path, started):
             launch("order", marker, FORKED_APP_OWN="o"),
         ],
         tmp_path,
-        log_config_path(),
     )
     started.extend(parts)
     processes.wait_ready(parts, deadline_s=30)
@@ -85,7 +85,6 @@ def test_a_forked_part_that_cannot_start_says_so_with_its_code(tmp_path: Path, s
             launch("payment", marker, FORKED_APP_FAILS="payment"),
         ],
         tmp_path,
-        log_config_path(),
         truncate=True,
     )
     started.extend(parts)
@@ -96,16 +95,9 @@ def test_a_forked_part_that_cannot_start_says_so_with_its_code(tmp_path: Path, s
 
 
 def test_an_app_that_does_not_import_fails_in_its_own_log(tmp_path: Path, started):
-    broken = processes.Launch(
-        "shipping",
-        "tests.no_such_module:create_app",
-        "127.0.0.1",
-        free_port(),
-        {"SHOP_SERVICE_NAME": "shipping"},
-    )
-    parts = processes.start_forked(
-        [launch("cart", f"{tmp_path}/sandbox"), broken], tmp_path, log_config_path()
-    )
+    marker = f"{tmp_path}/sandbox"
+    broken = launch("shipping", marker, app="tests.no_such_module:create_app")
+    parts = processes.start_forked([launch("cart", marker), broken], tmp_path)
     started.extend(parts)
     with pytest.raises(ShopError, match="shipping exited with code 3 while starting"):
         processes.wait_ready(parts, deadline_s=30)
@@ -121,9 +113,7 @@ def test_a_fork_server_that_hangs_is_stopped_with_one_sentence(tmp_path: Path, m
     monkeypatch.setenv("PYTHONPATH", str(plant))
     started = time.monotonic()
     with pytest.raises(ShopError) as caught:
-        processes.start_forked(
-            [launch("cart", f"{tmp_path}/sandbox")], tmp_path, log_config_path(), timeout_s=1
-        )
+        processes.start_forked([launch("cart", f"{tmp_path}/sandbox")], tmp_path, timeout_s=1)
     assert caught.value.message == "the fork server did not start cart within 1 s"
     assert time.monotonic() - started < 10
     assert processes.marked_processes(f"{tmp_path}/sandbox") == {}  # nothing left running
