@@ -1,8 +1,10 @@
 """`shopctl bench`: checkouts through the gateway at a paced rate (open loop:
-a slow system cannot slow the load) or as a flood, every order followed to
-its end on a tap, and what it cost: orders a second, the checkout's answer
-time, checkout to OrderCompleted, each saga step, errors by kind, the CPU
-seconds and memory of every part, the queues left at the end.
+a slow system cannot slow the load) or as a flood (a fixed number of orders
+in flight from checkout to their end, as the bare baseline keeps journeys in
+flight), every order followed to its end on a tap, and what it cost: orders
+a second, the checkout's answer time, checkout to OrderCompleted, each saga
+step, errors by kind, the CPU seconds and memory of every part, the queues
+left at the end.
 
 Customers, products and carts are made before the clock starts; the carts
 are the load's ammunition, one a checkout."""
@@ -29,7 +31,7 @@ import orjson
 
 from .errors import ShopError
 from .scenario.runner import _patient_post
-from .timeline import Tap, TimelineStore
+from .timeline import Tap, TimelineEvent, TimelineStore
 
 CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
 ADDRESS = {
@@ -68,6 +70,7 @@ class Checkout:
 
 
 LOAD = "shopctl bench (the load)"  # this process, in the CPU table
+TERMINAL = ("OrderCompleted", "OrderCancelled")
 
 
 @dataclass
@@ -86,6 +89,25 @@ class BenchResult:
 
     def measured(self) -> list[Checkout]:
         return [c for c in self.checkouts if c.kind != "warmup"]
+
+    def most_in_flight(self) -> int:
+        """The most orders at once between their checkout and their end (as
+        the tap saw it), warm-up included; one that never ended counts to
+        the end. A flood holds it at its --in-flight; paced, it is the backlog."""
+        edges: list[tuple[float, int]] = []
+        for checkout in self.checkouts:
+            if not checkout.order:
+                continue
+            edges.append((checkout.sent, 1))
+            timeline = self.store.get(checkout.order)
+            if timeline is not None and timeline.outcome is not None:
+                ended = next(e.seen_at for e in timeline if e.type in TERMINAL)
+                edges.append((ended, -1))
+        most = now = 0
+        for _, step in sorted(edges):  # at one instant an end (-1) sorts before a start
+            now += step
+            most = max(most, now)
+        return most
 
     def summary(self) -> dict[str, Any]:
         checkouts = self.measured()
@@ -106,7 +128,16 @@ class BenchResult:
             done = next((e for e in timeline if e.type == "OrderCompleted"), None)
             if done is not None:
                 to_completed.append(done.seen_at - checkout.sent)
-        completed = outcomes.get("COMPLETED", 0)
+        # throughput: the orders whose OrderCompleted the tap saw inside the
+        # measured window, whenever their checkout left (the baseline counts
+        # journeys the same way)
+        window_end = self.measure_started + self.duration_s
+        completed = sum(
+            1
+            for timeline in self.store.timelines.values()
+            for e in timeline
+            if e.type == "OrderCompleted" and self.measure_started <= e.seen_at <= window_end
+        )
         errors = Counter(
             c.error or f"HTTP {c.status}" for c in checkouts if c.status != 202 or not c.order
         )
@@ -130,6 +161,7 @@ class BenchResult:
             "completed": completed,
             "completed_per_s": round(completed / self.duration_s, 2) if self.duration_s else 0,
             "outcomes": dict(outcomes),
+            "most_in_flight": self.most_in_flight(),
             "errors": dict(errors),
             "checkout_answer_ms": percentiles(answer_times),
             "checkout_to_completed_ms": percentiles(to_completed),
@@ -285,6 +317,36 @@ async def _released(gate: asyncio.Semaphore, work: Any) -> None:
         gate.release()
 
 
+class OrderEnds:
+    """Waits for orders to end, fed by the tap: a flood's slot is taken from
+    the checkout until the order's OrderCompleted or OrderCancelled. One
+    future an order, so an event wakes only its own waiter."""
+
+    def __init__(self, store: TimelineStore) -> None:
+        self.store = store
+        self._waiting: dict[str, asyncio.Future[None]] = {}
+
+    def seen(self, event: object) -> None:
+        """The tap's on_event."""
+        if isinstance(event, TimelineEvent) and event.type in TERMINAL:
+            waiter = self._waiting.pop(event.correlation_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, order: str, timeout_s: float) -> bool:
+        """True once the order has ended; False when ``timeout_s`` passed first."""
+        timeline = self.store.get(order)
+        if timeline is not None and timeline.outcome is not None:
+            return True
+        waiter = self._waiting.setdefault(order, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            self._waiting.pop(order, None)
+            return False
+        return True
+
+
 async def _until_found(client: httpx.AsyncClient, path: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while (await client.get(path)).status_code != 200:
@@ -436,7 +498,7 @@ async def run_bench(
     pids: Callable[[], dict[str, list[int]]],
     queue_names: list[str],
     progress: Callable[[str], None],
-    flood_concurrency: int = 64,
+    in_flight: int = 64,
     grace_s: float = 30.0,
     connections: Callable[[], int | None] = lambda: None,
     sample_s: float = 10.0,
@@ -447,14 +509,16 @@ async def run_bench(
     flood = rate is None
     planned = int((rate or 60) * (duration_s + warmup_s) * (1.0 if rate else 2.0)) + 10
     bench = Bench(gateway, broker_url, admin, customers=customers, skus=skus, mix=mix)
-    limits = httpx.Limits(max_connections=flood_concurrency * 2, max_keepalive_connections=128)
-    result = BenchResult("flood" if flood else f"paced {rate:g}/s", duration_s)
+    limits = httpx.Limits(max_connections=in_flight * 2, max_keepalive_connections=128)
+    result = BenchResult(
+        f"flood, {in_flight} orders in flight" if flood else f"paced {rate:g}/s", duration_s
+    )
     result.machine = f"{os.uname().nodename}, {os.cpu_count()} CPUs"
     # The load itself goes through aiohttp: httpx's pool cost this process
     # 1.7 ms of CPU a request at 64 in flight, CPU the stack then lacked.
     loader = aiohttp.ClientSession(
         base_url=gateway,
-        connector=aiohttp.TCPConnector(limit=flood_concurrency * 2),
+        connector=aiohttp.TCPConnector(limit=in_flight * 2),
         timeout=aiohttp.ClientTimeout(total=30),
     )
 
@@ -473,11 +537,12 @@ async def run_bench(
                 result.gc_pauses_ms.append(pause)
 
     gc.callbacks.append(on_gc)
+    ends = OrderEnds(result.store)
     try:
         async with (
             httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
             loader,
-            Tap(broker_url, store=result.store),
+            Tap(broker_url, store=result.store, on_event=ends.seen),
         ):
             await bench.prepare(client, planned, progress)
             tasks: list[asyncio.Task[None]] = []
@@ -492,7 +557,11 @@ async def run_bench(
                 if phase == "warmup":
                     done.kind = "warmup"
                 result.checkouts.append(done)
+                if flood and done.order:
+                    # the slot stays taken until the order is over (or given up on)
+                    await ends.wait(done.order, grace_s)
 
+            gate = asyncio.Semaphore(in_flight)  # the flood's slots, across both phases
             for phase, length in (("warmup", warmup_s), ("measure", duration_s)):
                 if length <= 0:
                     continue
@@ -505,9 +574,8 @@ async def run_bench(
                 sent = 0
                 last_note = started
                 if flood:
-                    gate = asyncio.Semaphore(flood_concurrency)
                     while (now := loop.time()) < end:
-                        await gate.acquire()  # at most flood_concurrency checkouts in flight
+                        await gate.acquire()  # at most in_flight orders not yet over
                         tasks.append(asyncio.create_task(_released(gate, fire(phase))))
                         sent += 1
                         if now - last_note > 1:

@@ -248,7 +248,19 @@ def bench(
     rate: Annotated[
         float | None, typer.Option(min=0.1, help="checkouts a second, paced (open loop)")
     ] = None,
-    flood: Annotated[bool, typer.Option("--flood", help="as many as the stack takes")] = False,
+    flood: Annotated[
+        bool,
+        typer.Option("--flood", help="keep --in-flight orders going, each until it is over"),
+    ] = False,
+    in_flight: Annotated[
+        int,
+        typer.Option(
+            "--in-flight",
+            min=1,
+            max=1000,
+            help="orders not yet over in a flood (and journeys in the baseline's)",
+        ),
+    ] = 64,
     duration: Annotated[float, typer.Option(min=1, help="seconds measured")] = 20.0,
     warmup: Annotated[float, typer.Option(min=0, help="seconds of load before measuring")] = 5.0,
     customers: Annotated[int, typer.Option(min=1, max=1000)] = 20,
@@ -322,6 +334,7 @@ def bench(
                 chosen.broker_url(),
                 settings.pg_admin_url,
                 duration_s=min(duration, 15.0),
+                in_flight=in_flight,
                 progress=lambda text: err.print(f"[dim]{text}[/]"),
             )
         )
@@ -338,6 +351,7 @@ def bench(
             mix=weights,
             pids=pids,
             queue_names=queues,
+            in_flight=in_flight,
             connections=connections,
             sample_s=min(10.0, max(2.0, duration / 10)),
             progress=lambda text: err.print(f"[dim]{text}[/]"),
@@ -374,6 +388,7 @@ def _print_bench(figures: dict[str, Any]) -> None:
         ratio = figures["ratio_to_baseline"]
         table.add_row("ratio to the baseline", f"[bold]{ratio:.0%}[/]" if ratio else "-")
     table.add_row("checkouts sent / accepted", f"{figures['checkouts']} / {figures['accepted']}")
+    table.add_row("orders in flight, at most", str(figures["most_in_flight"]))
     table.add_row("outcomes", ", ".join(f"{k}: {v}" for k, v in figures["outcomes"].items()))
     table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in figures["errors"].items()) or "none")
     table.add_row("checkout answer p50/p95/p99", ms(figures["checkout_answer_ms"]))

@@ -56,5 +56,33 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     page = (tmp_path / "bench.html").read_text()
     assert "orders completed each second" in page and "<polyline" in page
 
+    # a flood keeps its orders in flight until each is over: never more
+    # than --in-flight at once, and none left going at the end
+    flooded = shopctl(
+        env,
+        "bench",
+        "--flood",
+        "--in-flight",
+        "4",
+        "--duration",
+        "3",
+        "--warmup",
+        "0",
+        "--customers",
+        "3",
+        "--skus",
+        "2",
+        "--json",
+        timeout=120,
+    )
+    assert flooded.returncode == 0, flooded.stdout[-3000:] + flooded.stderr[-3000:]
+    flood = json.loads(flooded.stdout)
+    assert flood["mode"] == "flood, 4 orders in flight"
+    assert "not ended" not in flood["outcomes"] and flood["checkouts"] >= 4
+    assert flood["completed_per_s"] > 0
+    assert flood["queues_at_end"] == {}
+    # not one order leaves before one of the four before it is over
+    assert 1 <= flood["most_in_flight"] <= 4
+
     assert shopctl(env, "bench").returncode == 2  # neither --rate nor --flood
     assert shopctl(env, "bench", "--flood", "--mix", "sad=1").returncode == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
-from shopctl.bench import BenchResult, Checkout, growth, parse_mix, percentiles
+from shopctl.bench import BenchResult, Checkout, OrderEnds, growth, parse_mix, percentiles
 from shopctl.errors import ShopError
-from shopctl.timeline import parse_event
+from shopctl.timeline import TimelineStore, parse_event
 
 
 def test_the_mix_is_read_and_bad_words_are_usage_errors():
@@ -42,6 +44,7 @@ def event(kind: str, order: str, at: float, cause: str | None, number: int):
 
 def test_a_run_is_summed_up_from_its_checkouts_and_their_timelines():
     result = BenchResult("paced 2/s", duration_s=2.0)
+    result.measure_started = 100.0
     result.checkouts = [
         Checkout("warmup", 99.0, 99.01, 202, order="w"),  # not measured
         Checkout("happy", 100.0, 100.01, 202, order="a"),
@@ -60,6 +63,53 @@ def test_a_run_is_summed_up_from_its_checkouts_and_their_timelines():
     assert summary["errors"] == {"HTTP 503": 1}
     assert summary["checkout_to_completed_ms"]["n"] == 2
     assert summary["steps_ms"]["OrderCompleted"]["p50"] == 50.0
+
+
+def test_throughput_counts_the_orders_completed_inside_the_measured_window():
+    result = BenchResult("flood, 2 orders in flight", duration_s=2.0)
+    result.measure_started = 100.0
+    result.checkouts = [
+        Checkout("warmup", 99.0, 99.01, 202, order="w"),  # completes inside: counted
+        Checkout("warmup", 99.2, 99.21, 202, order="w2"),  # inside too
+        Checkout("warmup", 99.5, 99.51, 202, order="early"),  # completes before: not
+        Checkout("happy", 100.5, 100.51, 202, order="a"),  # inside
+        Checkout("happy", 101.5, 101.51, 202, order="late"),  # after the window: not
+    ]
+    for order, start, end in (
+        ("w", 99.0, 100.3),
+        ("w2", 99.2, 101.0),
+        ("early", 99.5, 99.9),
+        ("a", 100.5, 100.8),
+    ):
+        result.store.add(event("OrderCreated", order, start, None, 1))
+        result.store.add(event("OrderCompleted", order, end, f"{order}-1", 2))
+    result.store.add(event("OrderCreated", "late", 101.6, None, 1))
+    result.store.add(event("OrderCompleted", "late", 102.4, "late-1", 2))
+    summary = result.summary()
+    assert summary["completed"] == 3 and summary["completed_per_s"] == 1.5
+    # the measured checkouts' own outcomes are still all told
+    assert summary["outcomes"] == {"COMPLETED": 2}
+    # w, w2 and early overlap at 99.5; "late" never ended but a had by then
+    assert summary["most_in_flight"] == 3
+
+
+async def test_a_flood_slot_is_held_until_its_order_ends():
+    store = TimelineStore()
+    ends = OrderEnds(store)
+    waiting = asyncio.ensure_future(ends.wait("o1", timeout_s=5))
+    await asyncio.sleep(0.01)
+    for step in (
+        event("OrderCreated", "o1", 1.0, None, 1),
+        event("StockReserved", "o1", 1.1, "o1-1", 2),
+    ):
+        ends.seen(store.add(step))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # not over yet
+    ends.seen(store.add(event("OrderCancelled", "o1", 1.2, "o1-2", 3)))
+    assert await asyncio.wait_for(waiting, 1) is True
+    # an order already over when asked: at once; one that never ends: False at the timeout
+    assert await asyncio.wait_for(ends.wait("o1", timeout_s=5), 1) is True
+    assert await ends.wait("never", timeout_s=0.05) is False
 
 
 def test_stack_cpu_per_order_counts_the_orders_that_ended_while_cpu_was_counted():
