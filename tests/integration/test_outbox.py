@@ -43,6 +43,17 @@ class Stack:
             ids = [str(uow.emit(e, correlation_id=uuid.uuid4()).id) for e in events]  # type: ignore[arg-type]
         return ids
 
+    async def commit_with_id(self, event_id: uuid.UUID) -> None:
+        """An outbox row with this event id, committed on its own connection."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO outbox (event_id, event_type, routing_key, correlation_id, body)"
+                    " VALUES (:id, 'OrderCompleted', 'order.completed', 'x', '\\x00')"
+                ),
+                {"id": event_id},
+            )
+
     async def scalar(self, sql: str) -> object:
         async with self.engine.connect() as conn:
             return (await conn.execute(sa.text(sql))).scalar()
@@ -256,14 +267,63 @@ async def test_a_stopping_relay_publishes_what_was_handed_to_it(settings, probe_
     async with Stack(settings) as stack:
         stack.relay.start()
         rows = []
-        async with unit_of_work(stack.engine, "test") as uow:
+
+        class Keeper:  # rows written for a relay, kept to hand over later
+            claim_s = 30.0
+            kept: list = []
+
+            def hand_over(self, handed):
+                self.kept.extend(handed)
+
+        keeper = Keeper()
+        async with unit_of_work(stack.engine, "test", relay=keeper) as uow:
             rows.append(uow.emit(completed(), correlation_id=uuid.uuid4()))
-            await uow.flush(claim_s=30)  # as if written for this relay
-            uow.emitted = []
         # Handed over just as the relay stops: it still goes out, and is marked.
         stack.relay._stopping = True
-        stack.relay.hand_over(uow.rows)
+        stack.relay.hand_over(keeper.kept)
         await stack.relay.stop()
         await probe.wait_for(1)
         assert probe.ids() == [str(rows[0].id)]
         assert await stack.scalar("SELECT published_at IS NOT NULL FROM outbox") is True
+
+
+async def test_the_commit_fails_whole_and_as_sqlalchemys_error(settings):
+    """The outbox rows and the COMMIT go to the server together (psycopg's
+    pipeline): a row that cannot be written undoes the transaction's other
+    work, and the error is the one SQLAlchemy would have raised."""
+    from services.common.consumer import is_transient
+    from services.common.events import new_event
+    from services.common.inbox import record_handled
+
+    async with Stack(settings) as stack:
+        cause = new_event(completed(), source="test", correlation_id=uuid.uuid4())
+        with pytest.raises(sa.exc.IntegrityError) as raised:
+            async with unit_of_work(stack.engine, "test") as uow:
+                event = uow.emit(completed(), correlation_id=uuid.uuid4())
+                assert await record_handled(uow.conn, "test.queue", cause)
+                # another transaction takes this event's id first
+                await stack.commit_with_id(event.id)
+        assert not is_transient(raised.value)
+        assert await stack.scalar("SELECT count(*) FROM inbox") == 0, "the inbox row stayed"
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 1  # the other one's
+        # the pooled connection is fine for the next transaction
+        await stack.commit(completed())
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 2
+
+
+async def test_a_connection_lost_before_the_commit_is_transient(settings):
+    from services.common.consumer import is_transient
+
+    async with Stack(settings) as stack:
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            async with unit_of_work(stack.engine, "test") as uow:
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+                pid = (await uow.conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+                async with await psycopg.AsyncConnection.connect(
+                    libpq_dsn(settings.database_url), autocommit=True
+                ) as admin:
+                    await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert is_transient(raised.value)
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 0
+        await stack.commit(completed())  # the dead connection left the pool
+        assert await stack.scalar("SELECT count(*) FROM outbox") == 1
