@@ -30,7 +30,6 @@ from typing import Any, Protocol
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .broker import Broker, PublishFailed
@@ -38,25 +37,23 @@ from .db import libpq_dsn
 from .events import Envelope, EventData, new_event
 from .faults import FaultSwitchboard
 from .metrics import Metrics
-from .schema import OUTBOX_CHANNEL
+from .schema import OUTBOX_CHANNEL, outbox
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-
-# The statements of every hop's commit, as psycopg runs them (the pipelined
-# commit below sends them on the driver's connection).
-_INSERT_SQL = (
-    "INSERT INTO outbox (event_id, event_type, routing_key, correlation_id, body)"
-    " VALUES (%(event_id)s, %(event_type)s, %(routing_key)s, %(correlation_id)s, %(body)s)"
+_NOTIFY = sa.text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+# Built once (not per transaction): the statements of every hop.
+_INSERT = outbox.insert().values(
+    event_id=sa.bindparam("event_id"),
+    event_type=sa.bindparam("event_type"),
+    routing_key=sa.bindparam("routing_key"),
+    correlation_id=sa.bindparam("correlation_id"),
+    body=sa.bindparam("body"),
 )
-_INSERT_CLAIMED_SQL = (
-    "INSERT INTO outbox"
-    " (event_id, event_type, routing_key, correlation_id, body, claimed_until)"
-    " VALUES (%(event_id)s, %(event_type)s, %(routing_key)s, %(correlation_id)s, %(body)s,"
-    " now() + make_interval(secs => %(claim_s)s))"
+_INSERT_CLAIMED = _INSERT.values(
+    claimed_until=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("claim_s"))
 )
-_NOTIFY_SQL = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
 
 
 class Handover(Protocol):
@@ -101,54 +98,34 @@ class UnitOfWork:
         self.emitted.append(event)
         return event
 
-    def _outbox_rows(self, claim_s: float | None) -> list[dict[str, Any]]:
+    async def flush(self, claim_s: float | None = None) -> None:
+        """Write the emitted events to the outbox. With ``claim_s`` the rows
+        are claimed for that long by the relay they will be handed to;
+        without, the commit NOTIFYs every relay on this database."""
+        if not self.emitted:
+            return
         now = datetime.now(UTC)
         self.rows = [
             OutboxRow(0, e.id, e.type, e.routing_key, e.correlationid, e.to_json(), now)
             for e in self.emitted
         ]
-        return [
-            {
-                "event_id": row.event_id,
-                "event_type": row.event_type,
-                "routing_key": row.routing_key,
-                "correlation_id": row.correlation_id,
-                "body": row.body,
-                "claim_s": claim_s or 0.0,
-            }
-            for row in self.rows
-        ]
-
-    async def commit(self, claim_s: float | None = None) -> None:
-        """Write the emitted events to the outbox and commit, in one round
-        trip: the inserts, the NOTIFY (without ``claim_s``) and the COMMIT go
-        to the server together in psycopg's pipeline mode, where they used to
-        be two or three round trips (docs/performance.md). With ``claim_s``
-        the rows are claimed for that long by the relay they will be handed
-        to; without, the commit NOTIFYs every relay on this database.
-
-        The statements run on the driver's connection inside the
-        transaction SQLAlchemy began; its own commit at the block's end then
-        finds nothing to commit. A failure comes out as SQLAlchemy's
-        exception for it, as if SQLAlchemy had run the statements."""
-        raw = await self.conn.get_raw_connection()
-        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
-        params = self._outbox_rows(claim_s) if self.emitted else []
-        sql = _INSERT_SQL if claim_s is None else _INSERT_CLAIMED_SQL
-        try:
-            async with driver.pipeline():
-                if params:
-                    async with driver.cursor() as cursor:
-                        await cursor.executemany(sql, params)
-                        if claim_s is None:
-                            await cursor.execute(_NOTIFY_SQL)
-                await driver.commit()
-        except psycopg.Error as exc:
-            if driver.broken or driver.closed:
-                await self.conn.invalidate(exc)
-            raise sa_exc.DBAPIError.instance(
-                sql, params, exc, psycopg.Error, connection_invalidated=driver.closed
-            ) from exc
+        await self.conn.execute(
+            _INSERT if claim_s is None else _INSERT_CLAIMED,
+            [
+                {
+                    "event_id": row.event_id,
+                    "event_type": row.event_type,
+                    "routing_key": row.routing_key,
+                    "correlation_id": row.correlation_id,
+                    "body": row.body,
+                    "claim_s": claim_s or 0.0,
+                }
+                for row in self.rows
+            ],
+        )
+        if claim_s is None:
+            # Delivered at commit, to relays in every process on this database.
+            await self.conn.execute(_NOTIFY)
 
 
 @asynccontextmanager
@@ -167,7 +144,7 @@ async def unit_of_work(
     async with engine.begin() as conn:
         uow = UnitOfWork(conn, source, cause)
         yield uow
-        await uow.commit(claim_s)
+        await uow.flush(claim_s)
     if not uow.emitted:
         return
     if claim_s is not None and relay is not None:
