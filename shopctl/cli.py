@@ -111,7 +111,7 @@ def up(
         str | None,
         typer.Option(
             help="more processes of a service on the same queues, e.g. inventory=2,payment=2 "
-            "(local runtime)"
+            "(processes on the local runtime, containers on docker)"
         ),
     ] = None,
 ) -> None:
@@ -119,8 +119,6 @@ def up(
     settings = SandboxSettings() if replicas is None else SandboxSettings(replicas=replicas)
     settings.replica_counts()  # a bad --replicas is a usage error before anything starts
     chosen = select_runtime(runtime, settings)
-    if settings.replica_counts() and chosen.name != "local":
-        raise ShopError("--replicas runs on the local runtime only", exit_code=2)
     parts = [*chosen.infrastructure(), *(p.name for p in PARTS)]
     reason = getattr(chosen, "chosen_because", "")
     out.print(

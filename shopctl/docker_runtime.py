@@ -102,6 +102,8 @@ class DockerPlan:
         self.project = settings.project
         self.network = f"{self.project}-net"
         self.app_image = f"{self.project}-app:dev"
+        # --replicas: more containers of a service on the same queues
+        self.replicas = settings.replica_counts()
 
     def container_name(self, name: str) -> str:
         return f"{self.project}-{name}"
@@ -147,21 +149,25 @@ class DockerPlan:
             cpu_shares=4096,
         )
 
-    def budget(self) -> ConnectionBudget:
-        """Each service's own server is sized for its one process: the
-        process's connections, PostgreSQL's superuser slots and a reserve."""
+    def budget(self, processes: int = 1) -> ConnectionBudget:
+        """Each service's own server is sized for its processes (one, or its
+        replicas): each process's connections, PostgreSQL's superuser slots
+        and a reserve."""
         per_process = DEFAULT_CEILING
         superuser = 3
         return plan_budget(
-            per_process + superuser + self.settings.db_reserve,
+            per_process * processes + superuser + self.settings.db_reserve,
             superuser,
             held_by_others=0,
-            processes=1,
+            processes=processes,
             reserve=self.settings.db_reserve,
         )
 
+    def processes(self, target: StackPart) -> int:
+        return self.replicas.get(target.name, 1)
+
     def postgres(self, service: StackPart) -> ContainerSpec:
-        budget = self.budget()
+        budget = self.budget(self.processes(service))
         return ContainerSpec(
             part=f"postgres-{service.name}",
             name=self.container_name(f"postgres-{service.name}"),
@@ -179,7 +185,10 @@ class DockerPlan:
             },
         )
 
-    def service(self, target: StackPart) -> ContainerSpec:
+    def service(self, target: StackPart, replica: int = 1) -> ContainerSpec:
+        """The container of ``target``; replica n > 1 is ``<part>-n``, the
+        same process with no published port (it competes on the queues)."""
+        name = target.name if replica == 1 else f"{target.name}-{replica}"
         database = self.container_name(f"postgres-{target.name}")
         urls = {s.name: f"http://{self.container_name(s.name)}:{CONTAINER_PORT}" for s in SERVICES}
         env = service_environment(
@@ -202,12 +211,12 @@ class DockerPlan:
         )
         ports = (
             {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", self.settings.gateway_port)}
-            if target.public
+            if target.public and replica == 1
             else {}
         )
         return ContainerSpec(
-            part=target.name,
-            name=self.container_name(target.name),
+            part=name,
+            name=self.container_name(name),
             image=self.app_image,
             command=server_command(
                 target, "0.0.0.0", CONTAINER_PORT, python="python3", log_config=CONTAINER_LOG_CONFIG
@@ -224,7 +233,11 @@ class DockerPlan:
         return [self.rabbitmq(), *(self.postgres(s) for s in PARTS)]
 
     def services(self) -> list[ContainerSpec]:
-        return [self.service(s) for s in SERVICES]
+        return [
+            self.service(s, replica)
+            for s in SERVICES
+            for replica in range(1, self.processes(s) + 1)
+        ]
 
     def gateway(self) -> ContainerSpec:
         return self.service(GATEWAY)
@@ -250,6 +263,7 @@ class DockerRuntime:
         self.notes: list[str] = []  # said after `up`'s table (an image built, stand-ins used)
         if stand_ins:
             settings = self._with_available_images(settings)
+        settings = self._with_running_replicas(settings)
         self.settings = settings
         self.plan = DockerPlan(settings)
         self.labels = {PROJECT_LABEL: settings.project}
@@ -276,6 +290,28 @@ class DockerRuntime:
                 )
                 return settings.model_copy(update={"images": "local"})
         return settings
+
+    def _with_running_replicas(self, settings: SandboxSettings) -> SandboxSettings:
+        """Without --replicas, the replicas an earlier `up --replicas` started
+        (their containers say so) stay in the plan: status lists them, logs
+        read them, a plain `up` keeps them."""
+        if settings.replicas:
+            return settings
+        counts: dict[str, int] = {}
+        for name in self._part_labels(settings.project):
+            base, number = _replica_of(name)
+            if number > 1:
+                counts[base] = max(counts.get(base, 1), number)
+        if not counts:
+            return settings
+        text = ",".join(f"{name}={count}" for name, count in sorted(counts.items()))
+        return settings.model_copy(update={"replicas": text})
+
+    def _part_labels(self, project: str) -> list[str]:
+        listed = self.client.api.containers(
+            all=True, filters={"label": f"{PROJECT_LABEL}={project}"}
+        )
+        return [str(entry["Labels"].get(PART_LABEL, "")) for entry in listed]
 
     def _has_image(self, image: str) -> bool:
         return bool(self.client.images.list(name=image))
@@ -318,13 +354,19 @@ class DockerRuntime:
         urls = {"gateway": gateway, "frontend": gateway + "/"}  # built into the app image
         existing = self._containers()
         specs = self.plan.all()
+        planned = {spec.part for spec in specs}
+        for name, container in list(existing.items()):
+            if _replica_of(name)[1] > 1 and name not in planned:  # fewer --replicas now
+                container.remove(force=True)
+                del existing[name]
+                self.notes.append(f"removed {name}: not in --replicas any more")
         states = self._states()
         if all(
             spec.part in states and self._is_ready(spec, states, lambda *_: None) for spec in specs
         ):
             for spec in specs:
                 progress(spec.part, "ready", "already running")
-            return UpReport(self.name, True, time.monotonic() - started, urls)
+            return UpReport(self.name, True, time.monotonic() - started, urls, self.notes)
 
         running = {p for p, c in existing.items() if c.status == "running"}
         published = {
@@ -493,7 +535,11 @@ class DockerRuntime:
         self, spec: ContainerSpec, existing: Any | None, progress: Progress
     ) -> None:
         if existing is not None:
-            if existing.status == "running":
+            # A running container stays, unless its command changed (a
+            # database sized for more processes after --replicas): its data
+            # is in its volume, so it is made again.
+            command = existing.attrs.get("Config", {}).get("Cmd")
+            if existing.status == "running" and spec.command in (None, command):
                 progress(spec.part, "starting", "running")
                 return
             existing.remove(force=True)
@@ -671,6 +717,14 @@ class DockerRuntime:
             }
             return iter(interleave(sources))
         return _follow(containers, names)
+
+
+def _replica_of(name: str) -> tuple[str, int]:
+    """("inventory", 2) for the container part inventory-2; (name, 1) else."""
+    base, _, number = name.rpartition("-")
+    if number.isdigit() and base in {s.name for s in SERVICES}:
+        return base, int(number)
+    return name, 1
 
 
 def _strip_docker_stamp(raw: bytes) -> list[str]:

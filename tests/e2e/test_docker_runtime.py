@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shopctl.budget import DEFAULT_CEILING
 from shopctl.docker_runtime import PROJECT_LABEL, docker_engine_error
 from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES
 from tests.conftest import RUN_ID
@@ -123,6 +124,31 @@ def test_docker_up_checkout_down(docker_env):
         timeout=400,
     )
     assert broken.returncode == 0, broken.stdout[-4000:] + broken.stderr[-2000:]
+
+    # competing consumers as containers: inventory-2 on inventory's queues,
+    # its database made again for two processes' connections
+    def max_connections() -> int:
+        database = docker.from_env().containers.get(f"{env['SHOP_PROJECT']}-postgres-inventory")
+        [setting] = [a for a in database.attrs["Config"]["Cmd"] if a.startswith("max_conn")]
+        return int(setting.split("=")[1])
+
+    one = max_connections()
+    more = shopctl(env, "up", "--runtime", "docker", "--replicas", "inventory=2", timeout=300)
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    rows = [line for line in shopctl(env, "status").stdout.splitlines() if "│ inventory" in line]
+    assert len(rows) == 2 and all("running" in r for r in rows), rows
+    code, output = broker.exec_run(["rabbitmqctl", "list_queues", "-q", "name", "consumers"])
+    consumers = dict(line.split() for line in output.decode().splitlines() if line.strip())
+    assert consumers.get("inventory.order.created") == "2", output
+    assert max_connections() == one + DEFAULT_CEILING  # a process's share more
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "docker-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        sku = new_product(admin, stock=5)
+        orders = [shopper.checkout(shopper.cart_with(sku, 1)) for _ in range(3)]
+        assert all(shopper.wait_terminal(o, timeout=60)["status"] == "COMPLETED" for o in orders)
+    fewer = shopctl(env, "up", "--runtime", "docker", "--replicas", "inventory=1", timeout=300)
+    assert fewer.returncode == 0 and "removed inventory-2" in fewer.stdout, fewer.stdout
 
     again = shopctl(env, "up", "--runtime", "docker", timeout=300)
     assert again.returncode == 0 and "already running" in again.stdout

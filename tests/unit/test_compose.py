@@ -7,7 +7,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from shopctl.compose import compose_document, render
-from shopctl.docker_runtime import DockerPlan
+from shopctl.docker_runtime import DockerPlan, _replica_of
 from shopctl.settings import SandboxSettings
 from shopctl.stack import PARTS
 
@@ -56,3 +56,37 @@ def test_the_plan_follows_settings():
     assert plan.rabbitmq().image == "shop/rabbitmq:local"
     assert plan.rabbitmq().name == "demo-rabbitmq"
     assert compose_document(settings)["networks"]["default"]["name"] == "demo-net"
+
+
+def test_replicas_are_more_containers_of_a_service_on_a_bigger_database():
+    """`up --runtime docker --replicas inventory=2,payment=3`: inventory-2,
+    payment-2 and payment-3 run the same image, command and settings as the
+    first of each, publish nothing, and each database is sized for all of
+    its service's processes."""
+    plain = DockerPlan(SandboxSettings.model_construct())
+    plan = DockerPlan(SandboxSettings.model_construct(replicas="inventory=2,payment=3"))
+    parts = [spec.part for spec in plan.all()]
+    assert set(parts) - {s.part for s in plain.all()} == {"inventory-2", "payment-2", "payment-3"}
+    first = next(s for s in plan.all() if s.part == "inventory")
+    second = next(s for s in plan.all() if s.part == "inventory-2")
+    assert second.name == "shop-inventory-2" and second.ports == {}
+    assert (second.image, second.command, second.environment) == (
+        first.image,
+        first.command,
+        first.environment,
+    )
+
+    def max_connections(p: DockerPlan, service: str) -> int:
+        spec = next(s for s in p.infrastructure() if s.part == f"postgres-{service}")
+        assert spec.command is not None
+        return int(spec.command[-1].split("=")[1])
+
+    one = max_connections(plain, "payment")
+    per_process = plan.budget().per_process
+    assert max_connections(plan, "payment") == one + 2 * per_process
+    assert max_connections(plan, "inventory") == one + per_process
+    assert max_connections(plan, "cart") == one
+    # later commands find the replicas by their containers' part labels
+    assert _replica_of("inventory-2") == ("inventory", 2)
+    assert _replica_of("postgres-inventory") == ("postgres-inventory", 1)
+    assert _replica_of("gateway") == ("gateway", 1)
