@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,9 +17,20 @@ import pytest
 
 from shopctl import processes
 from shopctl.stack import PARTS
+from tests.conftest import RUN_ID
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
 
 pytestmark = pytest.mark.e2e
+
+
+# A test's shopctl never sees the machine's own sandbox: a stack of the
+# default project left on the machine (docker volumes of "shop", a local
+# state folder) would otherwise be the "current" runtime of every command
+# that names no project and state folder of its own.
+ISOLATED = {
+    "SHOP_PROJECT": f"shoptest-{RUN_ID}-cli",
+    "SHOP_STATE_DIR": str(Path(tempfile.gettempdir()) / f"shoptest-{RUN_ID}-state"),
+}
 
 
 def shopctl(
@@ -29,7 +41,7 @@ def shopctl(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **env, "COLUMNS": "200"},
+        env={**os.environ, **ISOLATED, **env, "COLUMNS": "200"},
     )
 
 

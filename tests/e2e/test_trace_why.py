@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Shopper, login, new_product, new_shopper
-from tests.e2e.test_local_runtime import shopctl
+from tests.e2e.test_local_runtime import ISOLATED, shopctl
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def test_why_names_the_queue_the_fault_the_cause_and_the_command(sandbox_env):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **env, "COLUMNS": "200"},
+        env={**os.environ, **ISOLATED, **env, "COLUMNS": "200"},
     )
     gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
     try:
