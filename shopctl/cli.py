@@ -297,6 +297,11 @@ def bench(
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
     def pids() -> dict[str, list[int]]:
+        if chosen.name == "docker":
+            from .docker_runtime import DockerRuntime
+
+            assert isinstance(chosen, DockerRuntime)
+            return chosen.part_pids()  # the containers' processes, not the machine's
         found = infrastructure_pids()
         if chosen.name == "local":
             state = json.loads((settings.state_dir / "local" / "state.json").read_text())

@@ -607,6 +607,22 @@ class DockerRuntime:
             )
         return rows
 
+    def part_pids(self) -> dict[str, list[int]]:
+        """The host pids of each running part's processes, for the bench's
+        CPU and memory table: a service with its replicas, RabbitMQ, and
+        every service's PostgreSQL together as ``postgresql``."""
+        found: dict[str, list[int]] = {}
+        for name, container in self._containers(all_states=False).items():
+            base, _ = _replica_of(name)
+            group = "postgresql" if base.startswith("postgres-") else base
+            try:
+                listed = container.top(ps_args="-eo pid")
+            except Exception:  # gone between the listing and now
+                continue
+            rows = listed.get("Processes") or []
+            found.setdefault(group, []).extend(int(row[0]) for row in rows if row)
+        return found
+
     def broker_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.settings.rabbitmq_port}/"
 

@@ -4,6 +4,7 @@ stand-in images (no registry here). Skips, saying why, without an engine."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def test_docker_up_checkout_down(docker_env):
         # the frontend, built into the app image, served by the gateway at /
         page = client.get("/orders/any")
         assert page.status_code == 200 and '<div id="root">' in page.text
+
+    # the bench's table counts the containers' processes (not the machine's)
+    ran = shopctl(
+        env,
+        "bench",
+        *("--rate", "4", "--duration", "3", "--warmup", "0", "--customers", "2", "--skus", "1"),
+        "--json",
+        timeout=240,
+    )
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    figures = json.loads(ran.stdout)
+    assert figures["completed"] > 0
+    parts = {"order", "inventory", "payment", "shipping", "cart", "gateway"}
+    assert parts | {"rabbitmq", "postgresql"} <= set(figures["cpu_s"]), figures["cpu_s"]
+    assert all(figures["cpu_s"][p] > 0 and figures["rss_mb"][p] > 0 for p in parts)
 
     objects = project_objects(env["SHOP_PROJECT"])
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
