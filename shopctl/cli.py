@@ -19,7 +19,7 @@ from .errors import ShopError
 from .lock import sandbox_lock
 from .runtime import current_runtime, select_runtime
 from .settings import SandboxSettings
-from .stack import PARTS, part
+from .stack import PARTS, part, replica_of
 from .ui import LogPrinter, UpDisplay, status_table, summary
 
 app = typer.Typer(
@@ -306,7 +306,8 @@ def bench(
         if chosen.name == "local":
             state = json.loads((settings.state_dir / "local" / "state.json").read_text())
             for name, entry in state["parts"].items():
-                found.setdefault(name.split("#")[0], []).append(int(entry["pid"]))
+                # a replica's process is counted with its service, as on docker
+                found.setdefault(replica_of(name)[0], []).append(int(entry["pid"]))
         return found
 
     queues = [q.removesuffix(".dlq") for q in dead_letter_queues()]

@@ -32,6 +32,7 @@ from .stack import (
     SERVICES,
     StackPart,
     part,
+    replica_of,
     server_command,
     service_environment,
 )
@@ -299,7 +300,7 @@ class DockerRuntime:
             return settings
         counts: dict[str, int] = {}
         for name in self._part_labels(settings.project):
-            base, number = _replica_of(name)
+            base, number = replica_of(name)
             if number > 1:
                 counts[base] = max(counts.get(base, 1), number)
         if not counts:
@@ -356,7 +357,7 @@ class DockerRuntime:
         specs = self.plan.all()
         planned = {spec.part for spec in specs}
         for name, container in list(existing.items()):
-            if _replica_of(name)[1] > 1 and name not in planned:  # fewer --replicas now
+            if replica_of(name)[1] > 1 and name not in planned:  # fewer --replicas now
                 container.remove(force=True)
                 del existing[name]
                 self.notes.append(f"removed {name}: not in --replicas any more")
@@ -613,7 +614,7 @@ class DockerRuntime:
         every service's PostgreSQL together as ``postgresql``."""
         found: dict[str, list[int]] = {}
         for name, container in self._containers(all_states=False).items():
-            base, _ = _replica_of(name)
+            base, _ = replica_of(name)
             group = "postgresql" if base.startswith("postgres-") else base
             try:
                 listed = container.top(ps_args="-eo pid")
@@ -733,14 +734,6 @@ class DockerRuntime:
             }
             return iter(interleave(sources))
         return _follow(containers, names)
-
-
-def _replica_of(name: str) -> tuple[str, int]:
-    """("inventory", 2) for the container part inventory-2; (name, 1) else."""
-    base, _, number = name.rpartition("-")
-    if number.isdigit() and base in {s.name for s in SERVICES}:
-        return base, int(number)
-    return name, 1
 
 
 def _strip_docker_stamp(raw: bytes) -> list[str]:

@@ -25,7 +25,15 @@ from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
 from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
 from .settings import SandboxSettings
-from .stack import PARTS, SERVICES, StackPart, part, service_environment, uvicorn_args
+from .stack import (
+    PARTS,
+    SERVICES,
+    StackPart,
+    part,
+    replica_of,
+    service_environment,
+    uvicorn_args,
+)
 
 
 @dataclass
@@ -265,7 +273,7 @@ class LocalRuntime:
         tmp.replace(self.state_file)  # never half-written
 
     def _alive(self, name: str, entry: dict[str, Any]) -> bool:
-        return processes.pid_runs(int(entry["pid"]), part(part_of(name)).app)
+        return processes.pid_runs(int(entry["pid"]), part(replica_of(name)[0]).app)
 
     # commands ------------------------------------------------------------
 
@@ -380,7 +388,7 @@ class LocalRuntime:
                 )
                 continue
             url = f"http://{self.stack.config.host}:{entry['port']}"
-            ready = alive and processes.url_ready(url, part_of(name), entry.get("instance"))
+            ready = alive and processes.url_ready(url, replica_of(name)[0], entry.get("instance"))
             health = "ready" if ready else ("not ready" if alive else "-")
             result.append(
                 PartStatus(
@@ -479,12 +487,6 @@ class LocalRuntime:
             part(name)
         files = {name: self.log_dir / f"{name}.log" for name in names}
         return follow_files(files) if follow else iter(read_files(files))
-
-
-def part_of(process: str) -> str:
-    """The part a process runs: inventory-2 runs inventory."""
-    base, _, number = process.rpartition("-")
-    return base if base and number.isdigit() else process
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -75,6 +75,15 @@ GATEWAY = StackPart("gateway", "services.gateway.app:create_app", 8080, public=T
 PARTS: tuple[StackPart, ...] = (*SERVICES, GATEWAY)
 
 
+def replica_of(name: str) -> tuple[str, int]:
+    """("inventory", 2) for inventory-2, a replica's process or container;
+    (name, 1) for anything else (postgres-inventory is no replica)."""
+    base, _, number = name.rpartition("-")
+    if number.isdigit() and base in {p.name for p in PARTS}:
+        return base, int(number)
+    return name, 1
+
+
 def part(name: str) -> StackPart:
     for candidate in PARTS:
         if candidate.name == name:

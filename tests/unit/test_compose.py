@@ -7,9 +7,9 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from shopctl.compose import compose_document, render
-from shopctl.docker_runtime import DockerPlan, _replica_of
+from shopctl.docker_runtime import DockerPlan
 from shopctl.settings import SandboxSettings
-from shopctl.stack import PARTS
+from shopctl.stack import PARTS, replica_of
 
 COMPOSE = Path(__file__).parents[2] / "compose" / "docker-compose.yml"
 
@@ -87,6 +87,6 @@ def test_replicas_are_more_containers_of_a_service_on_a_bigger_database():
     assert max_connections(plan, "inventory") == one + per_process
     assert max_connections(plan, "cart") == one
     # later commands find the replicas by their containers' part labels
-    assert _replica_of("inventory-2") == ("inventory", 2)
-    assert _replica_of("postgres-inventory") == ("postgres-inventory", 1)
-    assert _replica_of("gateway") == ("gateway", 1)
+    assert replica_of("inventory-2") == ("inventory", 2)
+    assert replica_of("postgres-inventory") == ("postgres-inventory", 1)
+    assert replica_of("gateway") == ("gateway", 1)
