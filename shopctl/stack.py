@@ -62,13 +62,13 @@ SERVICES: tuple[StackPart, ...] = (
         "payment",
         "services.payment.app:create_app",
         8105,
-        consumes=("cart.checked_out", "stock.reserved", "order.cancelled"),
+        consumes=("stock.reserved", "order.cancelled"),
     ),
     StackPart(
         "shipping",
         "services.shipping.app:create_app",
         8106,
-        consumes=("cart.checked_out", "payment.succeeded", "order.cancelled"),
+        consumes=("payment.succeeded", "order.cancelled"),
     ),
 )
 GATEWAY = StackPart("gateway", "services.gateway.app:create_app", 8080, public=True)

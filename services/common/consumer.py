@@ -139,6 +139,39 @@ async def declare_consumer_queue(
     return main
 
 
+async def retire_queues(
+    connection: aio_pika.abc.AbstractConnection, service: str, routing_keys: Sequence[str]
+) -> list[str]:
+    """Delete the queues of events ``service`` no longer consumes: still bound,
+    they would fill with messages no one takes. A retired queue's dead-letter
+    queue goes too when it is empty; one holding dead letters stays for a
+    person to look at (``shopctl dlq``). Returns the queues deleted."""
+    deleted: list[str] = []
+    for key in routing_keys:
+        name = queue_name(service, key)
+        # The main queue first: once it is gone nothing dead-letters into its
+        # DLQ, so the DLQ's count cannot change between the look and the
+        # delete (quorum queues refuse ``if_empty``, closing the connection).
+        for queue, only_empty in ((name, False), (dead_letter_queue_name(name), True)):
+            # A passive declare of a missing queue closes its channel: one each.
+            channel = await connection.channel(publisher_confirms=False)
+            try:
+                found = await channel.declare_queue(queue, passive=True)
+                held = found.declaration_result.message_count or 0
+                if only_empty and held:
+                    log.warning("%s holds %d dead letters: kept (shopctl dlq)", queue, held)
+                    continue
+                await channel.queue_delete(queue)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                continue  # gone already (or never made)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+            log.info("%s retired%s", queue, f" with {held} messages" if held else "")
+            deleted.append(queue)
+    return deleted
+
+
 @dataclass
 class Working:
     """One message a handler has now."""
@@ -174,8 +207,11 @@ class ConsumerRunner:
         relay: Handover | None = None,
         metrics: Metrics | None = None,
         faults: FaultSwitchboard | None = None,
+        retired: Sequence[str] = (),
     ) -> None:
         self.settings = settings
+        # routing keys this service consumed once: their queues are deleted
+        self.retired = tuple(retired)
         self.faults = faults
         self.engine = engine
         self.broker = broker
@@ -225,6 +261,9 @@ class ConsumerRunner:
                 await self._wait_for_connection()
 
     async def _subscribe_all(self) -> None:
+        if self.retired:
+            assert self.broker.connection is not None
+            await retire_queues(self.broker.connection, self.settings.service_name, self.retired)
         self._channel = await self.broker.channel(self.settings.prefetch)
         await declare_retry_queues(self._channel, self.settings)
         for subscription in self.subscriptions:

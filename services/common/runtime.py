@@ -43,6 +43,7 @@ class ServiceRuntime:
         *,
         migrations_dir: str | Path | None = None,
         subscriptions: Sequence[Subscription] = (),
+        retired: Sequence[str] = (),
         background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
@@ -66,6 +67,7 @@ class ServiceRuntime:
             relay=self.relay,
             metrics=self.metrics,
             faults=self.faults,
+            retired=retired,
         )
 
     def identity(self) -> dict[str, Any]:

@@ -38,7 +38,18 @@ async def reserve_stock(event: Envelope[OrderCreated], uow: UnitOfWork) -> None:
         uow.emit(StockReservationFailed(order_id=order_id, reason="out_of_stock", skus=short))
         return
     await domain.record(uow.conn, order_id, "RESERVED", lines)
-    uow.emit(StockReserved(order_id=order_id, items=event.data.items))
+    data = event.data
+    uow.emit(
+        StockReserved(
+            order_id=order_id,
+            items=data.items,
+            customer_id=data.customer_id,
+            total_cents=data.total_cents,
+            currency=data.currency,
+            payment=data.payment,
+            shipping_address=data.shipping_address,
+        )
+    )
 
 
 async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:

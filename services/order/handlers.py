@@ -68,6 +68,8 @@ class OrderHandlers:
                 items=data.items,
                 total_cents=data.total_cents,
                 currency=data.currency,
+                payment=data.payment,
+                shipping_address=data.shipping_address,
             )
         )
 

@@ -11,7 +11,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.settings import ServiceSettings
 
 from . import api
-from .handlers import PaymentHandlers
+from .handlers import RETIRED, PaymentHandlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,6 +26,9 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
     settings = settings or PaymentSettings()
     handlers = PaymentHandlers(settings.processor_attempts, settings.processor_backoff_s)
     runtime = ServiceRuntime(
-        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.subscriptions()
+        settings,
+        migrations_dir=MIGRATIONS,
+        subscriptions=handlers.subscriptions(),
+        retired=RETIRED,
     )
     return create_service_app(runtime, title="shop payment", routers=[api.router])

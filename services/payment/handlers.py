@@ -1,5 +1,6 @@
-"""Payment's part of the saga: charge once stock is reserved; refund a
-capture whose order was cancelled meanwhile."""
+"""Payment's part of the saga: charge once stock is reserved (StockReserved
+carries the amount and the card); refund a capture whose order was cancelled
+meanwhile."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.common.consumer import Subscription
 from services.common.events import (
-    CartCheckedOut,
     Envelope,
     OrderCancelled,
     PaymentFailed,
@@ -23,9 +23,26 @@ from services.common.outbox import UnitOfWork
 from . import domain
 from .models import intents, payments
 
-
-class IntentNotYetKnown(Exception):
-    """StockReserved came before this service saw the checkout; retried later."""
+# Records what StockReserved asks to charge and takes the intent's row lock
+# (making the row when OrderCancelled has not): a charge and a cancel of one
+# order run one after the other, never interleaved. Built once
+# (docs/performance.md).
+_intent = insert(intents).values(
+    order_id=sa.bindparam("order_id"),
+    customer_id=sa.bindparam("customer_id"),
+    amount_cents=sa.bindparam("amount_cents"),
+    currency=sa.bindparam("currency"),
+    card_token=sa.bindparam("card_token"),
+)
+_RECORD_INTENT = _intent.on_conflict_do_update(
+    index_elements=[intents.c.order_id],
+    set_={
+        "customer_id": _intent.excluded.customer_id,
+        "amount_cents": _intent.excluded.amount_cents,
+        "currency": _intent.excluded.currency,
+        "card_token": _intent.excluded.card_token,
+    },
+).returning(intents.c.cancelled)
 
 
 class PaymentHandlers:
@@ -33,32 +50,22 @@ class PaymentHandlers:
         self.processor_attempts = processor_attempts
         self.processor_backoff_s = processor_backoff_s
 
-    async def record_intent(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
-        data = event.data
-        values = {
-            "customer_id": data.customer_id,
-            "amount_cents": data.total_cents,
-            "currency": data.currency,
-            "card_token": data.payment.card_token,
-        }
-        await uow.conn.execute(
-            insert(intents)
-            .values(order_id=data.order_id, **values)
-            .on_conflict_do_update(index_elements=[intents.c.order_id], set_=values)
-        )
-
     async def charge(self, event: Envelope[StockReserved], uow: UnitOfWork) -> None:
-        order_id = event.data.order_id
-        intent = (
+        data = event.data
+        order_id = data.order_id
+        cancelled = (
             await uow.conn.execute(
-                sa.select(intents).where(intents.c.order_id == order_id).with_for_update()
+                _RECORD_INTENT,
+                {
+                    "order_id": order_id,
+                    "customer_id": data.customer_id,
+                    "amount_cents": data.total_cents,
+                    "currency": data.currency,
+                    "card_token": data.payment.card_token,
+                },
             )
-        ).first()
-        if intent is None or intent.card_token is None:
-            if intent is not None and intent.cancelled:
-                return
-            raise IntentNotYetKnown(f"no checkout seen yet for order {order_id}")
-        if intent.cancelled:
+        ).scalar_one()
+        if cancelled:
             return  # the order was cancelled before we charged: never charge
         done = (
             await uow.conn.execute(sa.select(payments.c.id).where(payments.c.order_id == order_id))
@@ -66,8 +73,8 @@ class PaymentHandlers:
         if done is not None:
             return
         result = await domain.charge(
-            intent.card_token,
-            intent.amount_cents,
+            data.payment.card_token,
+            data.total_cents,
             attempts=self.processor_attempts,
             backoff_s=self.processor_backoff_s,
         )
@@ -76,9 +83,9 @@ class PaymentHandlers:
             payments.insert().values(
                 id=payment_id,
                 order_id=order_id,
-                customer_id=intent.customer_id,
-                amount_cents=intent.amount_cents,
-                currency=intent.currency,
+                customer_id=data.customer_id,
+                amount_cents=data.total_cents,
+                currency=data.currency,
                 status="CAPTURED" if result.approved else "DECLINED",
                 reason=result.reason,
                 processor_attempts=result.attempts,
@@ -89,8 +96,10 @@ class PaymentHandlers:
                 PaymentSucceeded(
                     order_id=order_id,
                     payment_id=payment_id,
-                    amount_cents=intent.amount_cents,
-                    currency=intent.currency,
+                    amount_cents=data.total_cents,
+                    currency=data.currency,
+                    customer_id=data.customer_id,
+                    shipping_address=data.shipping_address,
                 )
             )
         else:
@@ -125,7 +134,11 @@ class PaymentHandlers:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            Subscription(CartCheckedOut, self.record_intent),
             Subscription(StockReserved, self.charge),
             Subscription(OrderCancelled, self.order_cancelled),
         ]
+
+
+# Consumed once, no more: the service deletes their queues at start
+# (CartCheckedOut: before its amount and address came with the saga's events).
+RETIRED = ("cart.checked_out",)

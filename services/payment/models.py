@@ -1,13 +1,14 @@
-"""Payment tables: what each order may be charged (from checkout) and the
-payments made."""
+"""Payment tables: what each order was to be charged (from StockReserved)
+and the payments made."""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 
 metadata = sa.MetaData()
 
-# One per order, from CartCheckedOut; ``cancelled`` is set by OrderCancelled
-# and stops a charge that has not happened yet (or comes late).
+# One per order, from StockReserved; ``cancelled`` is set by OrderCancelled
+# and stops a charge that has not happened yet (or comes late): a cancel
+# before the charge leaves a row with only ``cancelled`` set (a tombstone).
 intents = sa.Table(
     "intents",
     metadata,

@@ -21,6 +21,9 @@ class ShippingSettings(ServiceSettings):
 def create_app(settings: ShippingSettings | None = None) -> FastAPI:
     settings = settings or ShippingSettings()
     runtime = ServiceRuntime(
-        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.SUBSCRIPTIONS
+        settings,
+        migrations_dir=MIGRATIONS,
+        subscriptions=handlers.SUBSCRIPTIONS,
+        retired=handlers.RETIRED,
     )
     return create_service_app(runtime, title="shop shipping", routers=[api.router])

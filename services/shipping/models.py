@@ -1,4 +1,5 @@
-"""Shipping tables: where each order goes (from checkout) and shipments."""
+"""Shipping tables: where each order goes (from PaymentSucceeded; a
+cancel before it leaves a row with only ``cancelled`` set) and shipments."""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID

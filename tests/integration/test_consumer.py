@@ -25,7 +25,9 @@ from services.common.events import (
     Envelope,
     OrderCompleted,
     OrderCreated,
+    PaymentDetails,
     PaymentFailed,
+    ShippingAddress,
     new_event,
 )
 from services.common.outbox import UnitOfWork
@@ -214,6 +216,10 @@ async def test_emitted_event_carries_the_saga_and_its_cause(settings, probe_fact
                 items=[],
                 total_cents=0,
                 currency="EUR",
+                payment=PaymentDetails(card_token="tok_visa"),
+                shipping_address=ShippingAddress(
+                    name="A", line1="B", city="C", postal_code="1", country="GB"
+                ),
             )
         )
 
@@ -252,3 +258,51 @@ async def test_handler_in_flight_finishes_on_graceful_stop(settings):
         count = (await conn.execute(sa.text("SELECT count(*) FROM effects"))).scalar()
     await service.runtime.stop()
     assert count == 1
+
+
+async def test_retired_queues_are_deleted_and_dead_letters_kept(settings, broker_url):
+    """A service that no longer consumes an event deletes its queue at start
+    (bound, it would fill for ever), and its dead-letter queue when empty."""
+    older = Service(
+        settings,
+        Subscription(OrderCreated, count_effect),
+        Subscription(OrderCompleted, count_effect),
+        Subscription(PaymentFailed, count_effect),
+    )
+    async with older:
+        pass
+    # Not robust: a passive declare of a missing queue closes its channel,
+    # which a robust connection would reopen.
+    amqp = await aio_pika.connect(broker_url)
+    channel = await amqp.channel()
+    events = await channel.get_exchange(settings.events_exchange)
+    await events.publish(aio_pika.Message(b"{}"), routing_key="order.completed")
+    dead_payment = dead_letter_queue_name(older.queue("payment.failed"))
+    await channel.default_exchange.publish(aio_pika.Message(b"dead"), routing_key=dead_payment)
+
+    async def depth(queue: str) -> int | None:
+        probe = await amqp.channel()
+        try:
+            declared = await probe.declare_queue(queue, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return None
+        await probe.close()
+        return declared.declaration_result.message_count
+
+    assert await eventually(lambda: depth(older.queue("order.completed"))) == 1
+
+    runtime = ServiceRuntime(
+        settings,
+        subscriptions=[Subscription(OrderCreated, count_effect)],
+        retired=["order.completed", "payment.failed"],
+    )
+    await runtime.start()
+    try:
+        assert await depth(older.queue("order.created")) == 0
+        assert await depth(older.queue("order.completed")) is None
+        assert await depth(dead_letter_queue_name(older.queue("order.completed"))) is None
+        assert await depth(older.queue("payment.failed")) is None
+        assert await depth(dead_payment) == 1
+    finally:
+        await runtime.stop()
+        await amqp.close()

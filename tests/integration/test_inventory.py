@@ -16,7 +16,9 @@ from services.common.events import (
     LineItem,
     OrderCancelled,
     OrderCreated,
+    PaymentDetails,
     PaymentFailed,
+    ShippingAddress,
     ShippingCreated,
     new_event,
 )
@@ -25,6 +27,7 @@ from services.inventory import handlers
 from tests.conftest import RUN_ID, _admin, _pg_url
 
 MIGRATIONS = Path(handlers.__file__).parent / "migrations"
+ADDRESS = ShippingAddress(name="A", line1="B", city="C", postal_code="1", country="GB")
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +82,8 @@ def order(*lines):
         items=[LineItem(sku=s, quantity=q) for s, q in lines],
         total_cents=0,
         currency="EUR",
+        payment=PaymentDetails(card_token="tok_visa"),
+        shipping_address=ADDRESS,
     )
 
 
