@@ -423,7 +423,7 @@ class ConsumerRunner:
                     relay=self.relay,
                 ) as uow,
             ):
-                if await record_handled(uow.conn, queue, event):
+                if await record_handled(uow.db, queue, event):
                     handled = True
                     await subscription.handler(event, uow)
                 if fault is not None and fault.kind == "fail":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .settings import ServiceSettings
 
@@ -72,3 +74,40 @@ def libpq_dsn(url: str) -> str:
     """A plain libpq URL (for psycopg used directly, e.g. LISTEN)."""
     parsed = make_url(url)
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Driver:
+    """The psycopg connection under an SQLAlchemy one, for the messaging
+    core's own statements (the inbox row, the outbox rows, marking rows
+    sent): every message runs them, and SQLAlchemy's execution path (its
+    greenlet hand-off, the compiled cache, the result wrapper) cost 2.5 times
+    psycopg's own CPU for them (docs/performance.md, bench/core_pipeline.py).
+    They run inside the transaction SQLAlchemy began, and a failure is
+    raised as the SQLAlchemy exception SQLAlchemy would have raised, with a
+    lost connection invalidated, so callers and the pool see no difference.
+    Handlers keep SQLAlchemy Core."""
+
+    def __init__(self, conn: AsyncConnection, driver: psycopg.AsyncConnection[Any]) -> None:
+        self.conn = conn
+        self.driver = driver
+
+    @classmethod
+    async def of(cls, conn: AsyncConnection) -> Driver:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, psycopg.AsyncConnection), "a psycopg engine"
+        return cls(conn, driver)
+
+    async def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+    ) -> psycopg.AsyncCursor[Any]:
+        """Run one statement; the cursor holds its rows."""
+        try:
+            return await self.driver.execute(sql, params)
+        except psycopg.Error as exc:
+            lost = self.driver.broken or self.driver.closed
+            if lost:
+                await self.conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                sql, params, exc, psycopg.Error, connection_invalidated=lost
+            ) from exc

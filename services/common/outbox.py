@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -33,27 +34,28 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .broker import Broker, PublishFailed
-from .db import libpq_dsn
+from .db import Driver, libpq_dsn
 from .events import Envelope, EventData, new_event
 from .faults import FaultSwitchboard
 from .metrics import Metrics
-from .schema import OUTBOX_CHANNEL, outbox
+from .schema import OUTBOX_CHANNEL
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-_NOTIFY = sa.text(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
-# Built once (not per transaction): the statements of every hop.
-_INSERT = outbox.insert().values(
-    event_id=sa.bindparam("event_id"),
-    event_type=sa.bindparam("event_type"),
-    routing_key=sa.bindparam("routing_key"),
-    correlation_id=sa.bindparam("correlation_id"),
-    body=sa.bindparam("body"),
-)
-_INSERT_CLAIMED = _INSERT.values(
-    claimed_until=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("claim_s"))
-)
+# psycopg's own SQL, run on the driver's connection (services.common.db.Driver):
+# the statements of every hop. The table is services.common.schema.outbox.
+_NOTIFY = f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
+_COLUMNS = "event_id, event_type, routing_key, correlation_id, body"
+
+
+@functools.cache
+def _insert_sql(rows: int, claimed: bool) -> str:
+    """One INSERT of ``rows`` rows (one round trip), claimed or not."""
+    if claimed:
+        row = "(%s, %s, %s, %s, %s, now() + make_interval(secs => %s))"
+        return f"INSERT INTO outbox ({_COLUMNS}, claimed_until) VALUES " + ", ".join([row] * rows)
+    return f"INSERT INTO outbox ({_COLUMNS}) VALUES " + ", ".join(["(%s, %s, %s, %s, %s)"] * rows)
 
 
 class Handover(Protocol):
@@ -73,8 +75,12 @@ class UnitOfWork:
     Handlers and request handlers change state through ``conn`` and call
     ``emit``; the events are written to the outbox in the same transaction."""
 
-    def __init__(self, conn: AsyncConnection, source: str, cause: Envelope[Any] | None) -> None:
+    def __init__(
+        self, conn: AsyncConnection, source: str, cause: Envelope[Any] | None, db: Driver
+    ) -> None:
         self.conn = conn
+        # the same connection's psycopg side, for the inbox and outbox rows
+        self.db = db
         self.source = source
         self.cause = cause
         self.emitted: list[Envelope[Any]] = []
@@ -109,23 +115,15 @@ class UnitOfWork:
             OutboxRow(0, e.id, e.type, e.routing_key, e.correlationid, e.to_json(), now)
             for e in self.emitted
         ]
-        await self.conn.execute(
-            _INSERT if claim_s is None else _INSERT_CLAIMED,
-            [
-                {
-                    "event_id": row.event_id,
-                    "event_type": row.event_type,
-                    "routing_key": row.routing_key,
-                    "correlation_id": row.correlation_id,
-                    "body": row.body,
-                    "claim_s": claim_s or 0.0,
-                }
-                for row in self.rows
-            ],
-        )
+        params: list[Any] = []
+        for row in self.rows:
+            params += (row.event_id, row.event_type, row.routing_key, row.correlation_id, row.body)
+            if claim_s is not None:
+                params.append(claim_s)
+        await self.db.execute(_insert_sql(len(self.rows), claim_s is not None), params)
         if claim_s is None:
             # Delivered at commit, to relays in every process on this database.
-            await self.conn.execute(_NOTIFY)
+            await self.db.execute(_NOTIFY, ())
 
 
 @asynccontextmanager
@@ -142,7 +140,7 @@ async def unit_of_work(
     With a running ``relay`` the rows are handed to it at commit."""
     claim_s = relay.claim_s if relay is not None else None
     async with engine.begin() as conn:
-        uow = UnitOfWork(conn, source, cause)
+        uow = UnitOfWork(conn, source, cause, await Driver.of(conn))
         yield uow
         await uow.flush(claim_s)
     if not uow.emitted:
@@ -179,13 +177,14 @@ _CLAIM = sa.text(
     RETURNING id, event_id, event_type, routing_key, correlation_id, body, created_at
     """
 )
-_MARK_SENT = sa.text(
+# psycopg's SQL (services.common.db.Driver): a batch of every hop marks its rows.
+_MARK_SENT = (
     "UPDATE outbox SET published_at = now(), claimed_until = NULL, last_error = NULL "
-    "WHERE event_id = ANY(:ids)"
+    "WHERE event_id = ANY(%s)"
 )
-_MARK_FAILED = sa.text(
-    "UPDATE outbox SET claimed_until = now() + make_interval(secs => :backoff), "
-    "last_error = :error WHERE event_id = :id"
+_MARK_FAILED = (
+    "UPDATE outbox SET claimed_until = now() + make_interval(secs => %s), "
+    "last_error = %s WHERE event_id = %s"
 )
 _RELEASE = sa.text(
     "UPDATE outbox SET claimed_until = NULL WHERE event_id = ANY(:ids) AND published_at IS NULL"
@@ -345,16 +344,13 @@ class OutboxRelay:
         ids = self._unmarked + [row.event_id for row in sent]
         try:
             async with self._autocommit.connect() as conn:
+                db = await Driver.of(conn)
                 if ids:
-                    await conn.execute(_MARK_SENT, {"ids": ids})
+                    await db.execute(_MARK_SENT, (ids,))
                 for row, error in failed:
-                    await conn.execute(
+                    await db.execute(
                         _MARK_FAILED,
-                        {
-                            "id": row.event_id,
-                            "error": str(error)[:2000],
-                            "backoff": self.settings.outbox_failure_backoff_s,
-                        },
+                        (self.settings.outbox_failure_backoff_s, str(error)[:2000], row.event_id),
                     )
         except BaseException:
             # Published, not marked: marked with the next batch (or, should

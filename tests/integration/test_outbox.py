@@ -300,7 +300,7 @@ async def test_the_commit_fails_whole_and_as_sqlalchemys_error(settings):
         with pytest.raises(sa.exc.IntegrityError) as raised:
             async with unit_of_work(stack.engine, "test") as uow:
                 event = uow.emit(completed(), correlation_id=uuid.uuid4())
-                assert await record_handled(uow.conn, "test.queue", cause)
+                assert await record_handled(uow.db, "test.queue", cause)
                 # another transaction takes this event's id first
                 await stack.commit_with_id(event.id)
         assert not is_transient(raised.value)

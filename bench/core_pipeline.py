@@ -1,0 +1,258 @@
+"""The bare pipeline against the same seven hops run through the shared core.
+
+`shopctl bench --baseline` floods a bare seven-hop pipeline (psycopg and
+aio-pika by hand, shopctl/baseline.py). This runs it, then the same shape
+through `services.common` in one process: one ServiceRuntime, seven
+subscriptions, each hop a unit of work (inbox row, an UPDATE, the next
+event to the outbox), handed to the relay, published with a confirm, acked;
+the saga's own event types and payloads, the services' logging to a file.
+No HTTP, no gateway, one process each, 64 journeys in flight each, one after
+the other in the same run: what is left between the two is the shared
+core's own cost a message (validation, SQLAlchemy, the outbox relay, metrics,
+logging), the part of the ratio no service's code can change.
+
+    python bench/core_pipeline.py [--duration 15] [--rounds 2] [--profile out.raw]
+
+With ``--profile`` the core run is recorded by py-spy (``--gil``, raw
+format) for bench/flamegraph.py. Prints each run and the core/bare ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging.config
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.common import migrations  # noqa: E402
+from services.common.consumer import Subscription  # noqa: E402
+from services.common.events import (  # noqa: E402
+    CartCheckedOut,
+    EventData,
+    LineItem,
+    OrderCompleted,
+    OrderCreated,
+    PaymentDetails,
+    PaymentSucceeded,
+    ShippingAddress,
+    ShippingCreated,
+    StockReleased,
+    StockReserved,
+)
+from services.common.outbox import UnitOfWork  # noqa: E402
+from services.common.runtime import ServiceRuntime  # noqa: E402
+from services.common.settings import ServiceSettings  # noqa: E402
+from shopctl.baseline import measure_baseline  # noqa: E402
+
+DATABASE = "shop_bench_core"
+BROKER = os.environ.get("SHOP_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+PG_ADMIN = os.environ.get("SHOP_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADDRESS = ShippingAddress(name="Ada", line1="1 Way", city="London", postal_code="N1", country="GB")
+ITEMS = [LineItem(sku="SKU-1", quantity=2, unit_price_cents=617)]
+CUSTOMER = uuid.uuid4()
+
+
+def _data(event_type: type[EventData], order_id: uuid.UUID) -> EventData:
+    """The saga's payload of ``event_type`` for one order."""
+    common: dict[str, Any] = {"order_id": order_id}
+    carried: dict[str, Any] = {
+        "customer_id": CUSTOMER,
+        "total_cents": 1234,
+        "currency": "EUR",
+        "payment": PaymentDetails(card_token="tok_visa"),
+        "shipping_address": ADDRESS,
+    }
+    if event_type is CartCheckedOut:
+        return CartCheckedOut(**common, cart_id=order_id, items=ITEMS, **carried)
+    if event_type is OrderCreated:
+        return OrderCreated(**common, items=ITEMS, **carried)
+    if event_type is StockReserved:
+        return StockReserved(**common, items=ITEMS, **carried)
+    if event_type is PaymentSucceeded:
+        return PaymentSucceeded(
+            **common,
+            payment_id=order_id,
+            amount_cents=1234,
+            currency="EUR",
+            customer_id=CUSTOMER,
+            shipping_address=ADDRESS,
+        )
+    if event_type is ShippingCreated:
+        return ShippingCreated(**common, shipment_id=order_id, tracking_number="SHP1")
+    if event_type is OrderCompleted:
+        return OrderCompleted(**common)
+    return StockReleased(**common, items=ITEMS)
+
+
+# Seven hops: a hop takes the first type of its pair and emits the second.
+CHAIN = (
+    CartCheckedOut,
+    OrderCreated,
+    StockReserved,
+    PaymentSucceeded,
+    ShippingCreated,
+    OrderCompleted,
+    StockReleased,
+)
+_COUNT = sa.text("UPDATE counters SET n = n + 1 WHERE hop = :hop")
+
+
+async def measure_core(duration_s: float, in_flight: int = 64) -> float:
+    """Completed seven-hop journeys a second through the shared core."""
+    async with await psycopg.AsyncConnection.connect(PG_ADMIN, autocommit=True) as admin:
+        await admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
+        )
+        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+    url = PG_ADMIN.rpartition("/")[0] + "/" + DATABASE
+    try:
+        migrations.upgrade(url, ROOT / "services" / "inventory" / "migrations")
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+            await db.execute("CREATE TABLE counters (hop int PRIMARY KEY, n bigint NOT NULL)")
+            await db.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(0, 6) g")
+        return await _flood(url, duration_s, in_flight)
+    finally:
+        async with await psycopg.AsyncConnection.connect(PG_ADMIN, autocommit=True) as admin:
+            await admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
+            )
+
+
+async def _flood(url: str, duration_s: float, in_flight: int) -> float:
+    done = 0
+    room = asyncio.Semaphore(in_flight)
+    run = uuid.uuid4().hex[:6]
+
+    def hop(index: int) -> Subscription:
+        async def handle(event: Any, uow: UnitOfWork) -> None:
+            nonlocal done
+            await uow.conn.execute(_COUNT, {"hop": index})
+            if index + 1 < len(CHAIN):
+                uow.emit(_data(CHAIN[index + 1], event.data.order_id))
+            else:
+                done += 1
+                room.release()
+
+        return Subscription(CHAIN[index], handle)
+
+    settings = ServiceSettings(
+        service_name=f"corebench{run}",
+        database_url=url,
+        broker_url=BROKER,
+        events_exchange=f"corebench.{run}",
+        dead_letter_exchange=f"corebench.{run}.dlx",
+        db_pool_size=6,
+        db_max_overflow=0,
+        prefetch=in_flight,
+        fault_injection=False,
+    )
+    runtime = ServiceRuntime(settings, subscriptions=[hop(i) for i in range(len(CHAIN))])
+    await runtime.start()
+    try:
+        loop = asyncio.get_running_loop()
+        counted_from = loop.time() + min(2.0, duration_s / 4)
+        end = counted_from + duration_s
+        mark: int | None = None
+        while loop.time() < end:
+            await room.acquire()
+            if mark is None and loop.time() >= counted_from:
+                mark = done
+            async with runtime.unit_of_work() as uow:
+                order_id = uuid.uuid4()
+                uow.emit(_data(CHAIN[0], order_id), correlation_id=order_id)
+        return (done - (mark or 0)) / duration_s
+    finally:
+        await runtime.stop()
+        connection = await aio_pika.connect(BROKER)
+        channel = await connection.channel()
+        try:
+            for queue in runtime.consumers.queue_names:
+                for name in (queue, f"{queue}.dlq"):
+                    await channel.queue_delete(name)
+            await channel.exchange_delete(settings.events_exchange)
+            await channel.exchange_delete(settings.dead_letter_exchange)
+        finally:
+            await connection.close()
+
+
+def _profile(out: Path) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--gil",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "-p",
+            str(os.getpid()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the core runs")
+    args = parser.parse_args()
+
+    log_dir = Path(tempfile.mkdtemp(prefix="corebench-"))
+    config = json.loads((ROOT / "services" / "common" / "logging.json").read_text())
+    config["handlers"]["stderr"] = {
+        "class": "logging.FileHandler",
+        "formatter": "timestamped",
+        "filename": str(log_dir / "core.log"),
+    }
+    logging.config.dictConfig(config)
+
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, uvloop"
+    )
+    print(f"{args.rounds} rounds of {args.duration:.0f} s each, 64 journeys of 7 hops in flight")
+    for round_ in range(1, args.rounds + 1):
+        cpu = time.process_time()
+        bare = await measure_baseline(BROKER, PG_ADMIN, duration_s=args.duration)
+        bare_cpu = time.process_time() - cpu
+        spy = _profile(args.profile) if args.profile else None
+        cpu = time.process_time()
+        core = await measure_core(args.duration)
+        core_cpu = time.process_time() - cpu
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait()
+        print(
+            f"round {round_}: bare {bare:6.1f}/s ({bare_cpu:5.1f} CPU-s in this process), "
+            f"core {core:6.1f}/s ({core_cpu:5.1f} CPU-s), core/bare {core / bare:4.0%}"
+        )
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())  # the loop the services run on (uvicorn's)
