@@ -288,9 +288,10 @@ async def test_a_stopping_relay_publishes_what_was_handed_to_it(settings, probe_
 
 
 async def test_the_commit_fails_whole_and_as_sqlalchemys_error(settings):
-    """The outbox rows and the COMMIT go to the server together (psycopg's
-    pipeline): a row that cannot be written undoes the transaction's other
-    work, and the error is the one SQLAlchemy would have raised."""
+    """The outbox rows go in on the driver's own connection
+    (services.common.db.Driver): a row that cannot be written undoes the
+    transaction's other work, and the error is the one SQLAlchemy would have
+    raised."""
     from services.common.consumer import is_transient
     from services.common.events import new_event
     from services.common.inbox import record_handled
