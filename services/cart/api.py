@@ -130,6 +130,13 @@ async def remove_item(
         return await domain.view(uow.conn, row)
 
 
+_CHECK_OUT = (
+    carts.update()
+    .where(carts.c.id == sa.bindparam("cart_id"))
+    .values(status="CHECKED_OUT", order_id=sa.bindparam("new_order_id"), updated_at=sa.func.now())
+)
+
+
 @router.post("/carts/{cart_id}/checkout", status_code=202)
 async def checkout(
     cart_id: uuid.UUID, body: CheckoutIn, runtime: Runtime, caller: CurrentCaller
@@ -142,11 +149,7 @@ async def checkout(
         items = await domain.lines(uow.conn, cart_id)
         if not items:
             raise ApiError(409, f"cart {cart_id} is empty")
-        await uow.conn.execute(
-            carts.update()
-            .where(carts.c.id == cart_id)
-            .values(status="CHECKED_OUT", order_id=order_id, updated_at=sa.func.now())
-        )
+        await uow.conn.execute(_CHECK_OUT, {"cart_id": cart_id, "new_order_id": order_id})
         uow.emit(
             CartCheckedOut(
                 order_id=order_id,

@@ -36,12 +36,20 @@ class Cart(BaseModel):
     currency: str
 
 
+# Built once: building a statement and its cache key on every request cost
+# more than running it (docs/performance.md).
+_LOAD = sa.select(carts).where(carts.c.id == sa.bindparam("cart_id"))
+_LOAD_LOCKED = _LOAD.with_for_update()
+_LINES = (
+    sa.select(cart_items.c.sku, cart_items.c.quantity, cart_items.c.unit_price_cents)
+    .where(cart_items.c.cart_id == sa.bindparam("cart_id"))
+    .order_by(cart_items.c.position)
+)
+
+
 async def load(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller, *, lock: bool) -> Any:
     """The caller's cart row; another customer's cart is 'not found' (A1)."""
-    query = sa.select(carts).where(carts.c.id == cart_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    row = (await conn.execute(_LOAD_LOCKED if lock else _LOAD, {"cart_id": cart_id})).first()
     if row is None or row.customer_id != caller.customer_id:
         raise not_found(f"cart {cart_id}")
     return row
@@ -55,11 +63,7 @@ async def load_open(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller) -
 
 
 async def lines(conn: AsyncConnection, cart_id: uuid.UUID) -> list[CartLine]:
-    rows = await conn.execute(
-        sa.select(cart_items.c.sku, cart_items.c.quantity, cart_items.c.unit_price_cents)
-        .where(cart_items.c.cart_id == cart_id)
-        .order_by(cart_items.c.position)
-    )
+    rows = await conn.execute(_LINES, {"cart_id": cart_id})
     return [CartLine(**row._mapping) for row in rows]
 
 

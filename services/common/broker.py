@@ -146,10 +146,9 @@ class Broker:
     ) -> None:
         timeout = self.settings.publish_timeout_s
         try:
-            await asyncio.wait_for(
-                exchange.publish(message, routing_key, mandatory=True, timeout=timeout),
-                timeout=timeout,
-            )
+            # asyncio.timeout, not wait_for: no task made for every publish
+            async with asyncio.timeout(timeout):
+                await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
         except asyncio.CancelledError:
             raise
         except TimeoutError:

@@ -26,6 +26,8 @@ def text_problem(value: Any) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return NUL_MESSAGE
+        if value.isascii():
+            return None  # no surrogate can be there: spares encoding a copy
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:

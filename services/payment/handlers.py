@@ -43,6 +43,17 @@ _RECORD_INTENT = _intent.on_conflict_do_update(
         "card_token": _intent.excluded.card_token,
     },
 ).returning(intents.c.cancelled)
+_PAID_ALREADY = sa.select(payments.c.id).where(payments.c.order_id == sa.bindparam("order_id"))
+_RECORD_PAYMENT = payments.insert().values(
+    id=sa.bindparam("id"),
+    order_id=sa.bindparam("order_id"),
+    customer_id=sa.bindparam("customer_id"),
+    amount_cents=sa.bindparam("amount_cents"),
+    currency=sa.bindparam("currency"),
+    status=sa.bindparam("status"),
+    reason=sa.bindparam("reason"),
+    processor_attempts=sa.bindparam("processor_attempts"),
+)
 
 
 class PaymentHandlers:
@@ -67,9 +78,7 @@ class PaymentHandlers:
         ).scalar_one()
         if cancelled:
             return  # the order was cancelled before we charged: never charge
-        done = (
-            await uow.conn.execute(sa.select(payments.c.id).where(payments.c.order_id == order_id))
-        ).first()
+        done = (await uow.conn.execute(_PAID_ALREADY, {"order_id": order_id})).first()
         if done is not None:
             return
         result = await domain.charge(
@@ -80,16 +89,17 @@ class PaymentHandlers:
         )
         payment_id = uuid.uuid4()
         await uow.conn.execute(
-            payments.insert().values(
-                id=payment_id,
-                order_id=order_id,
-                customer_id=data.customer_id,
-                amount_cents=data.total_cents,
-                currency=data.currency,
-                status="CAPTURED" if result.approved else "DECLINED",
-                reason=result.reason,
-                processor_attempts=result.attempts,
-            )
+            _RECORD_PAYMENT,
+            {
+                "id": payment_id,
+                "order_id": order_id,
+                "customer_id": data.customer_id,
+                "amount_cents": data.total_cents,
+                "currency": data.currency,
+                "status": "CAPTURED" if result.approved else "DECLINED",
+                "reason": result.reason,
+                "processor_attempts": result.attempts,
+            },
         )
         if result.approved:
             uow.emit(

@@ -35,6 +35,19 @@ _RECORD_DESTINATION = _destination.on_conflict_do_update(
         "address": _destination.excluded.address,
     },
 ).returning(destinations.c.cancelled)
+_CREATE_SHIPMENT = (
+    insert(shipments)
+    .values(
+        id=sa.bindparam("id"),
+        order_id=sa.bindparam("order_id"),
+        customer_id=sa.bindparam("customer_id"),
+        tracking_number=sa.bindparam("tracking_number"),
+        address=sa.bindparam("address", type_=shipments.c.address.type),
+        status="CREATED",
+    )
+    .on_conflict_do_nothing()
+    .returning(shipments.c.id)
+)
 
 
 async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
@@ -52,17 +65,14 @@ async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) ->
     shipment_id = uuid.uuid4()
     tracking = "SHP" + secrets.token_hex(6).upper()
     created = await uow.conn.execute(
-        insert(shipments)
-        .values(
-            id=shipment_id,
-            order_id=order_id,
-            customer_id=data.customer_id,
-            tracking_number=tracking,
-            address=address,
-            status="CREATED",
-        )
-        .on_conflict_do_nothing()
-        .returning(shipments.c.id)
+        _CREATE_SHIPMENT,
+        {
+            "id": shipment_id,
+            "order_id": order_id,
+            "customer_id": data.customer_id,
+            "tracking_number": tracking,
+            "address": address,
+        },
     )
     if created.first() is None:
         return
