@@ -60,7 +60,7 @@ from services.common.events import (  # noqa: E402
 from services.common.outbox import UnitOfWork  # noqa: E402
 from services.common.runtime import ServiceRuntime  # noqa: E402
 from services.common.settings import ServiceSettings  # noqa: E402
-from shopctl.baseline import measure_baseline  # noqa: E402
+from shopctl.baseline import keep_in_flight, measure_baseline  # noqa: E402
 
 DATABASE = "shop_bench_core"
 BROKER = os.environ.get("SHOP_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -166,19 +166,14 @@ async def _flood(url: str, duration_s: float, in_flight: int) -> float:
     )
     runtime = ServiceRuntime(settings, subscriptions=[hop(i) for i in range(len(CHAIN))])
     await runtime.start()
+
+    async def start_journey() -> None:
+        async with runtime.unit_of_work() as uow:
+            order_id = uuid.uuid4()
+            uow.emit(_data(CHAIN[0], order_id), correlation_id=order_id)
+
     try:
-        loop = asyncio.get_running_loop()
-        counted_from = loop.time() + min(2.0, duration_s / 4)
-        end = counted_from + duration_s
-        mark: int | None = None
-        while loop.time() < end:
-            await room.acquire()
-            if mark is None and loop.time() >= counted_from:
-                mark = done
-            async with runtime.unit_of_work() as uow:
-                order_id = uuid.uuid4()
-                uow.emit(_data(CHAIN[0], order_id), correlation_id=order_id)
-        return (done - (mark or 0)) / duration_s
+        return await keep_in_flight(room, start_journey, lambda: done, duration_s)
     finally:
         await runtime.stop()
         connection = await aio_pika.connect(BROKER)

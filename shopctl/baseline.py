@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 import psycopg
@@ -53,6 +53,27 @@ async def measure_baseline(
             await admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DATABASE))
             )
+
+
+async def keep_in_flight(
+    room: asyncio.Semaphore,
+    start_journey: Callable[[], Awaitable[None]],
+    done: Callable[[], int],
+    duration_s: float,
+) -> float:
+    """Start a journey whenever ``room`` has a place (a journey gives its
+    place back when it ends) for a short warm-up and then ``duration_s``;
+    the journeys ``done`` counts as ended inside the measured part, a second."""
+    loop = asyncio.get_running_loop()
+    counted_from = loop.time() + min(2.0, duration_s / 4)  # a short warm-up
+    end = counted_from + duration_s
+    mark: int | None = None
+    while loop.time() < end:
+        await room.acquire()
+        if mark is None and loop.time() >= counted_from:
+            mark = done()
+        await start_journey()
+    return (done() - (mark or 0)) / duration_s
 
 
 async def _flood(
@@ -105,19 +126,14 @@ async def _flood(
                 return handle
 
             tags = [await queue.consume(hop_of(index)) for index, queue in enumerate(declared)]
-            loop = asyncio.get_running_loop()
-            counted_from = loop.time() + min(2.0, duration_s / 4)  # a short warm-up
-            end = counted_from + duration_s
-            mark: int | None = None
-            while loop.time() < end:
-                await room.acquire()
-                if mark is None and loop.time() >= counted_from:
-                    mark = done
+
+            async def start_journey() -> None:
                 body = uuid.uuid4().bytes + b'{"type":"BaselineEvent"}'
                 await exchange.publish(
                     aio_pika.Message(body, delivery_mode=2), routing_key=queues[0]
                 )
-            rate = (done - (mark or 0)) / duration_s
+
+            rate = await keep_in_flight(room, start_journey, lambda: done, duration_s)
             progress(f"baseline: {done} journeys of {len(queues)} hops, {rate:.0f}/s")
             for queue, tag in zip(declared, tags, strict=True):
                 await queue.cancel(tag)

@@ -89,13 +89,16 @@ CHARGE = payment.PaymentHandlers(processor_attempts=1, processor_backoff_s=0).ch
 CANCEL_PAYMENT = payment.PaymentHandlers(1, 0).order_cancelled
 
 
-async def payments_of(engine, order_id):
+async def rows_of(engine, table, columns, order_id):
     async with engine.connect() as conn:
         rows = await conn.execute(
-            sa.text("SELECT status, amount_cents, customer_id FROM payments WHERE order_id = :o"),
-            {"o": order_id},
+            sa.text(f"SELECT {columns} FROM {table} WHERE order_id = :o"), {"o": order_id}
         )
         return [tuple(row) for row in rows]
+
+
+async def payments_of(engine, order_id):
+    return await rows_of(engine, "payments", "status, amount_cents, customer_id", order_id)
 
 
 async def test_payment_charges_from_stock_reserved_without_the_checkout(engines):
@@ -150,12 +153,7 @@ def paid(order_id: uuid.UUID) -> PaymentSucceeded:
 
 
 async def shipments_of(engine, order_id):
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.text("SELECT status, address, customer_id FROM shipments WHERE order_id = :o"),
-            {"o": order_id},
-        )
-        return [tuple(row) for row in rows]
+    return await rows_of(engine, "shipments", "status, address, customer_id", order_id)
 
 
 async def test_shipping_ships_from_payment_succeeded_without_the_checkout(engines):
