@@ -115,12 +115,16 @@ class UnitOfWork:
             OutboxRow(0, e.id, e.type, e.routing_key, e.correlationid, e.to_json(), now)
             for e in self.emitted
         ]
-        params: list[Any] = []
-        for row in self.rows:
-            params += (row.event_id, row.event_type, row.routing_key, row.correlation_id, row.body)
-            if claim_s is not None:
-                params.append(claim_s)
-        await self.db.execute(_insert_sql(len(self.rows), claim_s is not None), params)
+        # A statement takes at most 65,535 parameters: 1,000 rows a statement.
+        for start in range(0, len(self.rows), 1000):
+            chunk = self.rows[start : start + 1000]
+            params: list[Any] = []
+            for row in chunk:
+                params += (row.event_id, row.event_type, row.routing_key, row.correlation_id)
+                params.append(row.body)
+                if claim_s is not None:
+                    params.append(claim_s)
+            await self.db.execute(_insert_sql(len(chunk), claim_s is not None), params)
         if claim_s is None:
             # Delivered at commit, to relays in every process on this database.
             await self.db.execute(_NOTIFY, ())

@@ -328,3 +328,33 @@ async def test_a_connection_lost_before_the_commit_is_transient(settings):
         assert await stack.scalar("SELECT count(*) FROM outbox") == 0
         await stack.commit(completed())  # the dead connection left the pool
         assert await stack.scalar("SELECT count(*) FROM outbox") == 1
+
+
+class Keeps:
+    """A relay that claims the rows it is handed and keeps them."""
+
+    claim_s = 30.0
+
+    def __init__(self) -> None:
+        self.rows: list[object] = []
+
+    def hand_over(self, rows) -> None:  # type: ignore[no-untyped-def]
+        self.rows.extend(rows)
+
+
+async def test_a_transaction_of_many_events_writes_every_row(settings):
+    """The rows go in as multi-row INSERTs of at most 1,000 rows (a statement
+    takes at most 65,535 parameters), claimed or not."""
+    async with Stack(settings) as stack:
+        ids = await stack.commit(*(completed() for _ in range(14_000)))  # 70,000 parameters
+        keeps = Keeps()
+        async with unit_of_work(stack.engine, "test", relay=keeps) as uow:
+            for _ in range(1500):
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+        assert len(keeps.rows) == 1500
+        assert (
+            await stack.scalar("SELECT count(*) FROM outbox WHERE claimed_until IS NULL") == 14_000
+        )
+        assert await stack.scalar("SELECT count(*) FROM outbox WHERE claimed_until > now()") == 1500
+        written = await stack.scalar("SELECT array_agg(event_id::text) FROM outbox")
+        assert set(ids) <= set(written)  # type: ignore[arg-type]
