@@ -67,7 +67,10 @@ class CartCheckedOut(EventData):
 # payment charges from StockReserved and shipping ships from
 # PaymentSucceeded, so neither takes CartCheckedOut nor waits to have seen it.
 # Two deliveries an order fewer (docs/performance.md) and no race between a
-# step and the checkout it depends on.
+# step and the checkout it depends on. The carried fields extend API.md's
+# table, so they are optional: an event made to the table alone (`shopctl
+# inject`, another team's producer) is still valid; payment declines one it
+# cannot charge, shipping dead-letters one it cannot ship.
 
 
 class OrderCreated(EventData):
@@ -78,8 +81,8 @@ class OrderCreated(EventData):
     items: list[LineItem]
     total_cents: int = Field(ge=0)
     currency: str
-    payment: PaymentDetails
-    shipping_address: ShippingAddress
+    payment: PaymentDetails | None = None
+    shipping_address: ShippingAddress | None = None
 
 
 class StockReserved(EventData):
@@ -87,11 +90,11 @@ class StockReserved(EventData):
     routing_key = "stock.reserved"
     order_id: uuid.UUID
     items: list[LineItem]
-    customer_id: uuid.UUID
-    total_cents: int = Field(ge=0)
-    currency: str
-    payment: PaymentDetails
-    shipping_address: ShippingAddress
+    customer_id: uuid.UUID | None = None
+    total_cents: int | None = Field(default=None, ge=0)
+    currency: str | None = None
+    payment: PaymentDetails | None = None
+    shipping_address: ShippingAddress | None = None
 
 
 class StockReservationFailed(EventData):
@@ -109,8 +112,8 @@ class PaymentSucceeded(EventData):
     payment_id: uuid.UUID
     amount_cents: int = Field(ge=0)
     currency: str
-    customer_id: uuid.UUID
-    shipping_address: ShippingAddress
+    customer_id: uuid.UUID | None = None
+    shipping_address: ShippingAddress | None = None
 
 
 class PaymentFailed(EventData):

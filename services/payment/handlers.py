@@ -72,12 +72,22 @@ class PaymentHandlers:
                     "customer_id": data.customer_id,
                     "amount_cents": data.total_cents,
                     "currency": data.currency,
-                    "card_token": data.payment.card_token,
+                    "card_token": data.payment.card_token if data.payment else None,
                 },
             )
         ).scalar_one()
         if cancelled:
             return  # the order was cancelled before we charged: never charge
+        if (
+            data.payment is None
+            or data.total_cents is None
+            or data.currency is None
+            or data.customer_id is None
+        ):
+            # Made to API.md's table alone (say, injected by hand): nothing
+            # to charge with, so the saga compensates as for a declined card.
+            uow.emit(PaymentFailed(order_id=order_id, reason="no_payment_details"))
+            return
         done = (await uow.conn.execute(_PAID_ALREADY, {"order_id": order_id})).first()
         if done is not None:
             return

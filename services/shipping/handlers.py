@@ -20,6 +20,11 @@ from services.common.outbox import UnitOfWork
 
 from .models import destinations, shipments
 
+
+class NoDestination(Exception):
+    """A PaymentSucceeded without the address and customer it should carry."""
+
+
 # Records where PaymentSucceeded asks to ship and takes the destination's row
 # lock (making the row when OrderCancelled has not): a shipment and a cancel
 # of one order run one after the other. Built once (docs/performance.md).
@@ -53,6 +58,10 @@ _CREATE_SHIPMENT = (
 async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
     data = event.data
     order_id = data.order_id
+    if data.shipping_address is None or data.customer_id is None:
+        # Made to API.md's table alone (say, injected by hand): retried, then
+        # dead-lettered; the order's PAID deadline cancels and refunds it.
+        raise NoDestination(f"PaymentSucceeded for order {order_id} carries no shipping address")
     address = data.shipping_address.model_dump()
     cancelled = (
         await uow.conn.execute(

@@ -170,3 +170,23 @@ async def test_a_cancel_before_payment_succeeded_stops_the_shipment(engines):
     await handle(engines["shipping"], shipping.order_cancelled, cancelled(order_id))
     assert await handle(engines["shipping"], shipping.create_shipment, paid(order_id)) == []
     assert await shipments_of(engines["shipping"], order_id) == []
+
+
+async def test_a_stock_reserved_made_to_the_api_table_alone_is_declined(engines):
+    """API.md lists order_id and items for StockReserved; one without the
+    carried amount and card (injected by hand) ends the saga as a decline."""
+    order_id = uuid.uuid4()
+    bare = StockReserved(order_id=order_id, items=reserved(order_id).items)
+    [event] = await handle(engines["payment"], CHARGE, bare)
+    assert (event.type, event.data.reason) == ("PaymentFailed", "no_payment_details")
+    assert await payments_of(engines["payment"], order_id) == []
+
+
+async def test_a_payment_succeeded_without_an_address_ships_nothing(engines):
+    order_id = uuid.uuid4()
+    bare = PaymentSucceeded(
+        order_id=order_id, payment_id=uuid.uuid4(), amount_cents=1, currency="EUR"
+    )
+    with pytest.raises(shipping.NoDestination):
+        await handle(engines["shipping"], shipping.create_shipment, bare)
+    assert await shipments_of(engines["shipping"], order_id) == []
