@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
 from .settings import ServiceSettings
 
@@ -85,7 +87,8 @@ class Driver:
     They run inside the transaction SQLAlchemy began, and a failure is
     raised as the SQLAlchemy exception SQLAlchemy would have raised, with a
     lost connection invalidated, so callers and the pool see no difference.
-    Handlers keep SQLAlchemy Core."""
+    Handlers write their statements in SQLAlchemy Core; those of the hot
+    path are ``Prepared`` once and run here (``run``)."""
 
     def __init__(self, conn: AsyncConnection, driver: psycopg.AsyncConnection[Any]) -> None:
         self.conn = conn
@@ -111,3 +114,114 @@ class Driver:
             raise sa_exc.DBAPIError.instance(
                 sql, params, exc, psycopg.Error, connection_invalidated=lost
             ) from exc
+
+    async def run(self, statement: Prepared, params: Mapping[str, Any] | None = None) -> Rows:
+        """Run a prepared SQLAlchemy Core statement on the driver's
+        connection, with the parameters SQLAlchemy would have sent; its rows
+        (by name and by position) are read at once."""
+        sql, values = statement.bind(self.conn.dialect, params or {})
+        try:
+            cursor = self.driver.cursor(row_factory=namedtuple_row)
+            await cursor.execute(sql, values)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            lost = self.driver.broken or self.driver.closed
+            if lost:
+                await self.conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                sql, values, exc, psycopg.Error, connection_invalidated=lost
+            ) from exc
+        return Rows(rows, cursor.rowcount)
+
+
+class Rows:
+    """A statement's rows, read: the part of SQLAlchemy's ``Result`` the
+    handlers use."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Any:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return list(self._rows)
+
+    def first(self) -> Any | None:
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any | None:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise sa_exc.NoResultFound(f"expected one row, got {len(self._rows)}")
+        return self._rows[0][0]
+
+
+class Prepared:
+    """An SQLAlchemy Core statement compiled once for the service's dialect,
+    to run on the driver's connection (``Driver.run``) without SQLAlchemy's
+    execution path: the hot path's statements, which every message runs
+    (docs/performance.md). The parameters go through the same bind
+    processors SQLAlchemy applies (JSON, enums), so the statement sees the
+    same values. A statement needing what only SQLAlchemy's execution does
+    (Python-side column defaults, expanding IN parameters, result
+    processors) is refused when first compiled. ``statement`` stays
+    runnable through SQLAlchemy."""
+
+    __slots__ = ("_compiled", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: tuple[Dialect, str, list[_Bind]] | None = None
+
+    def bind(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The SQL and its parameters for ``params`` (by bind key)."""
+        compiled = self._compiled
+        if compiled is None or compiled[0] is not dialect:
+            compiled = self._compiled = (dialect, *_compile(self.statement, dialect))
+        values: dict[str, Any] = {}
+        for name, key, fixed, process in compiled[2]:
+            value = params[key] if key is not None else fixed
+            values[name] = process(value) if process is not None else value
+        return compiled[1], values
+
+
+# (name in the SQL, key the caller passes or None for a fixed value, the
+# fixed value, the bind processor)
+_Bind = tuple[str, str | None, Any, Callable[[Any], Any] | None]
+
+
+def _compile(statement: Executable, dialect: Dialect) -> tuple[str, list[_Bind]]:
+    compiled: Any = cast(Any, statement).compile(dialect=dialect)
+    if compiled.positional or compiled.insert_prefetch or compiled.update_prefetch:
+        raise TypeError(f"not preparable (positional or Python-side defaults): {compiled}")
+    if compiled.literal_execute_params:
+        raise TypeError(f"not preparable (literal_execute parameters): {compiled}")
+    for column in getattr(statement, "exported_columns", ()):
+        if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+            raise TypeError(f"not preparable ({column} needs a result processor): {compiled}")
+    sql: str = compiled.string
+    binds: list[_Bind] = []
+    for bind, name in compiled.bind_names.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind in compiled.post_compile_params:
+            # A fixed IN list (``status.in_(WAITING)``): one parameter each.
+            if bind.required or bind.expanding is False:
+                raise TypeError(f"not preparable (an IN list passed at run time): {compiled}")
+            names = [f"{name}_{i}" for i in range(1, len(bind.effective_value) + 1)]
+            sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join(f"%({n})s" for n in names))
+            binds += [
+                (n, None, v, process) for n, v in zip(names, bind.effective_value, strict=True)
+            ]
+        elif bind.required:
+            binds.append((name, bind.key, None, process))
+        else:
+            binds.append((name, None, bind.effective_value, process))
+    if "__[POSTCOMPILE_" in sql:
+        raise TypeError(f"not preparable (a parameter left to expand): {sql}")
+    return sql, binds

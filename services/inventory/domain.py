@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import Driver, Prepared
 from services.common.events import LineItem
 
 from .models import reservations, stock
@@ -50,19 +51,20 @@ async def restock(conn: AsyncConnection, sku: str, quantity: int) -> dict[str, A
     return dict(row._mapping) if row else None
 
 
-# Statements built once, with bind parameters (docs/performance.md).
-_RESERVATION = (
+# The saga's statements: built once, with bind parameters, and run on the
+# driver's connection (services.common.db.Prepared, docs/performance.md).
+_RESERVATION = Prepared(
     sa.select(reservations.c.status, reservations.c["items"])
     .where(reservations.c.order_id == sa.bindparam("order_id"))
     .with_for_update()
 )
-_CLAIM = (
+_CLAIM = Prepared(
     insert(reservations)
     .values(order_id=sa.bindparam("order_id"), status=sa.bindparam("status"), items=[])
     .on_conflict_do_nothing()
     .returning(reservations.c.order_id)
 )
-_TAKE = (
+_TAKE = Prepared(
     stock.update()
     .where(stock.c.sku == sa.bindparam("the_sku"), stock.c.available >= sa.bindparam("quantity"))
     .values(
@@ -73,7 +75,7 @@ _TAKE = (
 )
 _ITEMS = sa.bindparam("new_items", type_=reservations.c["items"].type)
 _STATUS: Any = sa.bindparam("new_status")
-_RECORD = (
+_RECORD = Prepared(
     insert(reservations)
     .values(order_id=sa.bindparam("order_id"), status=_STATUS, items=_ITEMS)
     .on_conflict_do_update(
@@ -84,8 +86,8 @@ _RECORD = (
 
 
 @functools.cache
-def _move(source: str, target: str) -> Any:
-    return (
+def _move(source: str, target: str) -> Prepared:
+    return Prepared(
         stock.update()
         .where(stock.c.sku == sa.bindparam("the_sku"))
         .values(
@@ -98,62 +100,55 @@ def _move(source: str, target: str) -> Any:
     )
 
 
-async def reservation(
-    conn: AsyncConnection, order_id: uuid.UUID
-) -> tuple[str, list[tuple[str, int]]] | None:
+async def reservation(db: Driver, order_id: uuid.UUID) -> tuple[str, list[tuple[str, int]]] | None:
     """The order's reservation (status and lines), locked for the rest of
     the transaction; None when there is none."""
-    row = (await conn.execute(_RESERVATION, {"order_id": order_id})).first()
+    row = (await db.run(_RESERVATION, {"order_id": order_id})).first()
     if row is None:
         return None
     return row.status, [(i["sku"], int(i["quantity"])) for i in row[1] or []]
 
 
-async def claim(conn: AsyncConnection, order_id: uuid.UUID, status: str) -> bool:
+async def claim(db: Driver, order_id: uuid.UUID, status: str) -> bool:
     """Create the order's reservation row with ``status`` unless one exists.
 
     A concurrent claim of the same order waits on the unique index until the
     other transaction ends, so a reservation and a release racing for one
     order are serialised: whichever comes second sees the first."""
-    inserted = await conn.execute(_CLAIM, {"order_id": order_id, "status": status})
+    inserted = await db.run(_CLAIM, {"order_id": order_id, "status": status})
     return inserted.first() is not None
 
 
-async def reserve(
-    conn: AsyncConnection, order_id: uuid.UUID, lines: list[tuple[str, int]]
-) -> list[str]:
+async def reserve(db: Driver, lines: list[tuple[str, int]]) -> list[str]:
     """Reserve every line or none. Returns the SKUs that could not be
     reserved (empty on success); the caller records the outcome. One line
     (the usual order) is one statement; more go inside a savepoint."""
     if len(lines) == 1:
         [(sku, quantity)] = lines
-        taken = await conn.execute(_TAKE, {"the_sku": sku, "quantity": quantity})
+        taken = await db.run(_TAKE, {"the_sku": sku, "quantity": quantity})
         return [] if taken.rowcount == 1 else [sku]
     short: list[str] = []
-    savepoint = await conn.begin_nested()
+    await db.execute("SAVEPOINT reserve", ())
     for sku, quantity in lines:
-        taken = await conn.execute(_TAKE, {"the_sku": sku, "quantity": quantity})
+        taken = await db.run(_TAKE, {"the_sku": sku, "quantity": quantity})
         if taken.rowcount != 1:
             short.append(sku)
     if short:
-        await savepoint.rollback()
-    else:
-        await savepoint.commit()
+        await db.execute("ROLLBACK TO SAVEPOINT reserve", ())
+    await db.execute("RELEASE SAVEPOINT reserve", ())
     return short
 
 
-async def move(
-    conn: AsyncConnection, lines: list[tuple[str, int]], source: str, target: str
-) -> None:
+async def move(db: Driver, lines: list[tuple[str, int]], source: str, target: str) -> None:
     """Move quantities between the stock columns (reserved -> available on a
     release, reserved -> shipped on shipping, shipped -> available when a
     cancelled order's shipment is called back)."""
     for sku, quantity in lines:
-        await conn.execute(_move(source, target), {"the_sku": sku, "quantity": quantity})
+        await db.run(_move(source, target), {"the_sku": sku, "quantity": quantity})
 
 
 async def record(
-    conn: AsyncConnection, order_id: uuid.UUID, status: str, lines: list[tuple[str, int]]
+    db: Driver, order_id: uuid.UUID, status: str, lines: list[tuple[str, int]]
 ) -> None:
     items = [{"sku": sku, "quantity": quantity} for sku, quantity in lines]
-    await conn.execute(_RECORD, {"order_id": order_id, "new_status": status, "new_items": items})
+    await db.run(_RECORD, {"order_id": order_id, "new_status": status, "new_items": items})

@@ -29,15 +29,15 @@ async def create_stock(event: Envelope[ProductCreated], uow: UnitOfWork) -> None
 
 async def reserve_stock(event: Envelope[OrderCreated], uow: UnitOfWork) -> None:
     order_id = event.data.order_id
-    if not await domain.claim(uow.conn, order_id, "PENDING"):
+    if not await domain.claim(uow.db, order_id, "PENDING"):
         return  # released before it was reserved (a tombstone), or already decided
     lines = domain.merge_lines(event.data.items)
-    short = await domain.reserve(uow.conn, order_id, lines) if lines else ["(no items)"]
+    short = await domain.reserve(uow.db, lines) if lines else ["(no items)"]
     if short:
-        await domain.record(uow.conn, order_id, "FAILED", lines)
+        await domain.record(uow.db, order_id, "FAILED", lines)
         uow.emit(StockReservationFailed(order_id=order_id, reason="out_of_stock", skus=short))
         return
-    await domain.record(uow.conn, order_id, "RESERVED", lines)
+    await domain.record(uow.db, order_id, "RESERVED", lines)
     data = event.data
     uow.emit(
         StockReserved(
@@ -57,16 +57,16 @@ async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
     arrives before the reservation leaves a tombstone so the reservation is
     never made; a release after shipping calls the shipment's stock back."""
     order_id = event.data.order_id
-    if await domain.claim(uow.conn, order_id, "RELEASED"):
+    if await domain.claim(uow.db, order_id, "RELEASED"):
         return  # nothing was reserved yet: the tombstone keeps it that way
-    status, lines = await domain.reservation(uow.conn, order_id) or (None, [])
+    status, lines = await domain.reservation(uow.db, order_id) or (None, [])
     if status == "RESERVED":
-        await domain.move(uow.conn, lines, "reserved", "available")
+        await domain.move(uow.db, lines, "reserved", "available")
     elif status == "SHIPPED":
-        await domain.move(uow.conn, lines, "shipped", "available")
+        await domain.move(uow.db, lines, "shipped", "available")
     else:
         return  # FAILED or RELEASED: nothing is held
-    await domain.record(uow.conn, order_id, "RELEASED", lines)
+    await domain.record(uow.db, order_id, "RELEASED", lines)
     uow.emit(
         StockReleased(order_id=order_id, items=[LineItem(sku=s, quantity=q) for s, q in lines])
     )
@@ -74,11 +74,11 @@ async def release_stock(event: Envelope[Any], uow: UnitOfWork) -> None:
 
 async def ship_stock(event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
     order_id = event.data.order_id
-    status, lines = await domain.reservation(uow.conn, order_id) or (None, [])
+    status, lines = await domain.reservation(uow.db, order_id) or (None, [])
     if status != "RESERVED":
         return  # released meanwhile (the order was cancelled): nothing to ship
-    await domain.move(uow.conn, lines, "reserved", "shipped")
-    await domain.record(uow.conn, order_id, "SHIPPED", lines)
+    await domain.move(uow.db, lines, "reserved", "shipped")
+    await domain.record(uow.db, order_id, "SHIPPED", lines)
 
 
 SUBSCRIPTIONS = [

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import Driver, Prepared
 from services.common.events import OrderCancelled, OrderCompleted
 from services.common.outbox import UnitOfWork
 
@@ -81,10 +82,10 @@ def _advance_to(target: OrderStatus) -> Any:
 
 # Built once: one statement per target state (building it per event cost
 # more than running it; docs/performance.md).
-_ADVANCE: dict[OrderStatus, Any] = {
-    target: _advance_to(target) for target in _RANK if target is not OrderStatus.PENDING
+_ADVANCE: dict[OrderStatus, Prepared] = {
+    target: Prepared(_advance_to(target)) for target in _RANK if target is not OrderStatus.PENDING
 }
-_CANCEL = (
+_CANCEL = Prepared(
     orders.update()
     .where(orders.c.id == sa.bindparam("order_id"), orders.c.status.in_(WAITING))
     .values(
@@ -95,7 +96,7 @@ _CANCEL = (
     )
     .returning(orders.c.id)
 )
-_EXISTS = sa.select(orders.c.id).where(orders.c.id == sa.bindparam("order_id"))
+_EXISTS = Prepared(sa.select(orders.c.id).where(orders.c.id == sa.bindparam("order_id")))
 
 
 async def advance(
@@ -107,12 +108,12 @@ async def advance(
     checks the order is in a state before ``target``; only when it changes
     nothing does a second one tell an unknown order from a later one."""
     timeout = timeouts.of(target)
-    moved = await uow.conn.execute(
+    moved = await uow.db.run(
         _ADVANCE[target],
         {"order_id": order_id, "timeout_s": timeout.total_seconds() if timeout else 0.0},
     )
     if moved.first() is None:
-        await _known(uow.conn, order_id)
+        await _known(uow.db, order_id)
         return False
     if target is OrderStatus.COMPLETED:
         uow.emit(OrderCompleted(order_id=order_id), correlation_id=order_id)
@@ -122,17 +123,17 @@ async def advance(
 async def cancel(uow: UnitOfWork, order_id: uuid.UUID, reason: str) -> bool:
     """Cancel the order unless it has ended; False when it had. One
     statement in the usual case, as ``advance``."""
-    moved = await uow.conn.execute(_CANCEL, {"order_id": order_id, "reason": reason})
+    moved = await uow.db.run(_CANCEL, {"order_id": order_id, "reason": reason})
     if moved.first() is None:
-        await _known(uow.conn, order_id)
+        await _known(uow.db, order_id)
         return False
     uow.emit(OrderCancelled(order_id=order_id, reason=reason), correlation_id=order_id)
     return True
 
 
-async def _known(conn: AsyncConnection, order_id: uuid.UUID) -> None:
+async def _known(db: Driver, order_id: uuid.UUID) -> None:
     """Raise OrderNotYetKnown when no such order was created (yet)."""
-    exists = await conn.execute(_EXISTS, {"order_id": order_id})
+    exists = await db.run(_EXISTS, {"order_id": order_id})
     if exists.first() is None:
         raise OrderNotYetKnown(f"order {order_id} not created yet")
 

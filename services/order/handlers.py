@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from services.common.consumer import Subscription
+from services.common.db import Prepared
 from services.common.events import (
     CartCheckedOut,
     Envelope,
@@ -23,7 +24,7 @@ from .domain import OrderStatus, Timeouts, advance, cancel
 from .models import orders
 
 # Built once (docs/performance.md).
-_CREATE = (
+_CREATE = Prepared(
     insert(orders)
     .values(
         id=sa.bindparam("id"),
@@ -48,7 +49,7 @@ class OrderHandlers:
 
     async def create_order(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
         data = event.data
-        created = await uow.conn.execute(
+        created = await uow.db.run(
             _CREATE,
             {
                 "id": data.order_id,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from services.common.consumer import Subscription
+from services.common.db import Prepared
 from services.common.events import (
     Envelope,
     OrderCancelled,
@@ -34,25 +35,31 @@ _intent = insert(intents).values(
     currency=sa.bindparam("currency"),
     card_token=sa.bindparam("card_token"),
 )
-_RECORD_INTENT = _intent.on_conflict_do_update(
-    index_elements=[intents.c.order_id],
-    set_={
-        "customer_id": _intent.excluded.customer_id,
-        "amount_cents": _intent.excluded.amount_cents,
-        "currency": _intent.excluded.currency,
-        "card_token": _intent.excluded.card_token,
-    },
-).returning(intents.c.cancelled)
-_PAID_ALREADY = sa.select(payments.c.id).where(payments.c.order_id == sa.bindparam("order_id"))
-_RECORD_PAYMENT = payments.insert().values(
-    id=sa.bindparam("id"),
-    order_id=sa.bindparam("order_id"),
-    customer_id=sa.bindparam("customer_id"),
-    amount_cents=sa.bindparam("amount_cents"),
-    currency=sa.bindparam("currency"),
-    status=sa.bindparam("status"),
-    reason=sa.bindparam("reason"),
-    processor_attempts=sa.bindparam("processor_attempts"),
+_RECORD_INTENT = Prepared(
+    _intent.on_conflict_do_update(
+        index_elements=[intents.c.order_id],
+        set_={
+            "customer_id": _intent.excluded.customer_id,
+            "amount_cents": _intent.excluded.amount_cents,
+            "currency": _intent.excluded.currency,
+            "card_token": _intent.excluded.card_token,
+        },
+    ).returning(intents.c.cancelled)
+)
+_PAID_ALREADY = Prepared(
+    sa.select(payments.c.id).where(payments.c.order_id == sa.bindparam("order_id"))
+)
+_RECORD_PAYMENT = Prepared(
+    payments.insert().values(
+        id=sa.bindparam("id"),
+        order_id=sa.bindparam("order_id"),
+        customer_id=sa.bindparam("customer_id"),
+        amount_cents=sa.bindparam("amount_cents"),
+        currency=sa.bindparam("currency"),
+        status=sa.bindparam("status"),
+        reason=sa.bindparam("reason"),
+        processor_attempts=sa.bindparam("processor_attempts"),
+    )
 )
 
 
@@ -65,7 +72,7 @@ class PaymentHandlers:
         data = event.data
         order_id = data.order_id
         cancelled = (
-            await uow.conn.execute(
+            await uow.db.run(
                 _RECORD_INTENT,
                 {
                     "order_id": order_id,
@@ -88,7 +95,7 @@ class PaymentHandlers:
             # to charge with, so the saga compensates as for a declined card.
             uow.emit(PaymentFailed(order_id=order_id, reason="no_payment_details"))
             return
-        done = (await uow.conn.execute(_PAID_ALREADY, {"order_id": order_id})).first()
+        done = (await uow.db.run(_PAID_ALREADY, {"order_id": order_id})).first()
         if done is not None:
             return
         result = await domain.charge(
@@ -98,7 +105,7 @@ class PaymentHandlers:
             backoff_s=self.processor_backoff_s,
         )
         payment_id = uuid.uuid4()
-        await uow.conn.execute(
+        await uow.db.run(
             _RECORD_PAYMENT,
             {
                 "id": payment_id,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from services.common.consumer import Subscription
+from services.common.db import Prepared
 from services.common.events import (
     Envelope,
     OrderCancelled,
@@ -33,14 +34,16 @@ _destination = insert(destinations).values(
     customer_id=sa.bindparam("customer_id"),
     address=sa.bindparam("address", type_=destinations.c.address.type),
 )
-_RECORD_DESTINATION = _destination.on_conflict_do_update(
-    index_elements=[destinations.c.order_id],
-    set_={
-        "customer_id": _destination.excluded.customer_id,
-        "address": _destination.excluded.address,
-    },
-).returning(destinations.c.cancelled)
-_CREATE_SHIPMENT = (
+_RECORD_DESTINATION = Prepared(
+    _destination.on_conflict_do_update(
+        index_elements=[destinations.c.order_id],
+        set_={
+            "customer_id": _destination.excluded.customer_id,
+            "address": _destination.excluded.address,
+        },
+    ).returning(destinations.c.cancelled)
+)
+_CREATE_SHIPMENT = Prepared(
     insert(shipments)
     .values(
         id=sa.bindparam("id"),
@@ -64,7 +67,7 @@ async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) ->
         raise NoDestination(f"PaymentSucceeded for order {order_id} carries no shipping address")
     address = data.shipping_address.model_dump()
     cancelled = (
-        await uow.conn.execute(
+        await uow.db.run(
             _RECORD_DESTINATION,
             {"order_id": order_id, "customer_id": data.customer_id, "address": address},
         )
@@ -73,7 +76,7 @@ async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) ->
         return  # the order was cancelled: a late payment is refunded, not shipped
     shipment_id = uuid.uuid4()
     tracking = "SHP" + secrets.token_hex(6).upper()
-    created = await uow.conn.execute(
+    created = await uow.db.run(
         _CREATE_SHIPMENT,
         {
             "id": shipment_id,
