@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.db import Driver, Prepared
 from services.common.errors import ApiError, not_found
 from services.common.events import CartCheckedOut, LineItem, PaymentDetails, ShippingAddress
 from services.common.http import Runtime
@@ -76,15 +77,16 @@ async def create_cart(runtime: Runtime, caller: CurrentCaller) -> Cart:
                 id=cart_id, customer_id=caller.customer_id, status="OPEN", currency="EUR"
             )
         )
-        row = await domain.load(uow.conn, cart_id, caller, lock=False)
-        return await domain.view(uow.conn, row)
+        row = await domain.load(uow.db, cart_id, caller, lock=False)
+        return await domain.view(uow.db, row)
 
 
 @router.get("/carts/{cart_id}")
 async def get_cart(cart_id: uuid.UUID, runtime: Runtime, caller: CurrentCaller) -> Cart:
     async with runtime.engine.connect() as conn:
-        row = await domain.load(conn, cart_id, caller, lock=False)
-        return await domain.view(conn, row)
+        db = await Driver.of(conn)
+        row = await domain.load(db, cart_id, caller, lock=False)
+        return await domain.view(db, row)
 
 
 @router.post("/carts/{cart_id}/items")
@@ -94,9 +96,9 @@ async def add_item(
     """Add to the cart's line for the SKU (created if new), at today's price."""
     price, currency = await domain.price_of(catalog, body.sku)  # before the transaction
     async with runtime.unit_of_work() as uow:
-        row = await domain.load_open(uow.conn, cart_id, caller)
-        await domain.set_line(uow.conn, row, body.sku, body.quantity, price, currency, add=True)
-        return await domain.view(uow.conn, await domain.load(uow.conn, cart_id, caller, lock=False))
+        row = await domain.load_open(uow.db, cart_id, caller)
+        await domain.set_line(uow, row, body.sku, body.quantity, price, currency, add=True)
+        return await domain.view(uow.db, await domain.load(uow.db, cart_id, caller, lock=False))
 
 
 @router.put("/carts/{cart_id}/items/{sku}")
@@ -110,9 +112,9 @@ async def set_item(
 ) -> Cart:
     price, currency = await domain.price_of(catalog, sku)
     async with runtime.unit_of_work() as uow:
-        row = await domain.load_open(uow.conn, cart_id, caller)
-        await domain.set_line(uow.conn, row, sku, body.quantity, price, currency, add=False)
-        return await domain.view(uow.conn, await domain.load(uow.conn, cart_id, caller, lock=False))
+        row = await domain.load_open(uow.db, cart_id, caller)
+        await domain.set_line(uow, row, sku, body.quantity, price, currency, add=False)
+        return await domain.view(uow.db, await domain.load(uow.db, cart_id, caller, lock=False))
 
 
 @router.delete("/carts/{cart_id}/items/{sku}")
@@ -120,17 +122,17 @@ async def remove_item(
     cart_id: uuid.UUID, sku: str, runtime: Runtime, caller: CurrentCaller
 ) -> Cart:
     async with runtime.unit_of_work() as uow:
-        row = await domain.load_open(uow.conn, cart_id, caller)
+        row = await domain.load_open(uow.db, cart_id, caller)
         removed = await uow.conn.execute(
             cart_items.delete().where(cart_items.c.cart_id == cart_id, cart_items.c.sku == sku)
         )
         if removed.rowcount == 0:
             raise not_found(f"{sku} in cart {cart_id}")
         await domain.touch(uow.conn, cart_id)
-        return await domain.view(uow.conn, row)
+        return await domain.view(uow.db, row)
 
 
-_CHECK_OUT = (
+_CHECK_OUT = Prepared(
     carts.update()
     .where(carts.c.id == sa.bindparam("cart_id"))
     .values(status="CHECKED_OUT", order_id=sa.bindparam("new_order_id"), updated_at=sa.func.now())
@@ -145,11 +147,11 @@ async def checkout(
     the correlation id of every event that follows."""
     order_id = uuid.uuid4()
     async with runtime.unit_of_work() as uow:
-        row = await domain.load_open(uow.conn, cart_id, caller)
-        items = await domain.lines(uow.conn, cart_id)
+        row = await domain.load_open(uow.db, cart_id, caller)
+        items = await domain.lines(uow.db, cart_id)
         if not items:
             raise ApiError(409, f"cart {cart_id} is empty")
-        await uow.conn.execute(_CHECK_OUT, {"cart_id": cart_id, "new_order_id": order_id})
+        await uow.db.run(_CHECK_OUT, {"cart_id": cart_id, "new_order_id": order_id})
         uow.emit(
             CartCheckedOut(
                 order_id=order_id,

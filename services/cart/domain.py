@@ -12,8 +12,10 @@ from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import Driver, Prepared
 from services.common.errors import ApiError, not_found
 from services.common.identity import Caller
+from services.common.outbox import UnitOfWork
 
 from .models import cart_items, carts
 
@@ -36,39 +38,40 @@ class Cart(BaseModel):
     currency: str
 
 
-# Built once: building a statement and its cache key on every request cost
-# more than running it (docs/performance.md).
-_LOAD = sa.select(carts).where(carts.c.id == sa.bindparam("cart_id"))
-_LOAD_LOCKED = _LOAD.with_for_update()
-_LINES = (
+# Built once, run on the driver's connection: building a statement and its
+# cache key on every request cost more than running it (docs/performance.md).
+_select_cart = sa.select(carts).where(carts.c.id == sa.bindparam("cart_id"))
+_LOAD = Prepared(_select_cart)
+_LOAD_LOCKED = Prepared(_select_cart.with_for_update())
+_LINES = Prepared(
     sa.select(cart_items.c.sku, cart_items.c.quantity, cart_items.c.unit_price_cents)
     .where(cart_items.c.cart_id == sa.bindparam("cart_id"))
     .order_by(cart_items.c.position)
 )
 
 
-async def load(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller, *, lock: bool) -> Any:
+async def load(db: Driver, cart_id: uuid.UUID, caller: Caller, *, lock: bool) -> Any:
     """The caller's cart row; another customer's cart is 'not found' (A1)."""
-    row = (await conn.execute(_LOAD_LOCKED if lock else _LOAD, {"cart_id": cart_id})).first()
+    row = (await db.run(_LOAD_LOCKED if lock else _LOAD, {"cart_id": cart_id})).first()
     if row is None or row.customer_id != caller.customer_id:
         raise not_found(f"cart {cart_id}")
     return row
 
 
-async def load_open(conn: AsyncConnection, cart_id: uuid.UUID, caller: Caller) -> Any:
-    row = await load(conn, cart_id, caller, lock=True)
+async def load_open(db: Driver, cart_id: uuid.UUID, caller: Caller) -> Any:
+    row = await load(db, cart_id, caller, lock=True)
     if row.status != "OPEN":
         raise ApiError(409, f"cart {cart_id} is already checked out")
     return row
 
 
-async def lines(conn: AsyncConnection, cart_id: uuid.UUID) -> list[CartLine]:
-    rows = await conn.execute(_LINES, {"cart_id": cart_id})
-    return [CartLine(**row._mapping) for row in rows]
+async def lines(db: Driver, cart_id: uuid.UUID) -> list[CartLine]:
+    rows = await db.run(_LINES, {"cart_id": cart_id})
+    return [CartLine(sku=sku, quantity=n, unit_price_cents=price) for sku, n, price in rows]
 
 
-async def view(conn: AsyncConnection, row: Any) -> Cart:
-    items = await lines(conn, row.id)
+async def view(db: Driver, row: Any) -> Cart:
+    items = await lines(db, row.id)
     return Cart(
         id=row.id,
         customer_id=row.customer_id,
@@ -94,7 +97,7 @@ async def price_of(catalog: httpx.AsyncClient, sku: str) -> tuple[int, str]:
 
 
 async def set_line(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
     cart: Any,
     sku: str,
     quantity: int,
@@ -103,18 +106,20 @@ async def set_line(
     *,
     add: bool,
 ) -> None:
-    existing = await lines(conn, cart.id)
+    existing = await lines(uow.db, cart.id)
     if currency != cart.currency:
         if existing:
             raise ApiError(409, f"cart is in {cart.currency}; {sku} is priced in {currency}")
-        await conn.execute(carts.update().where(carts.c.id == cart.id).values(currency=currency))
+        await uow.conn.execute(
+            carts.update().where(carts.c.id == cart.id).values(currency=currency)
+        )
     current = next((line.quantity for line in existing if line.sku == sku), 0)
     if not current and len(existing) >= MAX_LINES:
         raise ApiError(422, f"a cart holds at most {MAX_LINES} different products")
     new_quantity = current + quantity if add else quantity
     if new_quantity > MAX_QUANTITY:
         raise ApiError(422, f"at most {MAX_QUANTITY} of one product per cart")
-    await conn.execute(
+    await uow.conn.execute(
         insert(cart_items)
         .values(cart_id=cart.id, sku=sku, quantity=new_quantity, unit_price_cents=price)
         .on_conflict_do_update(
@@ -122,7 +127,7 @@ async def set_line(
             set_={"quantity": new_quantity, "unit_price_cents": price},
         )
     )
-    await touch(conn, cart.id)
+    await touch(uow.conn, cart.id)
 
 
 async def touch(conn: AsyncConnection, cart_id: uuid.UUID) -> None:
