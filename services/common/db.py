@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import greenlet_spawn
 
 from .settings import ServiceSettings
 
@@ -79,27 +82,32 @@ def libpq_dsn(url: str) -> str:
 
 
 class Driver:
-    """The psycopg connection under an SQLAlchemy one, for the messaging
-    core's own statements (the inbox row, the outbox rows, marking rows
-    sent): every message runs them, and SQLAlchemy's execution path (its
-    greenlet hand-off, the compiled cache, the result wrapper) cost 2.5 times
-    psycopg's own CPU for them (docs/performance.md, bench/core_pipeline.py).
-    They run inside the transaction SQLAlchemy began, and a failure is
-    raised as the SQLAlchemy exception SQLAlchemy would have raised, with a
-    lost connection invalidated, so callers and the pool see no difference.
-    Handlers write their statements in SQLAlchemy Core; those of the hot
-    path are ``Prepared`` once and run here (``run``)."""
+    """The psycopg connection under SQLAlchemy's pool, for the statements
+    every message runs: the messaging core's own (the inbox row, the outbox
+    rows, marking rows sent) and the handlers' ``Prepared`` ones. SQLAlchemy's
+    execution path (its greenlet hand-off, the compiled cache, the result
+    wrapper) cost 2.5 times psycopg's own CPU for them (docs/performance.md,
+    bench/core_pipeline.py). A failure is raised as the exception SQLAlchemy
+    would have raised, with a lost connection invalidated, so callers and
+    the pool see no difference. Handlers write their statements in
+    SQLAlchemy Core; those of the hot path are ``Prepared`` once and run
+    here (``run``)."""
 
-    def __init__(self, conn: AsyncConnection, driver: psycopg.AsyncConnection[Any]) -> None:
-        self.conn = conn
+    def __init__(
+        self,
+        dialect: Dialect,
+        driver: psycopg.AsyncConnection[Any],
+        invalidate: Callable[[BaseException], Awaitable[None]],
+    ) -> None:
+        self.dialect = dialect
         self.driver = driver
+        self._invalidate = invalidate
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
+        """The driver under an SQLAlchemy connection, inside its transaction."""
         raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, psycopg.AsyncConnection), "a psycopg engine"
-        return cls(conn, driver)
+        return cls(conn.dialect, _psycopg(raw), conn.invalidate)
 
     async def execute(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any]
@@ -108,30 +116,103 @@ class Driver:
         try:
             return await self.driver.execute(sql, params)
         except psycopg.Error as exc:
-            lost = self.driver.broken or self.driver.closed
-            if lost:
-                await self.conn.invalidate(exc)
-            raise sa_exc.DBAPIError.instance(
-                sql, params, exc, psycopg.Error, connection_invalidated=lost
-            ) from exc
+            raise await self._failed(sql, params, exc) from exc
 
     async def run(self, statement: Prepared, params: Mapping[str, Any] | None = None) -> Rows:
         """Run a prepared SQLAlchemy Core statement on the driver's
         connection, with the parameters SQLAlchemy would have sent; its rows
         (by name and by position) are read at once."""
-        sql, values = statement.bind(self.conn.dialect, params or {})
+        sql, values = statement.bind(self.dialect, params or {})
         try:
             cursor = self.driver.cursor(row_factory=namedtuple_row)
             await cursor.execute(sql, values)
             rows = await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
-            lost = self.driver.broken or self.driver.closed
-            if lost:
-                await self.conn.invalidate(exc)
-            raise sa_exc.DBAPIError.instance(
-                sql, values, exc, psycopg.Error, connection_invalidated=lost
-            ) from exc
+            raise await self._failed(sql, values, exc) from exc
         return Rows(rows, cursor.rowcount)
+
+    async def commit(self) -> None:
+        try:
+            await self.driver.commit()
+        except psycopg.Error as exc:
+            raise await self._failed("COMMIT", (), exc) from exc
+
+    async def _failed(self, sql: str, params: Any, exc: psycopg.Error) -> sa_exc.StatementError:
+        lost = self.driver.broken or self.driver.closed
+        if lost:
+            await self._invalidate(exc)
+        return sa_exc.DBAPIError.instance(
+            sql, params, exc, psycopg.Error, connection_invalidated=lost
+        )
+
+
+def _psycopg(raw: PoolProxiedConnection) -> psycopg.AsyncConnection[Any]:
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection), "a psycopg engine"
+    return driver
+
+
+class Pooled:
+    """A connection of the engine's pool, taken without SQLAlchemy's
+    ``Connection`` around it: a unit of work's transaction. Its statements
+    run on the driver (``db``); SQLAlchemy's connection (``conn``) is made
+    on the same pooled connection only when code asks for it, and then it
+    commits and gives the connection back. SQLAlchemy's connection, begin,
+    commit and close cost a greenlet hand-off each, about 200 us a
+    transaction (docs/performance.md). Given back (``release``) by the
+    pool's own check-in, which rolls back whatever was not committed and
+    drops a connection that cannot."""
+
+    def __init__(self, engine: AsyncEngine, raw: PoolProxiedConnection) -> None:
+        self.engine = engine
+        self._raw: PoolProxiedConnection | None = raw
+        self._conn: AsyncConnection | None = None
+        self.db = Driver(engine.dialect, _psycopg(raw), self._invalidate)
+
+    @classmethod
+    async def take(cls, engine: AsyncEngine) -> Pooled:
+        return cls(engine, await engine.raw_connection())
+
+    @property
+    def conn(self) -> AsyncConnection:
+        """SQLAlchemy's connection on this pooled connection, in the same
+        transaction (made on first use)."""
+        if self._conn is None:
+            assert self._raw is not None, "released"
+            self._conn = AsyncConnection(
+                self.engine, Connection(self.engine.sync_engine, self._raw)
+            )
+        return self._conn
+
+    async def commit(self) -> None:
+        if self._conn is not None:
+            await self._conn.commit()
+        else:
+            await self.db.commit()
+
+    async def release(self) -> None:
+        """Give the connection back to the pool, rolling back anything not
+        committed; runs to its end even when the caller is cancelled."""
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        close = self._conn.close() if self._conn is not None else greenlet_spawn(raw.close)
+        task = asyncio.ensure_future(close)
+        cancelled: BaseException | None = None
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        if cancelled is not None:
+            raise cancelled
+        task.result()
+
+    async def _invalidate(self, exc: BaseException) -> None:
+        if self._conn is not None:
+            await self._conn.invalidate(exc)
+        elif self._raw is not None:
+            await greenlet_spawn(self._raw.invalidate, exc)
 
 
 class Rows:

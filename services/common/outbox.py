@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .broker import Broker, PublishFailed
-from .db import Driver, libpq_dsn
+from .db import Driver, Pooled, libpq_dsn
 from .events import Envelope, EventData, new_event
 from .faults import FaultSwitchboard
 from .metrics import Metrics
@@ -75,16 +75,20 @@ class UnitOfWork:
     Handlers and request handlers change state through ``conn`` and call
     ``emit``; the events are written to the outbox in the same transaction."""
 
-    def __init__(
-        self, conn: AsyncConnection, source: str, cause: Envelope[Any] | None, db: Driver
-    ) -> None:
-        self.conn = conn
-        # the same connection's psycopg side, for the inbox and outbox rows
-        self.db = db
+    def __init__(self, pooled: Pooled, source: str, cause: Envelope[Any] | None) -> None:
+        self.pooled = pooled
+        # the connection's psycopg side: the inbox and outbox rows, the
+        # handlers' prepared statements
+        self.db = pooled.db
         self.source = source
         self.cause = cause
         self.emitted: list[Envelope[Any]] = []
         self.rows: list[OutboxRow] = []
+
+    @property
+    def conn(self) -> AsyncConnection:
+        """SQLAlchemy's connection, in the same transaction."""
+        return self.pooled.conn
 
     def emit(
         self,
@@ -143,10 +147,14 @@ async def unit_of_work(
     without error, roll everything back otherwise (no row, no message).
     With a running ``relay`` the rows are handed to it at commit."""
     claim_s = relay.claim_s if relay is not None else None
-    async with engine.begin() as conn:
-        uow = UnitOfWork(conn, source, cause, await Driver.of(conn))
+    pooled = await Pooled.take(engine)
+    try:
+        uow = UnitOfWork(pooled, source, cause)
         yield uow
         await uow.flush(claim_s)
+        await pooled.commit()
+    finally:
+        await pooled.release()
     if not uow.emitted:
         return
     if claim_s is not None and relay is not None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 
 from services.common.db import create_engine
@@ -25,17 +26,24 @@ def idle_in_transaction(application: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def test_cancelled_transaction_releases_its_lock_and_connection(settings):
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
+async def test_cancelled_transaction_releases_its_lock_and_connection(settings, through):
+    """Whether the lock was taken through SQLAlchemy's connection or the
+    driver's (services.common.db.Pooled)."""
     engine = create_engine(settings)
     try:
         async with unit_of_work(engine, "test") as uow:
             await uow.conn.execute(sa.text("INSERT INTO effects VALUES ('k', 0)"))
 
         locked = asyncio.Event()
+        lock = "SELECT * FROM effects WHERE key = 'k' FOR UPDATE"
 
         async def request_holding_a_lock() -> None:
             async with unit_of_work(engine, "test") as uow:
-                await uow.conn.execute(sa.text("SELECT * FROM effects WHERE key = 'k' FOR UPDATE"))
+                if through == "sqlalchemy":
+                    await uow.conn.execute(sa.text(lock))
+                else:
+                    await uow.db.execute(lock, ())
                 locked.set()
                 await asyncio.sleep(3600)  # the client goes away meanwhile
 

@@ -312,14 +312,22 @@ async def test_the_commit_fails_whole_and_as_sqlalchemys_error(settings):
         assert await stack.scalar("SELECT count(*) FROM outbox") == 2
 
 
-async def test_a_connection_lost_before_the_commit_is_transient(settings):
+@pytest.mark.parametrize("through", ["sqlalchemy", "driver"])
+async def test_a_connection_lost_before_the_commit_is_transient(settings, through):
+    """Whether the unit of work used SQLAlchemy's connection (which then
+    commits) or only the driver's (services.common.db.Pooled)."""
     from services.common.consumer import is_transient
 
     async with Stack(settings) as stack:
         with pytest.raises(sa.exc.OperationalError) as raised:
             async with unit_of_work(stack.engine, "test") as uow:
                 uow.emit(completed(), correlation_id=uuid.uuid4())
-                pid = (await uow.conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+                if through == "sqlalchemy":
+                    pid = (await uow.conn.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+                else:
+                    pid = (await (await uow.db.execute("SELECT pg_backend_pid()", ())).fetchone())[
+                        0
+                    ]
                 async with await psycopg.AsyncConnection.connect(
                     libpq_dsn(settings.database_url), autocommit=True
                 ) as admin:
@@ -328,6 +336,7 @@ async def test_a_connection_lost_before_the_commit_is_transient(settings):
         assert await stack.scalar("SELECT count(*) FROM outbox") == 0
         await stack.commit(completed())  # the dead connection left the pool
         assert await stack.scalar("SELECT count(*) FROM outbox") == 1
+        assert stack.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 class Keeps:
