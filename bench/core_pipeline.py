@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from services.common import migrations  # noqa: E402
 from services.common.consumer import Subscription  # noqa: E402
+from services.common.db import Prepared  # noqa: E402
 from services.common.events import (  # noqa: E402
     CartCheckedOut,
     EventData,
@@ -112,7 +113,11 @@ CHAIN = (
     OrderCompleted,
     StockReleased,
 )
-_COUNT = sa.text("UPDATE counters SET n = n + 1 WHERE hop = :hop")
+# As the services' handlers write theirs: SQLAlchemy Core, prepared once.
+_counters = sa.table("counters", sa.column("hop", sa.Integer), sa.column("n", sa.BigInteger))
+_COUNT = Prepared(
+    _counters.update().where(_counters.c.hop == sa.bindparam("hop")).values(n=_counters.c.n + 1)
+)
 
 
 async def measure_core(duration_s: float, in_flight: int = 64) -> float:
@@ -144,7 +149,7 @@ async def _flood(url: str, duration_s: float, in_flight: int) -> float:
     def hop(index: int) -> Subscription:
         async def handle(event: Any, uow: UnitOfWork) -> None:
             nonlocal done
-            await uow.conn.execute(_COUNT, {"hop": index})
+            await uow.db.run(_COUNT, {"hop": index})
             if index + 1 < len(CHAIN):
                 uow.emit(_data(CHAIN[index + 1], event.data.order_id))
             else:
