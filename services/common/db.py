@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import psycopg
@@ -172,6 +173,26 @@ class Pooled:
     @classmethod
     async def take(cls, engine: AsyncEngine) -> Pooled:
         return cls(engine, await engine.raw_connection())
+
+    @classmethod
+    @asynccontextmanager
+    async def autocommit(cls, engine: AsyncEngine) -> AsyncIterator[Driver]:
+        """A pooled connection whose every statement commits on its own (one
+        round trip, no BEGIN and COMMIT around it), given back to the pool
+        out of autocommit again, or dropped when that cannot be."""
+        pooled = await cls.take(engine)
+        try:
+            driver = pooled.db.driver
+            await driver.set_autocommit(True)
+            try:
+                yield pooled.db
+            finally:
+                try:
+                    await driver.set_autocommit(False)
+                except psycopg.Error as exc:
+                    await pooled._invalidate(exc)
+        finally:
+            await pooled.release()
 
     @property
     def conn(self) -> AsyncConnection:

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .broker import Broker, PublishFailed
-from .db import Driver, Pooled, libpq_dsn
+from .db import Pooled, libpq_dsn
 from .events import Envelope, EventData, new_event
 from .faults import FaultSwitchboard
 from .metrics import Metrics
@@ -355,8 +355,7 @@ class OutboxRelay:
         later sweep, in one round trip each."""
         ids = self._unmarked + [row.event_id for row in sent]
         try:
-            async with self._autocommit.connect() as conn:
-                db = await Driver.of(conn)
+            async with Pooled.autocommit(self.engine) as db:
                 if ids:
                     await db.execute(_MARK_SENT, (ids,))
                 for row, error in failed:

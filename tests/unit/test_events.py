@@ -124,3 +124,39 @@ def test_retry_delays_grow_and_are_capped():
 def test_database_url_defaults_to_the_services_own_database():
     settings = ServiceSettings(service_name="order")
     assert settings.database_url.endswith("/shop_order")
+
+
+def _cancelled_with(reason: str) -> bytes:
+    order_id = uuid.uuid4()
+    event = new_event(
+        OrderCancelled(order_id=order_id, reason="x"), source="order", correlation_id=order_id
+    )
+    raw = orjson.loads(event.to_json())
+    raw["data"]["reason"] = reason
+    return orjson.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        # escaped NUL: valid JSON, not storable text
+        (_cancelled_with("a\x00b"), "NUL"),
+        # a lone surrogate, escaped: orjson refuses it
+        (_cancelled_with("x").replace(b'"reason":"x"', b'"reason":"\\ud800"'), "surrogate"),
+    ],
+    ids=["nul", "surrogate"],
+)
+def test_an_event_with_text_postgresql_cannot_hold_is_refused(body, problem):
+    assert (b"\\u0000" in body) == (problem == "NUL")
+    with pytest.raises(InvalidEvent) as refused:
+        decode_event(body)
+    assert problem in refused.value.detail
+
+
+def test_a_literal_backslash_u0000_is_text_and_is_kept():
+    """The byte scan that spares walking the strings finds "\\u0000" here
+    too; the walk then clears it."""
+    reason = "C:\\u0000 is a path, not a NUL"
+    body = _cancelled_with(reason)
+    assert b"\\u0000" in body
+    assert decode_event(body).data.reason == reason
