@@ -14,7 +14,10 @@ logging), the part of the ratio no service's code can change.
     python bench/core_pipeline.py [--duration 15] [--rounds 2] [--profile out.raw]
 
 With ``--profile`` the core run is recorded by py-spy (``--gil``, raw
-format) for bench/flamegraph.py. Prints each run and the core/bare ratio.
+format) for bench/flamegraph.py. Prints each run and the core/bare ratio,
+by journeys a second and by this process's CPU a journey in the measured
+part (steadier on a shared machine: host steal slows a run but does not add
+to its CPU time).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,7 @@ from services.common.events import (  # noqa: E402
 from services.common.outbox import UnitOfWork  # noqa: E402
 from services.common.runtime import ServiceRuntime  # noqa: E402
 from services.common.settings import ServiceSettings  # noqa: E402
-from shopctl.baseline import keep_in_flight, measure_baseline  # noqa: E402
+from shopctl.baseline import Window, keep_in_flight, measure_baseline  # noqa: E402
 
 DATABASE = "shop_bench_core"
 BROKER = os.environ.get("SHOP_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -120,7 +122,9 @@ _COUNT = Prepared(
 )
 
 
-async def measure_core(duration_s: float, in_flight: int = 64) -> float:
+async def measure_core(
+    duration_s: float, in_flight: int = 64, window: Window | None = None
+) -> float:
     """Completed seven-hop journeys a second through the shared core."""
     async with await psycopg.AsyncConnection.connect(PG_ADMIN, autocommit=True) as admin:
         await admin.execute(
@@ -133,7 +137,7 @@ async def measure_core(duration_s: float, in_flight: int = 64) -> float:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
             await db.execute("CREATE TABLE counters (hop int PRIMARY KEY, n bigint NOT NULL)")
             await db.execute("INSERT INTO counters SELECT g, 0 FROM generate_series(0, 6) g")
-        return await _flood(url, duration_s, in_flight)
+        return await _flood(url, duration_s, in_flight, window)
     finally:
         async with await psycopg.AsyncConnection.connect(PG_ADMIN, autocommit=True) as admin:
             await admin.execute(
@@ -141,7 +145,7 @@ async def measure_core(duration_s: float, in_flight: int = 64) -> float:
             )
 
 
-async def _flood(url: str, duration_s: float, in_flight: int) -> float:
+async def _flood(url: str, duration_s: float, in_flight: int, window: Window | None) -> float:
     done = 0
     room = asyncio.Semaphore(in_flight)
     run = uuid.uuid4().hex[:6]
@@ -178,7 +182,7 @@ async def _flood(url: str, duration_s: float, in_flight: int) -> float:
             uow.emit(_data(CHAIN[0], order_id), correlation_id=order_id)
 
     try:
-        return await keep_in_flight(room, start_journey, lambda: done, duration_s)
+        return await keep_in_flight(room, start_journey, lambda: done, duration_s, window)
     finally:
         await runtime.stop()
         connection = await aio_pika.connect(BROKER)
@@ -236,19 +240,20 @@ async def main() -> None:
     )
     print(f"{args.rounds} rounds of {args.duration:.0f} s each, 64 journeys of 7 hops in flight")
     for round_ in range(1, args.rounds + 1):
-        cpu = time.process_time()
-        bare = await measure_baseline(BROKER, PG_ADMIN, duration_s=args.duration)
-        bare_cpu = time.process_time() - cpu
+        bare_window, core_window = Window(), Window()
+        bare = await measure_baseline(
+            BROKER, PG_ADMIN, duration_s=args.duration, window=bare_window
+        )
         spy = _profile(args.profile) if args.profile else None
-        cpu = time.process_time()
-        core = await measure_core(args.duration)
-        core_cpu = time.process_time() - cpu
+        core = await measure_core(args.duration, window=core_window)
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait()
+        bare_ms, core_ms = bare_window.cpu_ms_a_journey, core_window.cpu_ms_a_journey
         print(
-            f"round {round_}: bare {bare:6.1f}/s ({bare_cpu:5.1f} CPU-s in this process), "
-            f"core {core:6.1f}/s ({core_cpu:5.1f} CPU-s), core/bare {core / bare:4.0%}"
+            f"round {round_}: bare {bare:6.1f}/s ({bare_ms:5.2f} CPU-ms a journey), "
+            f"core {core:6.1f}/s ({core_ms:5.2f} CPU-ms), core/bare {core / bare:4.0%}, "
+            f"by CPU a journey {bare_ms / core_ms:4.0%}"
         )
 
 

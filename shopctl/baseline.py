@@ -9,8 +9,10 @@ for this shape of work."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import aio_pika
 import psycopg
@@ -29,6 +31,7 @@ async def measure_baseline(
     in_flight: int = 64,
     connections: int = 6,
     progress: Callable[[str], None] = lambda _: None,
+    window: Window | None = None,
 ) -> float:
     """Completed seven-hop journeys a second over ``duration_s``."""
     base, _, _ = pg_admin_url.rpartition("/")
@@ -47,7 +50,9 @@ async def measure_baseline(
                 " body bytea, published_at timestamptz);"
                 f"INSERT INTO counters SELECT g, 0 FROM generate_series(0, {HOPS - 1}) g;"
             )
-        return await _flood(broker_url, url, queues, duration_s, in_flight, connections, progress)
+        return await _flood(
+            broker_url, url, queues, duration_s, in_flight, connections, progress, window
+        )
     finally:
         async with await psycopg.AsyncConnection.connect(pg_admin_url, autocommit=True) as admin:
             await admin.execute(
@@ -55,11 +60,26 @@ async def measure_baseline(
             )
 
 
+@dataclass
+class Window:
+    """What the measured part of a run cost this process: its CPU seconds
+    (``time.process_time``, which host steal does not inflate) and the
+    journeys that ended in it."""
+
+    cpu_s: float = 0.0
+    journeys: int = 0
+
+    @property
+    def cpu_ms_a_journey(self) -> float:
+        return 1000 * self.cpu_s / self.journeys if self.journeys else float("nan")
+
+
 async def keep_in_flight(
     room: asyncio.Semaphore,
     start_journey: Callable[[], Awaitable[None]],
     done: Callable[[], int],
     duration_s: float,
+    window: Window | None = None,
 ) -> float:
     """Start a journey whenever ``room`` has a place (a journey gives its
     place back when it ends) for a short warm-up and then ``duration_s``;
@@ -68,12 +88,18 @@ async def keep_in_flight(
     counted_from = loop.time() + min(2.0, duration_s / 4)  # a short warm-up
     end = counted_from + duration_s
     mark: int | None = None
+    cpu = 0.0
     while loop.time() < end:
         await room.acquire()
         if mark is None and loop.time() >= counted_from:
             mark = done()
+            cpu = time.process_time()
         await start_journey()
-    return (done() - (mark or 0)) / duration_s
+    journeys = done() - (mark or 0)
+    if window is not None:
+        window.cpu_s = time.process_time() - cpu
+        window.journeys = journeys
+    return journeys / duration_s
 
 
 async def _flood(
@@ -84,6 +110,7 @@ async def _flood(
     in_flight: int,
     connections: int,
     progress: Callable[[str], None],
+    window: Window | None,
 ) -> float:
     done = 0
     room = asyncio.Semaphore(in_flight)
@@ -133,7 +160,7 @@ async def _flood(
                     aio_pika.Message(body, delivery_mode=2), routing_key=queues[0]
                 )
 
-            rate = await keep_in_flight(room, start_journey, lambda: done, duration_s)
+            rate = await keep_in_flight(room, start_journey, lambda: done, duration_s, window)
             progress(f"baseline: {done} journeys of {len(queues)} hops, {rate:.0f}/s")
             for queue, tag in zip(declared, tags, strict=True):
                 await queue.cancel(tag)
