@@ -206,9 +206,11 @@ class Pooled:
         return self._conn
 
     async def commit(self) -> None:
-        if self._conn is not None:
-            await self._conn.commit()
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.commit()  # SQLAlchemy's transaction: the same one
         else:
+            # also when SQLAlchemy's connection was made but never began:
+            # its commit would leave the driver's statements uncommitted
             await self.db.commit()
 
     async def release(self) -> None:

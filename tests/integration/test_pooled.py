@@ -34,3 +34,19 @@ async def test_a_connection_used_in_autocommit_goes_back_transactional(settings)
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_work_on_the_driver_commits_though_sqlalchemys_connection_was_only_made(settings):
+    """``uow.conn`` made but never used: SQLAlchemy's connection has no
+    transaction of its own to commit, yet the driver's statements must be."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE kept (n int)"))
+        async with unit_of_work(engine, "test") as uow:
+            await uow.db.execute("INSERT INTO kept VALUES (1)", ())
+            assert uow.conn is not None  # made, not used
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM kept"))).scalar() == 1
+    finally:
+        await engine.dispose()
