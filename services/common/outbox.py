@@ -72,8 +72,10 @@ class Handover(Protocol):
 class UnitOfWork:
     """One database transaction and the events it will publish.
 
-    Handlers and request handlers change state through ``conn`` and call
-    ``emit``; the events are written to the outbox in the same transaction."""
+    Handlers and request handlers change state through ``db`` (prepared
+    statements on the driver, the hot path) or ``conn`` (SQLAlchemy's
+    connection, made on the same one when asked for) and call ``emit``; the
+    events are written to the outbox in the same transaction."""
 
     def __init__(self, pooled: Pooled, source: str, cause: Envelope[Any] | None) -> None:
         self.pooled = pooled
