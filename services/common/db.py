@@ -103,6 +103,10 @@ class Driver:
         self.dialect = dialect
         self.driver = driver
         self._invalidate = invalidate
+        # True while psycopg is in autocommit because this driver sent the
+        # transaction's BEGIN itself (``execute(..., begin=True)``); the
+        # pooled connection is put back out of it (``Pooled.release``).
+        self.began_itself = False
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
@@ -111,13 +115,56 @@ class Driver:
         return cls(conn.dialect, _psycopg(raw), conn.invalidate)
 
     async def execute(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        *,
+        begin: bool = False,
+        commit: bool = False,
     ) -> psycopg.AsyncCursor[Any]:
-        """Run one statement; the cursor holds its rows."""
+        """Run one statement; the cursor holds its rows.
+
+        ``begin``: the statement opens the transaction, sent in the same
+        round trip as its BEGIN (psycopg would send BEGIN alone first).
+        ``commit``: the transaction commits in the same round trip after it.
+        Either way the statement is bound on the client and sent with its
+        BEGIN or COMMIT as one simple-protocol query; a failing statement
+        stops the rest (no COMMIT), as a round trip of its own would."""
+        begin = begin and self._can_begin()
         try:
-            return await self.driver.execute(sql, params)
+            if not (begin or commit):
+                return await self.driver.execute(sql, params)
+            if begin:
+                await self.driver.set_autocommit(True)
+                self.began_itself = True
+            script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
+            cursor = psycopg.AsyncClientCursor(self.driver)
+            await cursor.execute(script, params)
+            if begin:
+                cursor.nextset()  # past BEGIN's result, to the statement's
+            return cursor
         except psycopg.Error as exc:
             raise await self._failed(sql, params, exc) from exc
+
+    def _can_begin(self) -> bool:
+        """Whether the next statement may send the transaction's BEGIN itself:
+        no transaction is open and psycopg would open one."""
+        driver = self.driver
+        return (
+            not driver.autocommit
+            and not driver.closed
+            and driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        )
+
+    async def end_own_begin(self) -> None:
+        """Out of the autocommit ``begin=True`` put psycopg in, rolling back
+        first what was not committed; raises when the connection cannot."""
+        if not self.began_itself:
+            return
+        if self.driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await self.driver.rollback()
+        await self.driver.set_autocommit(False)
+        self.began_itself = False
 
     async def run(self, statement: Prepared, params: Mapping[str, Any] | None = None) -> Rows:
         """Run a prepared SQLAlchemy Core statement on the driver's
@@ -205,10 +252,18 @@ class Pooled:
             )
         return self._conn
 
-    async def commit(self) -> None:
+    async def commit(
+        self, last: str | None = None, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> None:
+        """Commit; with ``last``, that statement runs first, in the same
+        round trip as the COMMIT."""
+        if last is not None:
+            await self.db.execute(last, params, commit=True)
         if self._conn is not None and self._conn.in_transaction():
-            await self._conn.commit()  # SQLAlchemy's transaction: the same one
-        else:
+            # SQLAlchemy's transaction is the same one: it ends here (its
+            # COMMIT finds nothing left to commit when ``last`` sent one)
+            await self._conn.commit()
+        elif last is None:
             # also when SQLAlchemy's connection was made but never began:
             # its commit would leave the driver's statements uncommitted
             await self.db.commit()
@@ -219,8 +274,7 @@ class Pooled:
         raw, self._raw = self._raw, None
         if raw is None:
             return
-        close = self._conn.close() if self._conn is not None else greenlet_spawn(raw.close)
-        task = asyncio.ensure_future(close)
+        task = asyncio.ensure_future(self._give_back(raw))
         cancelled: BaseException | None = None
         while not task.done():
             try:
@@ -230,6 +284,22 @@ class Pooled:
         if cancelled is not None:
             raise cancelled
         task.result()
+
+    async def _give_back(self, raw: PoolProxiedConnection) -> None:
+        driver = self.db.driver
+        if self.db.began_itself and not (driver.closed or driver.broken):
+            try:
+                await self.db.end_own_begin()
+            except psycopg.Error as exc:
+                # cannot be put back as the pool hands connections out
+                if self._conn is not None:
+                    await self._conn.invalidate(exc)
+                else:
+                    await greenlet_spawn(raw.invalidate, exc)
+        if self._conn is not None:
+            await self._conn.close()
+        else:
+            await greenlet_spawn(raw.close)
 
     async def _invalidate(self, exc: BaseException) -> None:
         if self._conn is not None:

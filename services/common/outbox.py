@@ -110,11 +110,13 @@ class UnitOfWork:
         self.emitted.append(event)
         return event
 
-    async def flush(self, claim_s: float | None = None) -> None:
-        """Write the emitted events to the outbox. With ``claim_s`` the rows
-        are claimed for that long by the relay they will be handed to;
-        without, the commit NOTIFYs every relay on this database."""
+    async def commit(self, claim_s: float | None = None) -> None:
+        """Write the emitted events to the outbox and commit, the last (or
+        only) INSERT in the same round trip as the COMMIT. With ``claim_s``
+        the rows are claimed for that long by the relay they will be handed
+        to; without, the commit NOTIFYs every relay on this database."""
         if not self.emitted:
+            await self.pooled.commit()
             return
         now = datetime.now(UTC)
         self.rows = [
@@ -122,18 +124,22 @@ class UnitOfWork:
             for e in self.emitted
         ]
         # A statement takes at most 65,535 parameters: 1,000 rows a statement.
-        for start in range(0, len(self.rows), 1000):
-            chunk = self.rows[start : start + 1000]
+        chunks = [self.rows[start : start + 1000] for start in range(0, len(self.rows), 1000)]
+        for number, chunk in enumerate(chunks, start=1):
             params: list[Any] = []
             for row in chunk:
                 params += (row.event_id, row.event_type, row.routing_key, row.correlation_id)
                 params.append(row.body)
                 if claim_s is not None:
                     params.append(claim_s)
-            await self.db.execute(_insert_sql(len(chunk), claim_s is not None), params)
-        if claim_s is None:
-            # Delivered at commit, to relays in every process on this database.
-            await self.db.execute(_NOTIFY, ())
+            sql = _insert_sql(len(chunk), claim_s is not None)
+            if number < len(chunks):
+                await self.db.execute(sql, params)
+            elif claim_s is not None:
+                await self.pooled.commit(sql, params)
+            else:
+                # Delivered at commit, to relays in every process on this database.
+                await self.pooled.commit(f"{sql}; {_NOTIFY}", params)
 
 
 @asynccontextmanager
@@ -153,8 +159,7 @@ async def unit_of_work(
     try:
         uow = UnitOfWork(pooled, source, cause)
         yield uow
-        await uow.flush(claim_s)
-        await pooled.commit()
+        await uow.commit(claim_s)
     finally:
         await pooled.release()
     if not uow.emitted:

@@ -3,10 +3,18 @@ SQLAlchemy's Connection go back to it as the pool expects them."""
 
 from __future__ import annotations
 
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from services.common.db import Pooled, create_engine
+from services.common.events import OrderCompleted, new_event
+from services.common.inbox import record_handled
 from services.common.outbox import unit_of_work
 
 
@@ -48,5 +56,112 @@ async def test_work_on_the_driver_commits_though_sqlalchemys_connection_was_only
             assert uow.conn is not None  # made, not used
         async with engine.connect() as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM kept"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def protocol_trace() -> Iterator[Callable[[psycopg.AsyncConnection], list[str]]]:
+    """libpq's trace of the messages on a connection, as lines: call the
+    value with the connection to start; the lines are there at the end."""
+    with tempfile.TemporaryFile("w+") as out:
+        lines: list[str] = []
+        traced: list[psycopg.AsyncConnection] = []
+
+        def start(driver: psycopg.AsyncConnection) -> list[str]:
+            driver.pgconn.trace(out.fileno())
+            driver.pgconn.set_trace_flags(
+                psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE
+            )
+            traced.append(driver)
+            return lines
+
+        try:
+            yield start
+        finally:
+            for driver in traced:
+                driver.pgconn.untrace()
+            out.seek(0)
+            lines += out.read().splitlines()
+
+
+def round_trips(lines: list[str]) -> int:
+    """Each round trip ends with the server's ReadyForQuery."""
+    return sum(1 for line in lines if "\tReadyForQuery" in line)
+
+
+class Keeps:
+    """A relay that is handed the rows and keeps them."""
+
+    claim_s = 30.0
+
+    def __init__(self) -> None:
+        self.rows: list[object] = []
+
+    def hand_over(self, rows) -> None:  # type: ignore[no-untyped-def]
+        self.rows.extend(rows)
+
+
+def completed() -> OrderCompleted:
+    return OrderCompleted(order_id=uuid.uuid4())
+
+
+@pytest.mark.parametrize("relay", ["handed over", "notified"])
+async def test_a_consumed_event_begins_with_its_inbox_row_and_commits_with_its_outbox_rows(
+    settings, relay
+):
+    """Inbox row, the handler's statement, outbox row: three round trips,
+    BEGIN riding with the first statement and COMMIT with the last."""
+    engine = create_engine(settings)
+    keeps = Keeps() if relay == "handed over" else None
+    try:
+        cause = new_event(completed(), source="test", correlation_id=uuid.uuid4())
+        with protocol_trace() as start:
+            async with unit_of_work(engine, "test", cause=cause, relay=keeps) as uow:
+                trace = start(uow.db.driver)
+                assert await record_handled(uow.db, "test.queue", cause)
+                await uow.db.execute("SELECT 1", ())
+                uow.emit(completed())
+        assert round_trips(trace) == 3, "\n".join(trace)
+        assert not any(line.endswith('Query\t "BEGIN"') for line in trace)
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM inbox"))).scalar() == 1
+            assert (await conn.execute(sa.text("SELECT count(*) FROM outbox"))).scalar() == 1
+        if keeps is not None:
+            assert len(keeps.rows) == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_transaction_begun_with_its_first_statement_goes_back_transactional(settings):
+    """psycopg runs in autocommit while the inbox row's own BEGIN holds the
+    transaction; the pooled connection must come back out of it, whether
+    the unit of work committed or failed."""
+    settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE marks (n int)"))
+        cause = new_event(completed(), source="test", correlation_id=uuid.uuid4())
+        with pytest.raises(Boom):
+            async with unit_of_work(engine, "test", cause=cause) as uow:
+                assert await record_handled(uow.db, "test.queue", cause)
+                await uow.db.execute("INSERT INTO marks VALUES (1)", ())
+                raise Boom
+        async with unit_of_work(engine, "test", cause=cause) as uow:  # the same event again
+            assert uow.db.driver.autocommit is False
+            assert await record_handled(uow.db, "test.queue", cause), "the first was undone"
+            await uow.db.execute("INSERT INTO marks VALUES (2)", ())
+        with pytest.raises(Boom):
+            async with unit_of_work(engine, "test") as uow:  # psycopg's own BEGIN
+                assert uow.db.driver.autocommit is False
+                await uow.db.execute("INSERT INTO marks VALUES (3)", ())
+                raise Boom
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT n FROM marks ORDER BY n"))).all()
+            handled = (await conn.execute(sa.text("SELECT count(*) FROM inbox"))).scalar()
+        assert [n for (n,) in rows] == [2]
+        assert handled == 1
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
