@@ -99,13 +99,18 @@ class Driver:
         dialect: Dialect,
         driver: psycopg.AsyncConnection[Any],
         invalidate: Callable[[BaseException], Awaitable[None]],
+        *,
+        begins: bool = False,
     ) -> None:
         self.dialect = dialect
         self.driver = driver
         self._invalidate = invalidate
-        # True while psycopg is in autocommit because this driver sent the
-        # transaction's BEGIN itself (``execute(..., begin=True)``); the
-        # pooled connection is put back out of it (``Pooled.release``).
+        # ``begins``: the driver of a unit of work (``Pooled``), whose first
+        # statement carries the transaction's BEGIN in its own round trip
+        # (psycopg would send BEGIN alone first). psycopg is in autocommit
+        # meanwhile (``began_itself``); ``Pooled.release`` puts the
+        # connection back out of it.
+        self._begins = begins
         self.began_itself = False
 
     @classmethod
@@ -115,36 +120,44 @@ class Driver:
         return cls(conn.dialect, _psycopg(raw), conn.invalidate)
 
     async def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any], *, commit: bool = False
+    ) -> psycopg.AsyncCursor[Any]:
+        """Run one statement; the cursor holds its rows. ``commit``: the
+        transaction commits after it, in the same round trip."""
+        begin = self._begins and not self.began_itself and self._can_begin()
+        try:
+            if begin or commit:
+                return await self._script(sql, params, begin=begin, commit=commit)
+            return await self.driver.execute(sql, params)
+        except psycopg.Error as exc:
+            raise await self._failed(sql, params, exc) from exc
+
+    async def _script(
         self,
         sql: str,
         params: Sequence[Any] | Mapping[str, Any],
         *,
-        begin: bool = False,
-        commit: bool = False,
+        begin: bool,
+        commit: bool,
+        row_factory: Any = None,
     ) -> psycopg.AsyncCursor[Any]:
-        """Run one statement; the cursor holds its rows.
-
-        ``begin``: the statement opens the transaction, sent in the same
-        round trip as its BEGIN (psycopg would send BEGIN alone first).
-        ``commit``: the transaction commits in the same round trip after it.
-        Either way the statement is bound on the client and sent with its
-        BEGIN or COMMIT as one simple-protocol query; a failing statement
-        stops the rest (no COMMIT), as a round trip of its own would."""
-        begin = begin and self._can_begin()
-        try:
-            if not (begin or commit):
-                return await self.driver.execute(sql, params)
-            if begin:
-                await self.driver.set_autocommit(True)
-                self.began_itself = True
-            script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
-            cursor = psycopg.AsyncClientCursor(self.driver)
-            await cursor.execute(script, params)
-            if begin:
-                cursor.nextset()  # past BEGIN's result, to the statement's
-            return cursor
-        except psycopg.Error as exc:
-            raise await self._failed(sql, params, exc) from exc
+        """The statement with BEGIN before it and/or COMMIT after it: bound
+        on the client and sent as one simple-protocol query, one round trip.
+        A failing statement stops the rest (no COMMIT), as it would on its
+        own; the cursor is left at the statement's result."""
+        if begin:
+            await self.driver.set_autocommit(True)
+            self.began_itself = True
+        script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
+        cursor: psycopg.AsyncCursor[Any] = (
+            psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
+            if row_factory is not None
+            else psycopg.AsyncClientCursor(self.driver)
+        )
+        await cursor.execute(script, params)
+        if begin:
+            cursor.nextset()  # past BEGIN's result, to the statement's
+        return cursor
 
     def _can_begin(self) -> bool:
         """Whether the next statement may send the transaction's BEGIN itself:
@@ -157,7 +170,7 @@ class Driver:
         )
 
     async def end_own_begin(self) -> None:
-        """Out of the autocommit ``begin=True`` put psycopg in, rolling back
+        """Out of the autocommit its own BEGIN put psycopg in, rolling back
         first what was not committed; raises when the connection cannot."""
         if not self.began_itself:
             return
@@ -172,8 +185,13 @@ class Driver:
         (by name and by position) are read at once."""
         sql, values = statement.bind(self.dialect, params or {})
         try:
-            cursor = self.driver.cursor(row_factory=namedtuple_row)
-            await cursor.execute(sql, values)
+            if self._begins and not self.began_itself and self._can_begin():
+                cursor = await self._script(
+                    sql, values, begin=True, commit=False, row_factory=namedtuple_row
+                )
+            else:
+                cursor = self.driver.cursor(row_factory=namedtuple_row)
+                await cursor.execute(sql, values)
             rows = await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
             raise await self._failed(sql, values, exc) from exc
@@ -215,7 +233,7 @@ class Pooled:
         self.engine = engine
         self._raw: PoolProxiedConnection | None = raw
         self._conn: AsyncConnection | None = None
-        self.db = Driver(engine.dialect, _psycopg(raw), self._invalidate)
+        self.db = Driver(engine.dialect, _psycopg(raw), self._invalidate, begins=True)
 
     @classmethod
     async def take(cls, engine: AsyncEngine) -> Pooled:

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from services.common.db import Pooled, create_engine
+from services.common.db import Pooled, Prepared, create_engine
 from services.common.events import OrderCompleted, new_event
 from services.common.inbox import record_handled
 from services.common.outbox import unit_of_work
@@ -163,5 +163,37 @@ async def test_a_transaction_begun_with_its_first_statement_goes_back_transactio
         assert [n for (n,) in rows] == [2]
         assert handled == 1
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+_MARKS = sa.table("marks", sa.column("n", sa.Integer))
+_READ_MARK = Prepared(sa.select(_MARKS.c.n).where(_MARKS.c.n == sa.bindparam("n")))
+
+
+@pytest.mark.parametrize("first", ["prepared", "sqlalchemy"])
+async def test_a_request_transaction_begins_with_its_first_statement_on_the_driver(settings, first):
+    """A request handler's first statement on the driver (a prepared one)
+    carries BEGIN; when SQLAlchemy's connection goes first, psycopg sends
+    BEGIN itself as before and the rest runs in that transaction."""
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE marks (n int)"))
+            await conn.execute(sa.text("INSERT INTO marks VALUES (7)"))
+        with protocol_trace() as start:
+            async with unit_of_work(engine, "test", relay=Keeps()) as uow:
+                trace = start(uow.db.driver)
+                if first == "prepared":
+                    assert (await uow.db.run(_READ_MARK, {"n": 7})).scalar_one() == 7
+                else:
+                    assert (await uow.conn.execute(sa.text("SELECT n FROM marks"))).scalar() == 7
+                await uow.db.execute("INSERT INTO marks VALUES (8)", ())
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+        assert round_trips(trace) == (3 if first == "prepared" else 4), "\n".join(trace)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT n FROM marks ORDER BY n"))).all()
+            assert [n for (n,) in rows] == [7, 8]
+            assert (await conn.execute(sa.text("SELECT count(*) FROM outbox"))).scalar() == 1
     finally:
         await engine.dispose()
