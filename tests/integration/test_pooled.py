@@ -197,3 +197,41 @@ async def test_a_request_transaction_begins_with_its_first_statement_on_the_driv
             assert (await conn.execute(sa.text("SELECT count(*) FROM outbox"))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_statement_keeps_its_cursor_on_its_connection_and_reads_its_own_rows(
+    settings, monkeypatch
+):
+    """The driver keeps a cursor a statement for as long as its connection
+    lives: later units of work on that connection make none, and each run
+    still reads its own rows."""
+    settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    engine = create_engine(settings)
+    made: list[object] = []
+    for cls in (psycopg.AsyncCursor, psycopg.AsyncClientCursor):
+        original = cls.__init__
+
+        def counting(self, *args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+            made.append(self)
+            _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE marks (n int)"))
+            await conn.execute(sa.text("INSERT INTO marks VALUES (7), (8)"))
+        made_by_round = []
+        for n in (7, 8, 7):
+            before = len(made)
+            async with unit_of_work(engine, "test", relay=Keeps()) as uow:
+                assert (await uow.db.run(_READ_MARK, {"n": n})).scalar_one() == n
+                found = await uow.db.rows("SELECT n FROM marks WHERE n > %s ORDER BY n", (n - 1,))
+                assert [row.n for row in found] == [m for m in (7, 8) if m >= n]
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+            made_by_round.append(len(made) - before)
+        assert made_by_round[0] >= 3  # the first read, the second, the outbox row with COMMIT
+        assert made_by_round[1:] == [0, 0]
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM outbox"))).scalar() == 3
+    finally:
+        await engine.dispose()
