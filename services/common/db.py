@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -102,7 +101,6 @@ class Driver:
         invalidate: Callable[[BaseException], Awaitable[None]],
         *,
         begins: bool = False,
-        cursors: dict[tuple[str, bool], tuple[psycopg.AsyncCursor[Any], str]] | None = None,
     ) -> None:
         self.dialect = dialect
         self.driver = driver
@@ -114,11 +112,6 @@ class Driver:
         # connection back out of it.
         self._begins = begins
         self.began_itself = False
-        # ``cursors``: the connection's cursors, one a statement, kept for as
-        # long as the connection lives (``rows``, ``run``): psycopg reuses a
-        # cursor's adapters when it runs the same query again, a fifth of
-        # its CPU a statement (docs/performance.md).
-        self._cursors = cursors
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
@@ -127,82 +120,44 @@ class Driver:
         return cls(conn.dialect, _psycopg(raw), conn.invalidate)
 
     async def execute(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any], *, commit: bool = False
     ) -> psycopg.AsyncCursor[Any]:
-        """Run one statement; the cursor, the caller's own, holds its rows."""
-        if self._begins and not self.began_itself and self._can_begin():
-            return (await self._statement(sql, params, commit=False, unread=True))[0]
+        """Run one statement; the cursor holds its rows. ``commit``: the
+        transaction commits after it, in the same round trip."""
+        begin = self._begins and not self.began_itself and self._can_begin()
         try:
+            if begin or commit:
+                return await self._script(sql, params, begin=begin, commit=commit)
             return await self.driver.execute(sql, params)
         except psycopg.Error as exc:
             raise await self._failed(sql, params, exc) from exc
 
-    async def rows(
-        self, sql: str, params: Sequence[Any] | Mapping[str, Any], *, commit: bool = False
-    ) -> Rows:
-        """Run one statement and read its rows at once (by name and by
-        position). ``commit``: the transaction commits after it, in the same
-        round trip."""
-        return (await self._statement(sql, params, commit=commit))[1]
-
-    async def run(self, statement: Prepared, params: Mapping[str, Any] | None = None) -> Rows:
-        """Run a prepared SQLAlchemy Core statement on the driver's
-        connection, with the parameters SQLAlchemy would have sent; its rows
-        (by name and by position) are read at once."""
-        sql, values = statement.bind(self.dialect, params or {})
-        return (await self._statement(sql, values, commit=False))[1]
-
-    async def _statement(
+    async def _script(
         self,
         sql: str,
         params: Sequence[Any] | Mapping[str, Any],
         *,
+        begin: bool,
         commit: bool,
-        unread: bool = False,
-    ) -> tuple[psycopg.AsyncCursor[Any], Rows]:
-        """One statement, with the transaction's BEGIN before it when it is
-        the first of a unit of work, and COMMIT after it when asked. Either
-        way it is bound on the client and sent with them as one
-        simple-protocol query, one round trip; a failing statement stops the
-        rest (no COMMIT), as it would on its own. ``unread``: the cursor is
-        the caller's, new and with its rows unread."""
-        begin = self._begins and not self.began_itself and self._can_begin()
-        query = _script(sql, begin, commit) if begin or commit else sql
-        try:
-            if begin:
-                await self.driver.set_autocommit(True)
-                self.began_itself = True
-            cursor, query = self._cursor(query, begin or commit, keep=not unread)
-            await cursor.execute(query, params)
-            if begin:
-                cursor.nextset()  # past BEGIN's result, to the statement's
-            if unread or cursor.description is None:
-                rows = []
-            else:
-                rows = await cursor.fetchall()
-        except psycopg.Error as exc:
-            raise await self._failed(sql, params, exc) from exc
-        return cursor, Rows(rows, cursor.rowcount)
-
-    def _cursor(self, query: str, client: bool, keep: bool) -> tuple[psycopg.AsyncCursor[Any], str]:
-        """A cursor for ``query``: the connection's own for it when kept, and
-        the query object it last ran (psycopg reuses its adapters only for
-        the very same object)."""
-        cursors = self._cursors if keep else None
-        if cursors is not None:
-            kept = cursors.get((query, client))
-            if kept is not None and kept[0].connection is self.driver and not kept[0].closed:
-                return kept
-            if len(cursors) >= _KEPT_CURSORS:
-                cursors.clear()
+        row_factory: Any = None,
+    ) -> psycopg.AsyncCursor[Any]:
+        """The statement with BEGIN before it and/or COMMIT after it: bound
+        on the client and sent as one simple-protocol query, one round trip.
+        A failing statement stops the rest (no COMMIT), as it would on its
+        own; the cursor is left at the statement's result."""
+        if begin:
+            await self.driver.set_autocommit(True)
+            self.began_itself = True
+        script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
         cursor: psycopg.AsyncCursor[Any] = (
-            psycopg.AsyncClientCursor(self.driver, row_factory=namedtuple_row)
-            if client
-            else self.driver.cursor(row_factory=namedtuple_row)
+            psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
+            if row_factory is not None
+            else psycopg.AsyncClientCursor(self.driver)
         )
-        if cursors is not None:
-            cursors[(query, client)] = (cursor, query)
-        return cursor, query
+        await cursor.execute(script, params)
+        if begin:
+            cursor.nextset()  # past BEGIN's result, to the statement's
+        return cursor
 
     def _can_begin(self) -> bool:
         """Whether the next statement may send the transaction's BEGIN itself:
@@ -224,6 +179,24 @@ class Driver:
         await self.driver.set_autocommit(False)
         self.began_itself = False
 
+    async def run(self, statement: Prepared, params: Mapping[str, Any] | None = None) -> Rows:
+        """Run a prepared SQLAlchemy Core statement on the driver's
+        connection, with the parameters SQLAlchemy would have sent; its rows
+        (by name and by position) are read at once."""
+        sql, values = statement.bind(self.dialect, params or {})
+        try:
+            if self._begins and not self.began_itself and self._can_begin():
+                cursor = await self._script(
+                    sql, values, begin=True, commit=False, row_factory=namedtuple_row
+                )
+            else:
+                cursor = self.driver.cursor(row_factory=namedtuple_row)
+                await cursor.execute(sql, values)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            raise await self._failed(sql, values, exc) from exc
+        return Rows(rows, cursor.rowcount)
+
     async def commit(self) -> None:
         try:
             await self.driver.commit()
@@ -237,16 +210,6 @@ class Driver:
         return sa_exc.DBAPIError.instance(
             sql, params, exc, psycopg.Error, connection_invalidated=lost
         )
-
-
-_KEPT_CURSORS = 64  # cursors kept a connection; more distinct statements start again
-
-
-@functools.lru_cache(maxsize=256)
-def _script(sql: str, begin: bool, commit: bool) -> str:
-    """The statement with BEGIN before it and/or COMMIT after it, one
-    simple-protocol query (the same object each time: see ``_cursor``)."""
-    return f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
 
 
 def _psycopg(raw: PoolProxiedConnection) -> psycopg.AsyncConnection[Any]:
@@ -270,13 +233,7 @@ class Pooled:
         self.engine = engine
         self._raw: PoolProxiedConnection | None = raw
         self._conn: AsyncConnection | None = None
-        self.db = Driver(
-            engine.dialect,
-            _psycopg(raw),
-            self._invalidate,
-            begins=True,
-            cursors=raw.info.setdefault("shop.cursors", {}),
-        )
+        self.db = Driver(engine.dialect, _psycopg(raw), self._invalidate, begins=True)
 
     @classmethod
     async def take(cls, engine: AsyncEngine) -> Pooled:
@@ -319,7 +276,7 @@ class Pooled:
         """Commit; with ``last``, that statement runs first, in the same
         round trip as the COMMIT."""
         if last is not None:
-            await self.db.rows(last, params, commit=True)
+            await self.db.execute(last, params, commit=True)
         if self._conn is not None and self._conn.in_transaction():
             # SQLAlchemy's transaction is the same one: it ends here (its
             # COMMIT finds nothing left to commit when ``last`` sent one)

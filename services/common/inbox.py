@@ -22,4 +22,5 @@ async def record_handled(db: Driver, consumer: str, event: Envelope[Any]) -> boo
     True the first time; False when it was already handled. A concurrent
     claim of the same id waits on the row lock until the other transaction
     ends, so two deliveries at once still produce one effect."""
-    return (await db.rows(_RECORD, (consumer, event.id, event.type))).first() is not None
+    cursor = await db.execute(_RECORD, (consumer, event.id, event.type))
+    return await cursor.fetchone() is not None

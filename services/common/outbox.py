@@ -134,7 +134,7 @@ class UnitOfWork:
                     params.append(claim_s)
             sql = _insert_sql(len(chunk), claim_s is not None)
             if number < len(chunks):
-                await self.db.rows(sql, params)
+                await self.db.execute(sql, params)
             elif claim_s is not None:
                 await self.pooled.commit(sql, params)
             else:
@@ -364,7 +364,7 @@ class OutboxRelay:
         try:
             async with Pooled.autocommit(self.engine) as db:
                 if ids:
-                    await db.rows(_MARK_SENT, (ids,))
+                    await db.execute(_MARK_SENT, (ids,))
                 for row, error in failed:
                     await db.execute(
                         _MARK_FAILED,
