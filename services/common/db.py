@@ -124,7 +124,7 @@ class Driver:
     ) -> psycopg.AsyncCursor[Any]:
         """Run one statement; the cursor holds its rows. ``commit``: the
         transaction commits after it, in the same round trip."""
-        begin = self._begins and not self.began_itself and self._can_begin()
+        begin = self._can_begin()
         try:
             if begin or commit:
                 return await self._script(sql, params, begin=begin, commit=commit)
@@ -149,22 +149,21 @@ class Driver:
             await self.driver.set_autocommit(True)
             self.began_itself = True
         script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
-        cursor: psycopg.AsyncCursor[Any] = (
-            psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
-            if row_factory is not None
-            else psycopg.AsyncClientCursor(self.driver)
-        )
+        cursor = psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
         await cursor.execute(script, params)
         if begin:
             cursor.nextset()  # past BEGIN's result, to the statement's
         return cursor
 
     def _can_begin(self) -> bool:
-        """Whether the next statement may send the transaction's BEGIN itself:
-        no transaction is open and psycopg would open one."""
+        """Whether the next statement sends the transaction's BEGIN itself:
+        a unit of work's driver, no transaction open, and psycopg would
+        open one."""
         driver = self.driver
         return (
-            not driver.autocommit
+            self._begins
+            and not self.began_itself
+            and not driver.autocommit
             and not driver.closed
             and driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         )
@@ -185,7 +184,7 @@ class Driver:
         (by name and by position) are read at once."""
         sql, values = statement.bind(self.dialect, params or {})
         try:
-            if self._begins and not self.began_itself and self._can_begin():
+            if self._can_begin():
                 cursor = await self._script(
                     sql, values, begin=True, commit=False, row_factory=namedtuple_row
                 )

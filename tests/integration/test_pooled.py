@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from services.common.db import Pooled, Prepared, create_engine
-from services.common.events import OrderCompleted, new_event
+from services.common.events import new_event
 from services.common.inbox import record_handled
 from services.common.outbox import unit_of_work
+from tests.integration.test_outbox import Keeps, completed
 
 
 class Boom(Exception):
@@ -88,22 +89,6 @@ def protocol_trace() -> Iterator[Callable[[psycopg.AsyncConnection], list[str]]]
 def round_trips(lines: list[str]) -> int:
     """Each round trip ends with the server's ReadyForQuery."""
     return sum(1 for line in lines if "\tReadyForQuery" in line)
-
-
-class Keeps:
-    """A relay that is handed the rows and keeps them."""
-
-    claim_s = 30.0
-
-    def __init__(self) -> None:
-        self.rows: list[object] = []
-
-    def hand_over(self, rows) -> None:  # type: ignore[no-untyped-def]
-        self.rows.extend(rows)
-
-
-def completed() -> OrderCompleted:
-    return OrderCompleted(order_id=uuid.uuid4())
 
 
 @pytest.mark.parametrize("relay", ["handed over", "notified"])
