@@ -74,6 +74,9 @@ display = []
         capture_output=True,
         text=True,
         timeout=560,
+        # schemathesis keeps a crash cache (.schemathesis/) in its working
+        # directory: the test's own, not the checkout
+        cwd=tmp_path,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "160"},
     )
     summary = run.stdout[-3000:]
