@@ -236,7 +236,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._sweep = False  # a sweep was asked for
         self._handed: list[OutboxRow] = []
+        # published and confirmed, not yet marked sent; marked together once
+        # the oldest has waited ``outbox_mark_delay_s`` (``_mark_due``)
         self._unmarked: list[uuid.UUID] = []
+        self._mark_due: float | None = None
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
@@ -304,7 +307,9 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 if self._handed:
-                    await self.publish_handed()
+                    await self.publish_handed(defer_mark=True)
+                if self._mark_due is not None and loop.time() >= self._mark_due:
+                    await self._mark([], [])
                 if self._sweep or loop.time() >= next_sweep:
                     self._sweep = False
                     next_sweep = loop.time() + self.settings.outbox_poll_interval_s
@@ -317,14 +322,17 @@ class OutboxRelay:
                 await asyncio.sleep(self.settings.outbox_failure_backoff_s)
             if self._handed or self._sweep:
                 continue
+            wake_at = next_sweep if self._mark_due is None else min(next_sweep, self._mark_due)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_sweep - loop.time()))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
 
-    async def publish_handed(self) -> int:
-        """Publish the rows handed over since the last call (a batch at most)."""
+    async def publish_handed(self, *, defer_mark: bool = False) -> int:
+        """Publish the rows handed over since the last call (a batch at most).
+        ``defer_mark``: the confirmed rows are marked sent with later ones,
+        once the oldest has waited ``outbox_mark_delay_s``."""
         batch = self._handed[: self.settings.outbox_batch_size]
         del self._handed[: len(batch)]
-        return await self._publish_batch(batch)
+        return await self._publish_batch(batch, defer_mark=defer_mark)
 
     async def drain_once(self) -> int:
         """Claim one batch of rows no relay holds, publish it, mark what was
@@ -334,7 +342,7 @@ class OutboxRelay:
             return 0
         return await self._publish_batch(rows)
 
-    async def _publish_batch(self, rows: list[OutboxRow]) -> int:
+    async def _publish_batch(self, rows: list[OutboxRow], *, defer_mark: bool = False) -> int:
         results = await asyncio.gather(
             *(self._publish(row) for row in rows), return_exceptions=True
         )
@@ -344,7 +352,8 @@ class OutboxRelay:
             for row, result in zip(rows, results, strict=True)
             if isinstance(result, BaseException)
         ]
-        await self._mark(sent, failed)
+        if not (defer_mark and not failed and self._defer(sent)):
+            await self._mark(sent, failed)
         if failed:
             log.warning(
                 "outbox: %d of %d rows not confirmed; kept for retry (first: %s)",
@@ -355,11 +364,26 @@ class OutboxRelay:
         self._count(sent, len(failed))
         return len(sent)
 
+    def _defer(self, sent: list[OutboxRow]) -> bool:
+        """Keep ``sent`` to be marked with later rows; False when they are to
+        be marked now (no delay set, or a batch's worth waiting). The rows
+        stay claimed by this relay meanwhile (their lease is many times the
+        delay), so no sweep takes them; should the process die first, they
+        are published again after the lease and the inboxes absorb it."""
+        delay = self.settings.outbox_mark_delay_s
+        if delay <= 0 or len(self._unmarked) + len(sent) >= self.settings.outbox_batch_size:
+            return False
+        self._unmarked += [row.event_id for row in sent]
+        if self._mark_due is None and self._unmarked:
+            self._mark_due = asyncio.get_running_loop().time() + delay
+        return True
+
     async def _mark(
         self, sent: list[OutboxRow], failed: list[tuple[OutboxRow, BaseException]]
     ) -> None:
-        """Mark rows sent (with any a failed mark left) and failed ones for a
-        later sweep, in one round trip each."""
+        """Mark rows sent (with any a failed or deferred mark left) and failed
+        ones for a later sweep, in one round trip each."""
+        self._mark_due = None
         ids = self._unmarked + [row.event_id for row in sent]
         try:
             async with Pooled.autocommit(self.engine) as db:
@@ -371,9 +395,11 @@ class OutboxRelay:
                         (self.settings.outbox_failure_backoff_s, str(error)[:2000], row.event_id),
                     )
         except BaseException:
-            # Published, not marked: marked with the next batch (or, should
-            # this process die first, published again after the lease).
+            # Published, not marked: marked with the next batch or after the
+            # delay (or, should this process die first, published again
+            # after the lease).
             self._unmarked = ids[-10_000:]
+            self._mark_due = asyncio.get_running_loop().time() + self.settings.outbox_mark_delay_s
             raise
         self._unmarked = []
 

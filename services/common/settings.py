@@ -68,6 +68,11 @@ class ServiceSettings(BaseSettings):
     )
     outbox_poll_interval_s: float = Field(default=2.0, gt=0, description="safety-net sweep")
     outbox_failure_backoff_s: float = Field(default=1.0, gt=0)
+    outbox_mark_delay_s: float = Field(
+        default=0.1,
+        ge=0,
+        description="confirmed rows wait up to this long to be marked sent together (0: at once)",
+    )
 
     fault_injection: bool = Field(
         default=False,
@@ -81,6 +86,16 @@ class ServiceSettings(BaseSettings):
         if not self.database_url:
             name = self.service_name
             self.database_url = f"postgresql+psycopg://shop_{name}@127.0.0.1:5432/shop_{name}"
+        return self
+
+    @model_validator(mode="after")
+    def _mark_well_inside_the_lease(self) -> ServiceSettings:
+        # rows waiting to be marked sent are kept from sweeps by their lease
+        if self.outbox_mark_delay_s > self.outbox_lease_s / 4:
+            raise ValueError(
+                f"outbox_mark_delay_s ({self.outbox_mark_delay_s}) must be at most a quarter "
+                f"of outbox_lease_s ({self.outbox_lease_s})"
+            )
         return self
 
     def retry_delay_ms(self, attempt: int) -> int:

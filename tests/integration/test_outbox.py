@@ -287,6 +287,41 @@ async def test_a_stopping_relay_publishes_what_was_handed_to_it(settings, probe_
         assert await stack.scalar("SELECT published_at IS NOT NULL FROM outbox") is True
 
 
+async def test_handed_over_rows_are_marked_sent_together_after_the_delay(settings, probe_factory):
+    """A relay marks the rows its process hands over in one statement once
+    the oldest has waited ``outbox_mark_delay_s``, not one statement a
+    batch; stopping marks what is still waiting."""
+    settings = settings.model_copy(update={"outbox_lease_s": 4.0, "outbox_mark_delay_s": 0.5})
+    probe = await probe_factory("order.completed")
+    async with Stack(settings) as stack:
+        marks = 0
+        mark = stack.relay._mark
+
+        async def counted(*args):
+            nonlocal marks
+            marks += 1
+            await mark(*args)
+
+        stack.relay._mark = counted  # type: ignore[method-assign]
+        stack.relay.start()
+        for _ in range(3):
+            async with unit_of_work(stack.engine, "test", relay=stack.relay) as uow:
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+        await probe.wait_for(3)
+        await eventually(
+            lambda: stack.scalar("SELECT count(*) = 3 FROM outbox WHERE published_at IS NOT NULL")
+        )
+        assert marks == 1
+
+        for _ in range(2):
+            async with unit_of_work(stack.engine, "test", relay=stack.relay) as uow:
+                uow.emit(completed(), correlation_id=uuid.uuid4())
+        await probe.wait_for(5)
+        await stack.relay.stop()
+        assert await stack.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert marks == 2
+
+
 async def test_the_commit_fails_whole_and_as_sqlalchemys_error(settings):
     """The outbox rows go in on the driver's own connection
     (services.common.db.Driver): a row that cannot be written undoes the

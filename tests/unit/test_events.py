@@ -126,6 +126,12 @@ def test_database_url_defaults_to_the_services_own_database():
     assert settings.database_url.endswith("/shop_order")
 
 
+def test_marking_sent_may_wait_only_a_small_part_of_the_lease():
+    assert ServiceSettings(outbox_lease_s=10, outbox_mark_delay_s=2.5).outbox_mark_delay_s == 2.5
+    with pytest.raises(ValueError, match="at most a quarter of outbox_lease_s"):
+        ServiceSettings(outbox_lease_s=10, outbox_mark_delay_s=3)
+
+
 def _cancelled_with(reason: str) -> bytes:
     order_id = uuid.uuid4()
     event = new_event(
