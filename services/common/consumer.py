@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .broker import Broker, PublishFailed
 from .events import Envelope, EventData, InvalidEvent, decode_event
 from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
-from .inbox import record_handled
+from .inbox import AlreadyHandled, claim_handled
 from .metrics import Metrics
 from .outbox import Handover, UnitOfWork, unit_of_work
 from .settings import ServiceSettings
@@ -412,7 +412,7 @@ class ConsumerRunner:
             early = await self._fault_before(fault, queue, message, event)
             if early is not None:
                 return early
-        handled = False
+        handled = True
         try:
             async with (
                 self._handlers,
@@ -423,13 +423,15 @@ class ConsumerRunner:
                     relay=self.relay,
                 ) as uow,
             ):
-                if await record_handled(uow.db, queue, event):
-                    handled = True
-                    await subscription.handler(event, uow)
+                # the inbox row rides with the handler's first statement
+                claim_handled(uow.db, queue, event)
+                await subscription.handler(event, uow)
                 if fault is not None and fault.kind == "fail":
                     raise InjectedFailure(f"fault {fault.fault.id if fault.fault else ''}: fail")
         except asyncio.CancelledError:
             raise
+        except AlreadyHandled:
+            handled = False  # rolled back: a redelivery or a duplicate
         except Exception as exc:
             if not is_transient(exc):
                 return await self._failed(message, queue, event, attempt, exc)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from .settings import ServiceSettings
 
@@ -82,6 +82,38 @@ def libpq_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class Rider:
+    """A statement that goes out in the same round trip as the next one, in
+    front of it and in its transaction (``Driver.ride_with_next``): the
+    inbox row of a consumed event. Written twice, with named placeholders
+    (for a ``Prepared`` statement's dict) and positional ones (for a list),
+    the values in the positional order. ``refused`` turns its own failure
+    into the exception to raise (None: raise the failure as it is)."""
+
+    __slots__ = ("named", "positional", "refused", "values")
+
+    def __init__(
+        self,
+        named: str,
+        positional: str,
+        values: dict[str, Any],
+        refused: Callable[[psycopg.Error], Exception | None],
+    ) -> None:
+        self.named = named
+        self.positional = positional
+        self.values = values
+        self.refused = refused
+
+    def ahead_of(
+        self, params: Sequence[Any] | Mapping[str, Any]
+    ) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
+        """This statement in the placeholders of ``params`` (those of the
+        statement behind it), and the parameters of both."""
+        if isinstance(params, Mapping):
+            return self.named, {**self.values, **params}
+        return self.positional, [*self.values.values(), *params]
+
+
 class Driver:
     """The psycopg connection under SQLAlchemy's pool, for the statements
     every message runs: the messaging core's own (the inbox row, the outbox
@@ -112,6 +144,7 @@ class Driver:
         # connection back out of it.
         self._begins = begins
         self.began_itself = False
+        self._rider: Rider | None = None
 
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
@@ -126,33 +159,70 @@ class Driver:
         transaction commits after it, in the same round trip."""
         begin = self._can_begin()
         try:
-            if begin or commit:
+            if begin or commit or self._rider is not None:
                 return await self._script(sql, params, begin=begin, commit=commit)
             return await self.driver.execute(sql, params)
         except psycopg.Error as exc:
             raise await self._failed(sql, params, exc) from exc
 
+    def ride_with_next(self, rider: Rider) -> None:
+        """Send ``rider`` in front of the next statement (or the COMMIT),
+        in the same round trip: one round trip less. Should it fail, the
+        statement behind it does not run."""
+        assert self._rider is None, "one rider at a time"
+        self._rider = rider
+
+    @property
+    def rider_waiting(self) -> bool:
+        return self._rider is not None
+
+    async def send_rider(self) -> None:
+        """Send the waiting rider on its own (SQLAlchemy's connection is
+        about to send a statement of its own first)."""
+        if self._rider is not None:
+            try:
+                await self._script(None, (), begin=self._can_begin(), commit=False)
+            except psycopg.Error as exc:
+                raise await self._failed("", (), exc) from exc
+
     async def _script(
         self,
-        sql: str,
+        sql: str | None,
         params: Sequence[Any] | Mapping[str, Any],
         *,
         begin: bool,
         commit: bool,
         row_factory: Any = None,
     ) -> psycopg.AsyncCursor[Any]:
-        """The statement with BEGIN before it and/or COMMIT after it: bound
-        on the client and sent as one simple-protocol query, one round trip.
-        A failing statement stops the rest (no COMMIT), as it would on its
-        own; the cursor is left at the statement's result."""
+        """The statement with BEGIN and/or the waiting rider before it and/or
+        COMMIT after it: bound on the client and sent as one simple-protocol
+        query, one round trip. A failing statement stops the rest (no
+        COMMIT), as it would on its own; the cursor is left at the
+        statement's result."""
         if begin:
             await self.driver.set_autocommit(True)
             self.began_itself = True
-        script = f"{'BEGIN; ' if begin else ''}{sql}{'; COMMIT' if commit else ''}"
+        parts = ["BEGIN"] if begin else []
+        rider, self._rider = self._rider, None
+        if rider is not None:
+            ahead, params = rider.ahead_of(params)
+            parts.append(ahead)
+        skip = len(parts)  # results before the statement's
+        if sql is not None:
+            parts.append(sql)
+        if commit:
+            parts.append("COMMIT")
+        script = "; ".join(parts)
         cursor = psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
-        await cursor.execute(script, params)
-        if begin:
-            cursor.nextset()  # past BEGIN's result, to the statement's
+        try:
+            await cursor.execute(script, params)
+        except psycopg.Error as exc:
+            refused = rider.refused(exc) if rider is not None else None
+            if refused is not None:
+                raise refused from exc
+            raise
+        for _ in range(skip):
+            cursor.nextset()  # past BEGIN's and the rider's results, to the statement's
         return cursor
 
     def _can_begin(self) -> bool:
@@ -184,9 +254,10 @@ class Driver:
         (by name and by position) are read at once."""
         sql, values = statement.bind(self.dialect, params or {})
         try:
-            if self._can_begin():
+            begin = self._can_begin()
+            if begin or self._rider is not None:
                 cursor = await self._script(
-                    sql, values, begin=True, commit=False, row_factory=namedtuple_row
+                    sql, values, begin=begin, commit=False, row_factory=namedtuple_row
                 )
             else:
                 cursor = self.driver.cursor(row_factory=namedtuple_row)
@@ -198,7 +269,10 @@ class Driver:
 
     async def commit(self) -> None:
         try:
-            await self.driver.commit()
+            if self._rider is not None:  # it alone, and the COMMIT
+                await self._script(None, (), begin=self._can_begin(), commit=True)
+            else:
+                await self.driver.commit()
         except psycopg.Error as exc:
             raise await self._failed("COMMIT", (), exc) from exc
 
@@ -264,9 +338,12 @@ class Pooled:
         transaction (made on first use)."""
         if self._conn is None:
             assert self._raw is not None, "released"
-            self._conn = AsyncConnection(
-                self.engine, Connection(self.engine.sync_engine, self._raw)
-            )
+            sync = Connection(self.engine.sync_engine, self._raw)
+            if self.db.rider_waiting:
+                # The rider (a consumed event's inbox row) goes first, when
+                # SQLAlchemy begins, in the greenlet that runs its statement.
+                event.listen(sync, "begin", lambda _: await_only(self.db.send_rider()), once=True)
+            self._conn = AsyncConnection(self.engine, sync)
         return self._conn
 
     async def commit(

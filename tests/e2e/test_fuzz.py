@@ -24,7 +24,7 @@ import os
 from services.common import inbox
 from services.inventory import domain
 
-_record = inbox.record_handled
+_claim_handled = inbox.claim_handled
 _claim = domain.claim
 
 
@@ -32,10 +32,9 @@ def _in_inventory():
     return os.environ.get("SHOP_SERVICE_NAME") == "inventory"
 
 
-async def _always_new(*args, **kwargs):
-    if _in_inventory():
-        return True
-    return await _record(*args, **kwargs)
+def _never_claimed(*args, **kwargs):
+    if not _in_inventory():
+        _claim_handled(*args, **kwargs)
 
 
 async def _claim_reservation_always(conn, order_id, status):
@@ -43,7 +42,7 @@ async def _claim_reservation_always(conn, order_id, status):
     return True if status == "PENDING" and _in_inventory() else claimed
 
 
-inbox.record_handled = _always_new
+inbox.claim_handled = _never_claimed
 domain.claim = _claim_reservation_always
 """
 

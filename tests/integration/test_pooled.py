@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from services.common.db import Pooled, Prepared, create_engine
 from services.common.events import new_event
-from services.common.inbox import record_handled
+from services.common.inbox import AlreadyHandled, claim_handled
 from services.common.outbox import unit_of_work
 from tests.integration.test_outbox import Keeps, completed
 
@@ -95,8 +95,9 @@ def round_trips(lines: list[str]) -> int:
 async def test_a_consumed_event_begins_with_its_inbox_row_and_commits_with_its_outbox_rows(
     settings, relay
 ):
-    """Inbox row, the handler's statement, outbox row: three round trips,
-    BEGIN riding with the first statement and COMMIT with the last."""
+    """The handler's statement and the outbox row: two round trips, BEGIN
+    and the inbox row riding with the first statement and COMMIT with the
+    last."""
     engine = create_engine(settings)
     keeps = Keeps() if relay == "handed over" else None
     try:
@@ -104,10 +105,10 @@ async def test_a_consumed_event_begins_with_its_inbox_row_and_commits_with_its_o
         with protocol_trace() as start:
             async with unit_of_work(engine, "test", cause=cause, relay=keeps) as uow:
                 trace = start(uow.db.driver)
-                assert await record_handled(uow.db, "test.queue", cause)
-                await uow.db.execute("SELECT 1", ())
+                claim_handled(uow.db, "test.queue", cause)
+                assert (await (await uow.db.execute("SELECT 41 + 1", ())).fetchone()) == (42,)
                 uow.emit(completed())
-        assert round_trips(trace) == 3, "\n".join(trace)
+        assert round_trips(trace) == 2, "\n".join(trace)
         assert not any(line.endswith('Query\t "BEGIN"') for line in trace)
         async with engine.connect() as conn:
             assert (await conn.execute(sa.text("SELECT count(*) FROM inbox"))).scalar() == 1
@@ -130,13 +131,13 @@ async def test_a_transaction_begun_with_its_first_statement_goes_back_transactio
         cause = new_event(completed(), source="test", correlation_id=uuid.uuid4())
         with pytest.raises(Boom):
             async with unit_of_work(engine, "test", cause=cause) as uow:
-                assert await record_handled(uow.db, "test.queue", cause)
+                claim_handled(uow.db, "test.queue", cause)
                 await uow.db.execute("INSERT INTO marks VALUES (1)", ())
                 raise Boom
         async with unit_of_work(engine, "test", cause=cause) as uow:  # the same event again
             assert uow.db.driver.autocommit is False
-            assert await record_handled(uow.db, "test.queue", cause), "the first was undone"
-            await uow.db.execute("INSERT INTO marks VALUES (2)", ())
+            claim_handled(uow.db, "test.queue", cause)
+            await uow.db.execute("INSERT INTO marks VALUES (2)", ())  # the first was undone
         with pytest.raises(Boom):
             async with unit_of_work(engine, "test") as uow:  # psycopg's own BEGIN
                 assert uow.db.driver.autocommit is False
@@ -180,5 +181,52 @@ async def test_a_request_transaction_begins_with_its_first_statement_on_the_driv
             rows = (await conn.execute(sa.text("SELECT n FROM marks ORDER BY n"))).all()
             assert [n for (n,) in rows] == [7, 8]
             assert (await conn.execute(sa.text("SELECT count(*) FROM outbox"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+_MARK = Prepared(sa.insert(_MARKS).values(n=sa.bindparam("n")).returning(_MARKS.c.n))
+
+
+@pytest.mark.parametrize("first", ["prepared", "positional", "commit only", "sqlalchemy"])
+async def test_an_event_handled_before_stops_the_statement_it_rides_with(settings, first):
+    """The inbox row rides with the handler's first statement, whatever
+    that is (a prepared statement's named parameters, a positional one, the
+    COMMIT alone, SQLAlchemy's first statement): the first time both run in
+    one transaction; the second time the claim fails, the statement behind
+    it does not run, ``AlreadyHandled`` is raised and the connection goes
+    back to the pool fit for the next transaction."""
+    settings = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0})
+    engine = create_engine(settings)
+    cause = new_event(completed(), source="test", correlation_id=uuid.uuid4())
+
+    async def handle(n: int) -> None:
+        async with unit_of_work(engine, "test", cause=cause) as uow:
+            claim_handled(uow.db, "test.queue", cause)
+            if first == "prepared":
+                assert (await uow.db.run(_MARK, {"n": n})).scalar_one() == n
+            elif first == "positional":
+                await uow.db.execute("INSERT INTO marks VALUES (%s)", (n,))
+            elif first == "sqlalchemy":
+                await uow.conn.execute(sa.text("INSERT INTO marks VALUES (:n)"), {"n": n})
+            if first != "commit only":
+                await uow.db.execute("INSERT INTO marks VALUES (%s)", (n + 100,))
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("CREATE TABLE marks (n int)"))
+        await handle(1)
+        with pytest.raises(AlreadyHandled):
+            await handle(2)
+        async with unit_of_work(engine, "test") as uow:  # the one pooled connection
+            assert uow.db.driver.autocommit is False
+            await uow.db.execute("INSERT INTO marks VALUES (3)", ())
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT n FROM marks ORDER BY n"))).all()
+            handled = (await conn.execute(sa.text("SELECT count(*) FROM inbox"))).scalar()
+        expected = [3] if first == "commit only" else [1, 3, 101]
+        assert [n for (n,) in rows] == expected
+        assert handled == 1
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
