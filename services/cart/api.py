@@ -132,10 +132,19 @@ async def remove_item(
         return await domain.view(uow.db, row)
 
 
+# Locks, checks and closes the caller's open cart in one statement; the
+# lines are read after it, in a statement of their own, so they include any
+# line added by a transaction it waited for (READ COMMITTED: a snapshot a
+# statement).
 _CHECK_OUT = Prepared(
     carts.update()
-    .where(carts.c.id == sa.bindparam("cart_id"))
+    .where(
+        carts.c.id == sa.bindparam("cart_id"),
+        carts.c.customer_id == sa.bindparam("customer_id"),
+        carts.c.status == "OPEN",
+    )
     .values(status="CHECKED_OUT", order_id=sa.bindparam("new_order_id"), updated_at=sa.func.now())
+    .returning(carts.c.currency)
 )
 
 
@@ -147,11 +156,18 @@ async def checkout(
     the correlation id of every event that follows."""
     order_id = uuid.uuid4()
     async with runtime.unit_of_work() as uow:
-        row = await domain.load_open(uow.db, cart_id, caller)
+        row = (
+            await uow.db.run(
+                _CHECK_OUT,
+                {"cart_id": cart_id, "customer_id": caller.customer_id, "new_order_id": order_id},
+            )
+        ).first()
+        if row is None:  # not the caller's (404) or not open (409)
+            await domain.load_open(uow.db, cart_id, caller)
+            raise ApiError(409, f"cart {cart_id} is already checked out")
         items = await domain.lines(uow.db, cart_id)
-        if not items:
+        if not items:  # the rollback reopens it
             raise ApiError(409, f"cart {cart_id} is empty")
-        await uow.db.run(_CHECK_OUT, {"cart_id": cart_id, "new_order_id": order_id})
         uow.emit(
             CartCheckedOut(
                 order_id=order_id,

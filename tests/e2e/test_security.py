@@ -45,7 +45,9 @@ def test_another_customer_sees_nothing_of_mine(gateway, admin, shopper):
     assert intruder.post(f"/api/carts/{cart_id}/checkout", checkout).status_code == 404
     deleted = gateway.delete(f"/api/carts/{cart_id}/items/{sku}", headers=intruder.headers)
     assert deleted.status_code == 404
-    assert [i["quantity"] for i in shopper.get(f"/api/carts/{cart_id}").json()["items"]] == [1]
+    cart = shopper.get(f"/api/carts/{cart_id}").json()
+    assert [i["quantity"] for i in cart["items"]] == [1]
+    assert cart["status"] == "OPEN"
 
 
 def forge(claims, secret=SANDBOX_JWT_SECRET + "-wrong", algorithm="HS256"):
@@ -129,8 +131,13 @@ def test_checkout_of_an_empty_or_checked_out_cart_is_409(shopper, admin):
     empty = shopper.post("/api/carts").json()["id"]
     answer = shopper.post(f"/api/carts/{empty}/checkout", checkout)
     assert answer.status_code == 409 and error_of(answer)["code"] == "conflict"
+    assert "empty" in error_of(answer)["message"]
 
     sku = new_product(admin, stock=2)
+    # The refused checkout left the cart open: it takes an item and checks out.
+    assert shopper.get(f"/api/carts/{empty}").json()["status"] == "OPEN"
+    assert shopper.post(f"/api/carts/{empty}/items", {"sku": sku, "quantity": 1}).status_code < 300
+    shopper.checkout(empty)
     cart_id = shopper.cart_with(sku, 1)
     shopper.checkout(cart_id)
     assert shopper.post(f"/api/carts/{cart_id}/checkout", checkout).status_code == 409
