@@ -198,14 +198,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
 # the parts' processes: CPU and memory -----------------------------------------
 
 
-def _cpu_rss(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, memory MB) of a process, from /proc. Memory is its
+def _cpu_rss(pid: int, *, children: bool = False) -> tuple[float, float] | None:
+    """(CPU seconds, memory MB) of a process, from /proc; with ``children``,
+    its CPU includes that of the children it has reaped. Memory is its
     proportional set size (shared pages split among their sharers), so the
     many PostgreSQL backends sharing one buffer pool are not counted N times."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks
+        if children:
+            cpu += (int(fields[13]) + int(fields[14])) / ticks
         memory = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
         with contextlib.suppress(OSError, ValueError):
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -217,11 +220,15 @@ def _cpu_rss(pid: int) -> tuple[float, float] | None:
 
 
 def process_table(pids: dict[str, list[int]]) -> dict[str, dict[int, tuple[float, float]]]:
-    """name -> pid -> (CPU seconds, memory MB)."""
+    """name -> pid -> (CPU seconds, memory MB). PostgreSQL's CPU includes its
+    backends that ended: the postmaster reaps them, and their CPU would
+    otherwise leave the table with them (a backend of a connection a pool
+    closed under load: until 2026-12-01 most of the stack's PostgreSQL CPU
+    went missing that way; docs/performance.md)."""
     found: dict[str, dict[int, tuple[float, float]]] = {}
     for name, group in pids.items():
         for pid in group:
-            value = _cpu_rss(pid)
+            value = _cpu_rss(pid, children=name == "postgresql")
             if value is not None:
                 found.setdefault(name, {})[pid] = value
     return found

@@ -36,8 +36,16 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
     )
     engine = create_async_engine(
         async_url(settings.database_url),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        # Every connection the process may open is kept once opened (no
+        # overflow): SQLAlchemy closes an overflow connection that comes back
+        # to a pool already holding ``pool_size`` idle ones, and under a burst
+        # of requests that made a new PostgreSQL backend (a fork, the login,
+        # cold caches) for a good part of the transactions: a fifth of the
+        # machine's CPU in a flood (docs/performance.md). The consumer's
+        # handlers take at most ``db_pool_size`` of them (ConsumerRunner), so
+        # ``db_max_overflow`` stay for requests and the relay.
+        pool_size=settings.db_pool_size + settings.db_max_overflow,
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=settings.db_pre_ping and settings.db_ping_after_idle_s == 0,
         pool_recycle=1800,
@@ -325,10 +333,13 @@ class Pooled:
             try:
                 yield pooled.db
             finally:
-                try:
-                    await driver.set_autocommit(False)
-                except psycopg.Error as exc:
-                    await pooled._invalidate(exc)
+                # A lost connection was invalidated by the failing statement
+                # (a second invalidation only warns); the pool drops it.
+                if not (driver.closed or driver.broken):
+                    try:
+                        await driver.set_autocommit(False)
+                    except psycopg.Error as exc:
+                        await pooled._invalidate(exc)
         finally:
             await pooled.release()
 

@@ -25,8 +25,14 @@ class ServiceSettings(BaseSettings):
     events_exchange: str = EVENTS_EXCHANGE
     dead_letter_exchange: str = DEAD_LETTER_EXCHANGE
 
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_size: int = Field(
+        default=10, ge=1, description="pooled connections the consumer's handlers use at once"
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        description="more pooled connections for requests and the relay (all kept once opened)",
+    )
     db_pre_ping: bool = Field(
         default=True, description="ping a pooled connection before use (a round trip)"
     )

@@ -230,3 +230,37 @@ async def test_an_event_handled_before_stops_the_statement_it_rides_with(setting
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()
+
+
+async def test_a_burst_beyond_the_pool_size_keeps_its_connections(settings):
+    """Connections opened for a burst (beyond ``db_pool_size``, up to
+    ``db_max_overflow`` more) stay in the pool: the next burst finds the same
+    PostgreSQL backends instead of starting new ones."""
+    import asyncio
+
+    settings = settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 2})
+    engine = create_engine(settings)
+
+    async def burst() -> set[int]:
+        held = asyncio.Event()
+        pids: list[int] = []
+
+        async def one() -> None:
+            async with unit_of_work(engine, "test") as uow:
+                pids.append((await uow.db.run(_BACKEND, {})).scalar_one())
+                if len(pids) == 4:
+                    held.set()
+                await held.wait()  # all four connections out at once
+
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(4))), 10)
+        return set(pids)
+
+    try:
+        first = await burst()
+        assert len(first) == 4
+        assert await burst() == first
+    finally:
+        await engine.dispose()
+
+
+_BACKEND = Prepared(sa.select(sa.func.pg_backend_pid()))

@@ -146,3 +146,30 @@ def test_growth_compares_the_first_third_of_a_run_with_the_last():
     verdicts = growth(leaking)
     assert all(v.startswith("GROWS") for v in verdicts.values()), verdicts
     assert growth(steady[:2]) == {}
+
+
+def test_postgresqls_cpu_includes_the_backends_that_ended():
+    """A PostgreSQL backend that ends (its connection closed) leaves its CPU
+    with the postmaster that reaps it: the table counts it there. Here this
+    test process stands in for the postmaster, a child that burns CPU for
+    the backend."""
+    import os
+    import subprocess
+    import sys
+
+    from shopctl.bench import process_table
+
+    me = {"postgresql": [os.getpid()], "order": [os.getpid()]}
+    before = process_table(me)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass",
+        ],
+        check=True,
+    )
+    after = process_table(me)
+    own = after["order"][os.getpid()][0] - before["order"][os.getpid()][0]
+    with_ended = after["postgresql"][os.getpid()][0] - before["postgresql"][os.getpid()][0]
+    assert with_ended - own >= 0.25
