@@ -127,6 +127,9 @@ def server_command(
     return [python, "-m", "uvicorn", *uvicorn_args(target, host, port, log_config)]
 
 
+KEEP_ALIVE_S = 75  # a part's idle HTTP connections (uvicorn)
+
+
 def uvicorn_args(
     target: StackPart, host: str, port: int, log_config: str | None = None
 ) -> list[str]:
@@ -146,6 +149,12 @@ def uvicorn_args(
         log_config or log_config_path(),
         "--timeout-graceful-shutdown",
         "10",
+        # Longer than any client of a part keeps an idle connection (the
+        # gateway's 30 s, cart's catalog client 5 s): with uvicorn's 5 s
+        # default, a request sent on a connection just as the server closed
+        # it failed ("Server disconnected without sending a response").
+        "--timeout-keep-alive",
+        str(KEEP_ALIVE_S),
     ]
 
 

@@ -15,6 +15,10 @@ from . import api, handlers
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# idle connections to the catalog; less than its server keeps them (shopctl.stack)
+CATALOG_KEEPALIVE_S = 5.0
+
+
 class CartSettings(ServiceSettings):
     service_name: str = "cart"
     catalog_url: str = "http://127.0.0.1:8101"
@@ -26,6 +30,10 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
         settings, migrations_dir=MIGRATIONS, subscriptions=handlers.SUBSCRIPTIONS
     )
     app = create_service_app(runtime, title="shop cart", routers=[api.router])
-    app.state.catalog = httpx.AsyncClient(base_url=settings.catalog_url, timeout=5.0)
+    app.state.catalog = httpx.AsyncClient(
+        base_url=settings.catalog_url,
+        timeout=5.0,
+        limits=httpx.Limits(keepalive_expiry=CATALOG_KEEPALIVE_S),
+    )
     runtime.close_on_stop(app.state.catalog.aclose)
     return app

@@ -15,6 +15,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
+# idle connections to the parts; less than their servers keep them (shopctl.stack)
+KEEPALIVE_S = 30
+
 
 class UpstreamError(Exception):
     """The service could not be asked or did not answer."""
@@ -56,7 +59,7 @@ class Upstreams:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=KEEPALIVE_S),
                 timeout=self._timeout,
                 auto_decompress=False,  # bodies pass through as they came
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
