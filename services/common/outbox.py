@@ -399,7 +399,9 @@ class OutboxRelay:
             # delay (or, should this process die first, published again
             # after the lease).
             self._unmarked = ids[-10_000:]
-            self._mark_due = asyncio.get_running_loop().time() + self.settings.outbox_mark_delay_s
+            if ids:
+                delay = self.settings.outbox_mark_delay_s
+                self._mark_due = asyncio.get_running_loop().time() + delay
             raise
         self._unmarked = []
 
