@@ -184,14 +184,14 @@ class Driver:
     def rider_waiting(self) -> bool:
         return self._rider is not None
 
-    async def send_rider(self) -> None:
+    async def send_rider(self, *, commit: bool = False) -> None:
         """Send the waiting rider on its own (SQLAlchemy's connection is
-        about to send a statement of its own first)."""
+        about to send a statement of its own first), or with the COMMIT."""
         if self._rider is not None:
             try:
-                await self._script(None, (), begin=self._can_begin(), commit=False)
+                await self._script(None, (), begin=self._can_begin(), commit=commit)
             except psycopg.Error as exc:
-                raise await self._failed("", (), exc) from exc
+                raise await self._failed("COMMIT" if commit else "", (), exc) from exc
 
     async def _script(
         self,
@@ -276,11 +276,11 @@ class Driver:
         return Rows(rows, cursor.rowcount)
 
     async def commit(self) -> None:
+        if self._rider is not None:
+            await self.send_rider(commit=True)
+            return
         try:
-            if self._rider is not None:  # it alone, and the COMMIT
-                await self._script(None, (), begin=self._can_begin(), commit=True)
-            else:
-                await self.driver.commit()
+            await self.driver.commit()
         except psycopg.Error as exc:
             raise await self._failed("COMMIT", (), exc) from exc
 
