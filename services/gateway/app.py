@@ -37,7 +37,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     async def broadcast_saga_events(runtime: ServiceRuntime) -> None:
         await app.state.broadcaster.start()
-        await asyncio.Event().wait()  # the consumer runs on the broker's connection
+        await asyncio.Event().wait()  # it reads on the broker's connection, while watched
 
     runtime = ServiceRuntime(
         settings,
@@ -60,7 +60,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.openapi = GatewayOpenAPI(app, settings)
     app.state.http = Upstreams(settings.upstream_timeout_s, connect_s=2.0, limit=200)
     runtime.close_on_stop(app.state.http.close)
-    app.state.broadcaster = SagaBroadcaster(runtime.broker)
+    app.state.broadcaster = SagaBroadcaster(
+        runtime.broker, replay_s=settings.stream_replay_s, idle_s=settings.stream_idle_s
+    )
     app.state.login_throttle = LoginThrottle(settings.login_failures_per_minute)
     app.state.hashing = Admission(
         "sign-in", settings.password_hashes_at_once, settings.max_queued, settings.admission_wait_s

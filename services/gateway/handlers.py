@@ -1,5 +1,6 @@
 """The gateway consumes no saga events through queues of its own; the live
-stream reads every event through an exclusive queue (see stream.py)."""
+stream reads every event from a RabbitMQ stream while someone watches (see
+stream.py)."""
 
 from services.common.consumer import Subscription
 

@@ -38,6 +38,15 @@ class GatewaySettings(ServiceSettings):
     stream_linger_s: float = Field(
         default=1.5, ge=0, description="how long a stream stays open after the terminal event"
     )
+    stream_replay_s: int = Field(
+        default=10,
+        ge=1,
+        le=110,
+        description="how far back the live stream reads when the first watcher comes",
+    )
+    stream_idle_s: float = Field(
+        default=30.0, ge=0, description="how long it reads on after the last watcher left"
+    )
     stream_order_wait_s: float = Field(
         default=3.0, ge=0, description="how long the stream waits for a just-placed order"
     )

@@ -1,0 +1,65 @@
+"""The gateway's live stream reads shop.events only while someone watches,
+from a RabbitMQ stream, and a watcher still sees the steps that came before
+it (the real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+
+from services.common.broker import Broker
+from services.common.settings import ServiceSettings
+from services.gateway.stream import SagaBroadcaster
+from tests.conftest import eventually
+
+
+async def publish(broker: Broker, saga: str, kind: str) -> str:
+    event_id = str(uuid.uuid4())
+    body = orjson.dumps({"id": event_id, "type": kind, "correlationid": saga})
+    await broker.publish_event(body, "test.live", message_id=event_id, event_type=kind)
+    return event_id
+
+
+async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
+    settings: ServiceSettings,
+) -> None:
+    broker = Broker(settings)
+    await broker.connect()
+    queue = f"test.live.{uuid.uuid4().hex[:8]}"
+    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=0.3, queue_name=queue)
+    saga = str(uuid.uuid4())
+    try:
+        await broadcaster.start()
+        before = [await publish(broker, saga, kind) for kind in ("OrderCreated", "StockReserved")]
+        await asyncio.sleep(0.3)
+        # nobody watches: nothing is read
+        assert broadcaster.recent(saga) == [] and not broadcaster.reading
+
+        async with broadcaster.watch(saga) as watcher:
+            assert broadcaster.reading
+            # the steps published before anyone watched, read back from the stream
+            got = [await asyncio.wait_for(watcher.get(), 5) for _ in before]
+            assert [e["id"] for e in got] == before
+            during = await publish(broker, saga, "PaymentSucceeded")
+            assert (await asyncio.wait_for(watcher.get(), 5))["id"] == during
+
+        # the last watcher gone, the reading stops after idle_s
+        await eventually(lambda: not broadcaster.reading, timeout=5)
+        after = await publish(broker, saga, "OrderCompleted")
+        await asyncio.sleep(0.3)  # a reader left on the broker would keep it now
+        assert [e["id"] for e in broadcaster.recent(saga)] == [*before, during]
+
+        # a new watcher reads again from replay_s back: the new step comes,
+        # the ones read before are not kept or handed twice
+        async with broadcaster.watch(saga) as watcher:
+            assert (await asyncio.wait_for(watcher.get(), 5))["id"] == after
+            await asyncio.sleep(0.3)
+            assert watcher.empty()
+        assert [e["id"] for e in broadcaster.recent(saga)] == [*before, during, after]
+    finally:
+        channel = await broker.channel(prefetch=1)
+        await channel.queue_delete(queue)
+        await channel.close()
+        await broker.close()
