@@ -534,7 +534,8 @@ async def run_bench(
     result = BenchResult(
         f"flood, {in_flight} orders in flight" if flood else f"paced {rate:g}/s", duration_s
     )
-    result.machine = f"{os.uname().nodename}, {os.cpu_count()} CPUs"
+    loop_kind = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    result.machine = f"{os.uname().nodename}, {os.cpu_count()} CPUs, {loop_kind} loop"
     # The load itself goes through aiohttp: httpx's pool cost this process
     # 1.7 ms of CPU a request at 64 in flight, CPU the stack then lacked.
     loader = aiohttp.ClientSession(

@@ -52,6 +52,9 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert figures["stack_cpu_ms_per_order"] > 0  # the stack did work for its orders
     assert set(figures["bench_gc_pauses"]) == {"n", "longest_ms", "total_ms"}
     assert figures["baseline_per_s"] > 0 and figures["ratio_to_baseline"] > 0
+    # measured on the services' own loop (uvicorn's uvloop): on asyncio's the
+    # bare pipeline did 11-28 % fewer journeys, flattering the ratio
+    assert figures["machine"].endswith("uvloop loop"), figures["machine"]
 
     page = (tmp_path / "bench.html").read_text()
     assert "orders completed each second" in page and "<polyline" in page
