@@ -43,6 +43,7 @@ STREAM_ARGUMENTS: dict[str, Any] = {
 }
 ACK_EVERY = 100  # a stream's reader must ack (its credit); one ack for many
 PREFETCH = ACK_EVERY * 10
+READ_START_TIMEOUT_S = 5.0
 
 
 class SagaBroadcaster:
@@ -95,7 +96,9 @@ class SagaBroadcaster:
             if self._queue is None or self._reader is not None:
                 return
             self._reader = await self._queue.consume(
-                self._on_message, arguments={"x-stream-offset": f"{self.replay_s}s"}
+                self._on_message,
+                arguments={"x-stream-offset": f"{self.replay_s}s"},
+                timeout=READ_START_TIMEOUT_S,
             )
             log.info("live stream: reading shop.events (from %d s back)", self.replay_s)
 
@@ -163,7 +166,10 @@ class SagaBroadcaster:
             self._idle.cancel()
             self._idle = None
         try:
-            await self._start_reading()
+            try:
+                await self._start_reading()
+            except Exception as exc:  # the broker away: the snapshot still comes
+                log.warning("live stream: cannot read shop.events now: %s", exc)
             yield watcher
         finally:
             watchers = self._watchers.get(saga)

@@ -63,3 +63,26 @@ async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
         await channel.queue_delete(queue)
         await channel.close()
         await broker.close()
+
+
+async def test_a_watcher_gets_its_queue_while_the_broker_cannot_be_read(
+    settings: ServiceSettings,
+) -> None:
+    """The stream's reader cannot start (its channel is gone): the watcher
+    is still served (the page gets its snapshot), and the next watcher
+    tries again."""
+    broker = Broker(settings)
+    await broker.connect()
+    queue = f"test.live.{uuid.uuid4().hex[:8]}"
+    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=0.3, queue_name=queue)
+    try:
+        await broadcaster.start()
+        assert broadcaster._queue is not None
+        await broadcaster._queue.channel.close()
+        async with broadcaster.watch(str(uuid.uuid4())) as watcher:
+            assert watcher.empty() and not broadcaster.reading
+    finally:
+        channel = await broker.channel(prefetch=1)
+        await channel.queue_delete(queue)
+        await channel.close()
+        await broker.close()
