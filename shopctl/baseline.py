@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aio_pika
 import psycopg
@@ -68,6 +68,12 @@ class Window:
 
     cpu_s: float = 0.0
     journeys: int = 0
+    # read at both ends of the measured part when given: CPU seconds so far
+    # by part of the machine (shopctl.bench.cpu_by_part), so a journey's
+    # cost to RabbitMQ and PostgreSQL can be set beside an order's
+    parts: Callable[[], dict[str, float]] | None = None
+    parts_cpu_s: dict[str, float] = field(default_factory=dict)
+    wall_s: float = 0.0
 
     @property
     def cpu_ms_a_journey(self) -> float:
@@ -89,16 +95,25 @@ async def keep_in_flight(
     end = counted_from + duration_s
     mark: int | None = None
     cpu = 0.0
+    parts: dict[str, float] = {}
+    started = counted_from
     while loop.time() < end:
         await room.acquire()
         if mark is None and loop.time() >= counted_from:
             mark = done()
             cpu = time.process_time()
+            if window is not None and window.parts is not None:
+                parts = window.parts()
+            started = loop.time()
         await start_journey()
     journeys = done() - (mark or 0)
     if window is not None:
         window.cpu_s = time.process_time() - cpu
         window.journeys = journeys
+        if window.parts is not None and mark is not None:
+            now = window.parts()
+            window.parts_cpu_s = {k: v - parts.get(k, 0.0) for k, v in now.items()}
+            window.wall_s = loop.time() - started
     return journeys / duration_s
 
 

@@ -70,6 +70,7 @@ class Checkout:
 
 
 LOAD = "shopctl bench (the load)"  # this process, in the CPU table
+BARE = "the bare pipeline"  # this process while --baseline measures
 TERMINAL = ("OrderCompleted", "OrderCancelled")
 
 
@@ -86,6 +87,8 @@ class BenchResult:
     samples: list[dict[str, Any]] = field(default_factory=list)
     measure_started: float = 0.0  # time.time(); CPU is counted from here
     gc_pauses_ms: list[float] = field(default_factory=list)  # this process's own
+    machine_busy_s: float = 0.0  # the machine's busy CPU seconds in that time
+    cpu_window_s: float = 0.0  # wall time cpu_s was counted over
 
     def measured(self) -> list[Checkout]:
         return [c for c in self.checkouts if c.kind != "warmup"]
@@ -176,12 +179,25 @@ class BenchResult:
             "stack_cpu_ms_per_order": (
                 round(stack_cpu * 1000 / ended_in_window, 1) if ended_in_window else None
             ),
+            # every part's CPU an order, the load's and the machine's too:
+            # what an order costs the machine, to set beside a bare journey
+            "cpu_ms_per_order": per_unit_ms(
+                {**self.cpu_s, MACHINE: self.machine_busy_s}, ended_in_window
+            ),
+            "machine_busy_share": busy_share(self.machine_busy_s, self.cpu_window_s),
             "rss_mb": {k: round(v, 1) for k, v in self.rss_mb.items()},
             "queues_at_end": self.queues,
             "machine": self.machine,
             "over_time": self.samples,
             "growth": growth(self.samples),
         }
+
+
+def busy_share(busy_s: float, window_s: float) -> float | None:
+    """The share of the machine's CPUs that was busy over ``window_s``."""
+    if window_s <= 0:
+        return None
+    return round(busy_s / (window_s * (os.cpu_count() or 1)), 3)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -232,6 +248,43 @@ def process_table(pids: dict[str, list[int]]) -> dict[str, dict[int, tuple[float
             if value is not None:
                 found.setdefault(name, {})[pid] = value
     return found
+
+
+MACHINE = "the machine, busy"  # every CPU's busy time, in the per-order figures
+OTHERS = "the rest of the machine"  # busy, but in no part of the table
+
+
+def machine_busy_s(stat: str | None = None) -> float:
+    """CPU seconds the machine's CPUs have been busy since boot, from the
+    first line of /proc/stat: all but idle, waiting for I/O and stolen by
+    the host (time the guest did not run, which a noisy neighbour adds)."""
+    if stat is None:
+        stat = Path("/proc/stat").read_text()
+    fields = [int(v) for v in stat.splitlines()[0].split()[1:]]
+    idle, iowait, steal = fields[3], fields[4], fields[7] if len(fields) > 7 else 0
+    busy = sum(fields[:8]) - idle - iowait - steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(pids: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far by part (process_table's), and the machine's busy
+    seconds under MACHINE: two readings' difference says what a window cost."""
+    table = process_table(pids)
+    parts = {name: sum(cpu for cpu, _ in group.values()) for name, group in table.items()}
+    parts[MACHINE] = machine_busy_s()
+    return parts
+
+
+def per_unit_ms(cpu_s: dict[str, float], units: int) -> dict[str, float]:
+    """Each part's CPU in milliseconds a unit (an order, a journey), with
+    OTHERS for the machine's busy time no part accounts for."""
+    if not units:
+        return {}
+    figures = {name: 1000 * value / units for name, value in cpu_s.items()}
+    if MACHINE in figures:
+        rest = figures[MACHINE] - sum(v for k, v in figures.items() if k != MACHINE)
+        figures[OTHERS] = max(rest, 0.0)
+    return {name: round(value, 2) for name, value in figures.items()}
 
 
 def infrastructure_pids() -> dict[str, list[int]]:
@@ -590,6 +643,7 @@ async def run_bench(
                 if phase == "measure":
                     result.measure_started = time.time()
                     before = process_table(measured())
+                    busy_before, counted_from = machine_busy_s(), time.monotonic()
                     sampler = asyncio.create_task(_sample(result, pids, connections, sample_s))
                 started = loop.time()
                 end = started + length
@@ -635,6 +689,8 @@ async def run_bench(
                     break
                 await asyncio.sleep(0.2)
             after = process_table(measured())
+            result.machine_busy_s = machine_busy_s() - busy_before
+            result.cpu_window_s = time.monotonic() - counted_from
             for name, processes in after.items():
                 earlier = before.get(name, {})
                 # CPU of the processes that ran the whole measure (a new one from 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Coroutine
 from contextlib import AbstractContextManager, suppress
@@ -332,9 +333,12 @@ def bench(
 
     bare = None
     if baseline:
-        from .baseline import measure_baseline
+        from .baseline import Window, measure_baseline
+        from .bench import BARE, cpu_by_part, infrastructure_pids
 
         err.print("[dim]the bare pipeline first (7 hops, same broker and database)[/]")
+        # what the bare pipeline's journeys cost each part of the machine
+        window = Window(parts=lambda: cpu_by_part({**infrastructure_pids(), BARE: [os.getpid()]}))
         bare = _on_services_loop(
             measure_baseline(
                 chosen.broker_url(),
@@ -342,6 +346,7 @@ def bench(
                 duration_s=min(duration, 15.0),
                 in_flight=in_flight,
                 progress=lambda text: err.print(f"[dim]{text}[/]"),
+                window=window,
             )
         )
     result = _on_services_loop(
@@ -365,8 +370,14 @@ def bench(
     )
     figures = result.summary()
     if bare is not None:
+        from .bench import MACHINE, busy_share, per_unit_ms
+
         figures["baseline_per_s"] = round(bare, 1)
         figures["ratio_to_baseline"] = round(figures["completed_per_s"] / bare, 3) if bare else None
+        figures["baseline_cpu_ms_a_journey"] = per_unit_ms(window.parts_cpu_s, window.journeys)
+        figures["baseline_machine_busy_share"] = busy_share(
+            window.parts_cpu_s.get(MACHINE, 0.0), window.wall_s
+        )
     if report is not None:
         from .bench_report import write_report
 
@@ -416,10 +427,18 @@ def _print_bench(figures: dict[str, Any]) -> None:
     for step, values in figures["steps_ms"].items():
         table.add_row(f"  step to {step}", ms(values))
     out.print(table)
-    parts = Table("part", "CPU s", "memory MB (PSS)")
+    per_order = figures.get("cpu_ms_per_order") or {}
+    parts = Table("part", "CPU s", "CPU ms an order", "memory MB (PSS)")
     for name in sorted(figures["cpu_s"], key=lambda n: -figures["cpu_s"][n]):
-        parts.add_row(name, f"{figures['cpu_s'][name]:.2f}", f"{figures['rss_mb'][name]:.0f}")
+        parts.add_row(
+            name,
+            f"{figures['cpu_s'][name]:.2f}",
+            f"{per_order[name]:.1f}" if name in per_order else "-",
+            f"{figures['rss_mb'][name]:.0f}",
+        )
     out.print(parts)
+    if figures.get("baseline_cpu_ms_a_journey") and per_order:
+        out.print(_cost_against_bare(figures))
     if figures.get("stack_cpu_ms_per_order"):
         out.print(
             f"stack CPU per order: {figures['stack_cpu_ms_per_order']:.1f} ms "
@@ -436,6 +455,40 @@ def _print_bench(figures: dict[str, Any]) -> None:
     for key, verdict in figures.get("growth", {}).items():
         colour = "red" if verdict.startswith("GROWS") else "green"
         out.print(f"over the run, {key}: [{colour}]{verdict}[/]")
+
+
+def _cost_against_bare(figures: dict[str, Any]) -> Table:
+    """An order's CPU by part of the machine beside a bare journey's: where
+    the ratio goes."""
+    from .bench import BARE, LOAD, MACHINE, OTHERS
+
+    bare, order = figures["baseline_cpu_ms_a_journey"], figures["cpu_ms_per_order"]
+    infrastructure = ("rabbitmq", "postgresql")
+    python = sum(v for k, v in order.items() if k not in (*infrastructure, LOAD, MACHINE, OTHERS))
+
+    def share(key: str) -> str:
+        value = figures.get(key)
+        return f" ({value:.0%} busy)" if value else ""
+
+    table = Table(
+        "machine CPU, ms",
+        "a bare journey" + share("baseline_machine_busy_share"),
+        "an order" + share("machine_busy_share"),
+        title="what an order costs the machine, beside a bare journey",
+    )
+    for name in infrastructure:
+        table.add_row(name, f"{bare.get(name, 0):.1f}", f"{order.get(name, 0):.1f}")
+    table.add_row(
+        "the Python: the bare pipeline / the services", f"{bare.get(BARE, 0):.1f}", f"{python:.1f}"
+    )
+    table.add_row("the load (the bench)", "-", f"{order.get(LOAD, 0):.1f}")
+    table.add_row(OTHERS, f"{bare.get(OTHERS, 0):.1f}", f"{order.get(OTHERS, 0):.1f}")
+    table.add_row(
+        f"[bold]{MACHINE}[/]",
+        f"[bold]{bare.get(MACHINE, 0):.1f}[/]",
+        f"[bold]{order.get(MACHINE, 0):.1f}[/]",
+    )
+    return table
 
 
 @app.command()

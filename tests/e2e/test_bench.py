@@ -52,6 +52,17 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert figures["stack_cpu_ms_per_order"] > 0  # the stack did work for its orders
     assert set(figures["bench_gc_pauses"]) == {"n", "longest_ms", "total_ms"}
     assert figures["baseline_per_s"] > 0 and figures["ratio_to_baseline"] > 0
+    # what a bare journey and an order cost each part of the machine
+    bare = figures["baseline_cpu_ms_a_journey"]
+    assert bare["rabbitmq"] > 0 and bare["postgresql"] > 0 and bare["the bare pipeline"] > 0
+    assert bare["the machine, busy"] >= 0.9 * (
+        bare["rabbitmq"] + bare["postgresql"] + bare["the bare pipeline"]
+    )
+    assert 0 < figures["baseline_machine_busy_share"] <= 1.05
+    order = figures["cpu_ms_per_order"]
+    assert order["order"] > 0 and order["shopctl bench (the load)"] > 0
+    assert order["the machine, busy"] >= figures["stack_cpu_ms_per_order"] * 0.9
+    assert 0 < figures["machine_busy_share"] <= 1.05
     # measured on the services' own loop (uvicorn's uvloop): on asyncio's the
     # bare pipeline did 11-28 % fewer journeys, flattering the ratio
     assert figures["machine"].endswith("uvloop loop"), figures["machine"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 import orjson
 import pytest
@@ -127,8 +129,18 @@ def test_stack_cpu_per_order_counts_the_orders_that_ended_while_cpu_was_counted(
     result.store.add(event("OrderCreated", "b", 100.53, None, 1))
     result.cpu_s = {"order": 0.03, "gateway": 0.01, "shopctl bench (the load)": 5.0}
     result.gc_pauses_ms = [1.5, 12.0, 0.5]
+    result.machine_busy_s, result.cpu_window_s = 0.09, 2.0
     summary = result.summary()
     assert summary["stack_cpu_ms_per_order"] == 20.0  # 40 ms over 2 orders
+    # every part an order, the load and the machine too
+    assert summary["cpu_ms_per_order"] == {
+        "order": 15.0,
+        "gateway": 5.0,
+        "shopctl bench (the load)": 2500.0,
+        "the machine, busy": 45.0,
+        "the rest of the machine": 0.0,
+    }
+    assert summary["machine_busy_share"] == round(0.09 / (2.0 * (os.cpu_count() or 1)), 3)
     assert summary["bench_gc_pauses"] == {"n": 3, "longest_ms": 12.0, "total_ms": 14.0}
 
 
@@ -173,3 +185,110 @@ def test_postgresqls_cpu_includes_the_backends_that_ended():
     own = after["order"][os.getpid()][0] - before["order"][os.getpid()][0]
     with_ended = after["postgresql"][os.getpid()][0] - before["postgresql"][os.getpid()][0]
     assert with_ended - own >= 0.25
+
+
+def test_the_machines_busy_time_leaves_out_idle_iowait_and_steal():
+    from shopctl.bench import machine_busy_s
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = f"cpu  {3 * ticks} 0 {ticks} {50 * ticks} {7 * ticks} 0 {ticks} {9 * ticks} 0 0\n"
+    assert machine_busy_s(stat) == 5.0
+    # the real one moves with this process's work
+    before = machine_busy_s()
+    t = time.process_time()
+    while time.process_time() - t < 0.2:
+        pass
+    assert machine_busy_s() - before >= 0.15
+
+
+def test_cpu_a_unit_by_part_names_what_no_part_accounts_for():
+    from shopctl.bench import MACHINE, OTHERS, busy_share, per_unit_ms
+
+    figures = per_unit_ms({"rabbitmq": 0.4, "order": 1.0, MACHINE: 2.0}, units=100)
+    assert figures == {"rabbitmq": 4.0, "order": 10.0, MACHINE: 20.0, OTHERS: 6.0}
+    # more accounted for than the machine counted (two readings a moment
+    # apart): nothing is left over, never less than nothing
+    assert per_unit_ms({"order": 1.0, MACHINE: 0.9}, units=10)[OTHERS] == 0.0
+    assert per_unit_ms({"order": 1.0}, units=0) == {}
+    cpus = os.cpu_count() or 1
+    assert busy_share(cpus * 5.0, window_s=10.0) == 0.5
+    assert busy_share(1.0, window_s=0.0) is None
+
+
+async def test_the_baseline_window_reads_the_parts_at_both_ends_of_the_measure():
+    """keep_in_flight's warm-up is not counted: the parts are read when the
+    measured part starts and when it ends, and the window keeps the
+    difference with its journeys and its wall time."""
+    from shopctl.baseline import Window, keep_in_flight
+
+    loop = asyncio.get_running_loop()
+    readings: list[float] = []
+    done = 0
+    room = asyncio.Semaphore(4)
+    journeys: set[asyncio.Task[None]] = set()
+
+    def parts() -> dict[str, float]:
+        readings.append(loop.time())
+        return {"rabbitmq": 10.0 * len(readings), "machine": 3.0 * len(readings)}
+
+    async def start_journey() -> None:
+        async def journey() -> None:
+            nonlocal done
+            await asyncio.sleep(0.01)
+            done += 1
+            room.release()
+
+        task = loop.create_task(journey())
+        journeys.add(task)
+        task.add_done_callback(journeys.discard)
+
+    window = Window(parts=parts)
+    started = loop.time()
+    rate = await keep_in_flight(room, start_journey, lambda: done, 0.4, window)
+    assert len(readings) == 2
+    assert readings[0] - started >= 0.1  # after the warm-up (a quarter of the run)
+    assert window.parts_cpu_s == {"rabbitmq": 10.0, "machine": 3.0}
+    assert 0.35 <= window.wall_s <= 0.6
+    assert window.journeys > 0 and rate == window.journeys / 0.4
+
+
+def test_an_orders_cost_is_shown_beside_a_bare_journeys():
+    from rich.console import Console
+
+    from shopctl.bench import BARE, LOAD, MACHINE, OTHERS
+    from shopctl.cli import _cost_against_bare
+
+    figures = {
+        "baseline_cpu_ms_a_journey": {
+            "rabbitmq": 4.3,
+            "postgresql": 3.1,
+            BARE: 8.9,
+            MACHINE: 17.1,
+            OTHERS: 0.8,
+        },
+        "baseline_machine_busy_share": 0.78,
+        "cpu_ms_per_order": {
+            "rabbitmq": 7.4,
+            "postgresql": 7.1,
+            "order": 7.2,
+            "cart": 3.1,
+            LOAD: 3.8,
+            MACHINE: 29.1,
+            OTHERS: 0.5,
+        },
+        "machine_busy_share": 0.99,
+    }
+    console = Console(width=120, record=True)
+    console.print(_cost_against_bare(figures))
+    text = console.export_text()
+    assert "a bare journey (78% busy)" in text and "an order (99% busy)" in text
+    rows = {line.split("│")[1].strip(): line.split("│")[2:4] for line in text.splitlines()[4:-1]}
+    assert [c.strip() for c in rows["rabbitmq"]] == ["4.3", "7.4"]
+    # the services summed: order and cart, not the load or the machine
+    assert [c.strip() for c in rows["the Python: the bare pipeline / the services"]] == [
+        "8.9",
+        "10.3",
+    ]
+    assert [c.strip() for c in rows["the load (the bench)"]] == ["-", "3.8"]
+    assert [c.strip() for c in rows[MACHINE]] == ["17.1", "29.1"]
