@@ -31,7 +31,7 @@ import orjson
 
 from .errors import ShopError
 from .scenario.runner import _patient_post
-from .timeline import Tap, TimelineEvent, TimelineStore
+from .timeline import Tap, TimelineEvent, TimelineStore, parse_event
 
 CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
 ADDRESS = {
@@ -70,6 +70,11 @@ class Checkout:
 
 
 LOAD = "shopctl bench (the load)"  # this process, in the CPU table
+# A flood's tap takes only the ends of the orders (what holds its slots and
+# counts them); the steps between are read back after the run
+# (read_steps_back). Taking every event live cost the machine 7-17 ms an
+# order of its 50-66 (docs/performance.md, "The bench's own tap").
+TERMINAL_KEYS = ("order.completed", "order.cancelled")
 BARE = "the bare pipeline"  # this process while --baseline measures
 TERMINAL = ("OrderCompleted", "OrderCancelled")
 
@@ -302,6 +307,78 @@ def infrastructure_pids() -> dict[str, list[int]]:
         elif comm.startswith("postgres"):
             groups["postgresql"].append(int(entry.name))
     return groups
+
+
+# the steps, read back after a flood --------------------------------------------
+
+
+async def read_steps_back(
+    broker_url: str,
+    store: TimelineStore,
+    orders: set[str],
+    since: float,
+    *,
+    idle_s: float = 1.0,
+    limit_s: float = 60.0,
+    stream: str | None = None,
+) -> tuple[int, float | None]:
+    """The steps of ``orders`` a flood's tap left out, read after the run
+    from the stream the stack keeps every event in for two minutes (the
+    gateway's live stream, ``gateway.saga-events``), from ``since`` (a
+    timestamp) on, until nothing more comes for ``idle_s``. A step's time
+    is the emitters' clocks (when each event happened), so reading later
+    changes nothing of it. Returns the events added and when the first
+    event still in the stream happened (None: the stream is not there)."""
+    import aio_pika
+    from aio_pika.exceptions import ChannelClosed
+
+    from services.gateway.stream import STREAM_QUEUE
+
+    connection = await aio_pika.connect(
+        broker_url, timeout=10, client_properties={"connection_name": "shopctl bench steps"}
+    )
+    added = 0
+    first: float | None = None
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1000)  # a stream's reader needs credit
+        try:
+            queue = await channel.declare_queue(stream or STREAM_QUEUE, passive=True)
+        except ChannelClosed:
+            return 0, None
+        arrived = asyncio.Event()
+        unacked: list[Any] = []
+
+        async def on_message(message: Any) -> None:
+            nonlocal added, first
+            arrived.set()
+            unacked[:] = [message]
+            event = parse_event(message.body, message.routing_key or "")
+            if event is not None:
+                first = event.at if first is None else min(first, event.at)
+                if event.correlation_id in orders and event.type not in TERMINAL:
+                    store.add(event)
+                    added += 1
+            if message.delivery_tag % 100 == 0:
+                await message.ack(multiple=True)
+
+        back_s = max(1, int(time.time() - since) + 2)
+        tag = await queue.consume(on_message, arguments={"x-stream-offset": f"{back_s}s"})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while loop.time() < deadline:
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), idle_s)
+            except TimeoutError:
+                break
+        await queue.cancel(tag)
+        if unacked:
+            with contextlib.suppress(Exception):
+                await unacked[0].ack(multiple=True)
+    finally:
+        await connection.close()
+    return added, first
 
 
 # the load ---------------------------------------------------------------------
@@ -617,7 +694,12 @@ async def run_bench(
         async with (
             httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client,
             loader,
-            Tap(broker_url, store=result.store, on_event=ends.seen),
+            Tap(
+                broker_url,
+                store=result.store,
+                on_event=ends.seen,
+                routing_keys=TERMINAL_KEYS if flood else ("#",),
+            ),
         ):
             await bench.prepare(client, loader, planned, progress)
             tasks: list[asyncio.Task[None]] = []
@@ -637,6 +719,7 @@ async def run_bench(
                     await ends.wait(done.order, grace_s)
 
             gate = asyncio.Semaphore(in_flight)  # the flood's slots, across both phases
+            load_started = time.time()
             for phase, length in (("warmup", warmup_s), ("measure", duration_s)):
                 if length <= 0:
                     continue
@@ -700,6 +783,18 @@ async def run_bench(
                 result.rss_mb[name] = sum(memory for _, memory in processes.values())
             states = await queue_states(broker_url, queue_names)
             result.queues = {q: s[0] for q, s in states.items() if s is not None and s[0]}
+            if flood:  # after the CPU was counted: this reading is not the stack's work
+                progress("reading the orders' steps back from gateway.saga-events")
+                orders = {c.order for c in result.checkouts if c.order}
+                added, first = await read_steps_back(broker_url, result.store, orders, load_started)
+                progress(f"{added} steps read back")
+                if first is None:
+                    progress("no gateway.saga-events stream: the steps are not measured")
+                elif first > load_started + 1:
+                    progress(
+                        f"the stream held the last {time.time() - first:.0f} s only: "
+                        "the steps of earlier orders are not measured"
+                    )
     finally:
         gc.callbacks.remove(on_gc)
     return result

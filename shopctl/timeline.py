@@ -299,9 +299,12 @@ class Tap:
         on_event: Callable[[TimelineEvent | Incident], None] | None = None,
         incidents: bool = True,
         retry_delays: list[int] | None = None,
+        routing_keys: tuple[str, ...] = ("#",),
     ) -> None:
         self.broker_url = broker_url
         self.incidents = incidents
+        # the events it takes: every one, or (a flood's bench) only some
+        self.routing_keys = routing_keys
         # the stack's retry delays (SHOP_RETRY_* as the stack runs them)
         self.retry_delays = retry_delays
         self.exchange = exchange
@@ -329,7 +332,8 @@ class Tap:
             durable=True,
             arguments={"x-queue-type": "classic", "x-expires": self.EXPIRES_MS},
         )
-        await self._queue.bind(exchange, routing_key="#")
+        for key in self.routing_keys:
+            await self._queue.bind(exchange, routing_key=key)
         if self.incidents:
             await self._bind_incidents(channel)
         await self._queue.consume(self._on_message, no_ack=True)

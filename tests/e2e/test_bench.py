@@ -97,6 +97,11 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert flood["queues_at_end"] == {}
     # not one order leaves before one of the four before it is over
     assert 1 <= flood["most_in_flight"] <= 4
+    # its tap took only the orders' ends; their steps were read back from
+    # the stack's event stream after the run: every accepted order's
+    assert flood["steps_ms"]["OrderCreated"]["n"] == flood["accepted"]
+    completed = flood["outcomes"].get("COMPLETED", 0)
+    assert completed and flood["steps_ms"]["ShippingCreated"]["n"] == completed
 
     assert shopctl(env, "bench").returncode == 2  # neither --rate nor --flood
     assert shopctl(env, "bench", "--flood", "--mix", "sad=1").returncode == 2
