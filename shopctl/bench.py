@@ -151,14 +151,15 @@ class BenchResult:
         )
         answer_times = [c.answered - c.sent for c in answered if c.answered]
         # CPU is counted from the measure's start until the last order ended:
-        # divide by the orders that ended in that window (warmup ones too).
+        # divide by the orders that ended in that window (warmup ones too),
+        # by when the tap saw each end (a flood's steps are read back later)
         ended_in_window = sum(
             1
             for c in self.checkouts
             if c.order
             and (timeline := self.store.get(c.order)) is not None
-            and timeline.outcome is not None
-            and max(e.seen_at for e in timeline) >= self.measure_started
+            and (end := next((e.seen_at for e in timeline if e.type in TERMINAL), None)) is not None
+            and end >= self.measure_started
         )
         stack_cpu = sum(v for k, v in self.cpu_s.items() if k != LOAD)
         return {

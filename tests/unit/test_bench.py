@@ -127,6 +127,9 @@ def test_stack_cpu_per_order_counts_the_orders_that_ended_while_cpu_was_counted(
         result.store.add(event("OrderCreated", order, start, None, 1))
         result.store.add(event("OrderCompleted", order, start + 0.05, f"{order}-1", 2))
     result.store.add(event("OrderCreated", "b", 100.53, None, 1))
+    # a flood reads an order's steps back after the run: "early" ended
+    # before the window all the same
+    result.store.add(event("StockReserved", "early", 130.0, "early-1", 3))
     result.cpu_s = {"order": 0.03, "gateway": 0.01, "shopctl bench (the load)": 5.0}
     result.gc_pauses_ms = [1.5, 12.0, 0.5]
     result.machine_busy_s, result.cpu_window_s = 0.09, 2.0
