@@ -29,6 +29,8 @@ import aiohttp
 import httpx
 import orjson
 
+from services.common.events import OrderCancelled, OrderCompleted
+
 from .errors import ShopError
 from .scenario.runner import _patient_post
 from .timeline import Tap, TimelineEvent, TimelineStore, parse_event
@@ -72,9 +74,10 @@ class Checkout:
 LOAD = "shopctl bench (the load)"  # this process, in the CPU table
 # A flood's tap takes only the ends of the orders (what holds its slots and
 # counts them); the steps between are read back after the run
-# (read_steps_back). Taking every event live cost the machine 7-17 ms an
-# order of its 50-66 (docs/performance.md, "The bench's own tap").
-TERMINAL_KEYS = ("order.completed", "order.cancelled")
+# (read_steps_back). Taking every event live took the bench twice the CPU
+# (docs/performance.md, "What an order costs beside a bare journey; the
+# bench's own tap").
+TERMINAL_KEYS = (OrderCompleted.routing_key, OrderCancelled.routing_key)
 BARE = "the bare pipeline"  # this process while --baseline measures
 TERMINAL = ("OrderCompleted", "OrderCancelled")
 
