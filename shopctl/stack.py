@@ -150,7 +150,7 @@ def uvicorn_args(
         "--timeout-graceful-shutdown",
         "10",
         # Longer than any client of a part keeps an idle connection (the
-        # gateway's 30 s, cart's catalog client 5 s): with uvicorn's 5 s
+        # gateway's and cart's shared client, 30 s): with uvicorn's 5 s
         # default, a request sent on a connection just as the server closed
         # it failed ("Server disconnected without sending a response").
         "--timeout-keep-alive",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,12 +24,12 @@ from .models import cart_items, carts
 router = APIRouter()
 
 
-async def catalog_client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.catalog
+async def catalog_client(request: Request) -> domain.Catalog:
+    client: domain.Catalog = request.app.state.catalog
     return client
 
 
-Catalog = Annotated[httpx.AsyncClient, Depends(catalog_client)]
+Catalog = Annotated[domain.Catalog, Depends(catalog_client)]
 
 
 class ItemIn(InputModel):

@@ -4,9 +4,10 @@ checkout that happens once."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-import httpx
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert
@@ -16,6 +17,7 @@ from services.common.db import Driver, Prepared
 from services.common.errors import ApiError, not_found
 from services.common.identity import Caller
 from services.common.outbox import UnitOfWork
+from services.common.upstream import UpstreamError, Upstreams
 
 from .models import cart_items, carts
 
@@ -82,17 +84,27 @@ async def view(db: Driver, row: Any) -> Cart:
     )
 
 
-async def price_of(catalog: httpx.AsyncClient, sku: str) -> tuple[int, str]:
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog service's prices, asked over the shared pooled client."""
+
+    base_url: str
+    http: Upstreams
+
+
+async def price_of(catalog: Catalog, sku: str) -> tuple[int, str]:
     """The product's current price from the catalog service."""
     try:
-        response = await catalog.get(f"/products/{sku}")
-    except httpx.HTTPError as exc:
+        answer = await catalog.http.request(
+            "GET", f"{catalog.base_url.rstrip('/')}/products/{quote(sku, safe='')}"
+        )
+    except UpstreamError as exc:
         raise ApiError(503, f"the catalog cannot be reached ({type(exc).__name__})") from None
-    if response.status_code == 404:
+    if answer.status == 404:
         raise not_found(f"product {sku}")
-    if response.status_code != 200:
-        raise ApiError(503, f"the catalog answered {response.status_code}")
-    product = response.json()
+    if answer.status != 200:
+        raise ApiError(503, f"the catalog answered {answer.status}")
+    product = answer.json()
     return int(product["price_cents"]), str(product["currency"])
 
 

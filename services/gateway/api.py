@@ -19,13 +19,13 @@ from services.common.errors import ApiError
 from services.common.http import Runtime
 from services.common.identity import Caller
 from services.common.text import InputModel
+from services.common.upstream import UpstreamError, Upstreams
 
 from . import auth
 from .models import customers
 from .proxy import authorize, forward, identity_headers
 from .settings import GatewaySettings
 from .stream import TERMINAL_EVENTS, SagaBroadcaster
-from .upstream import UpstreamError, Upstreams
 
 router = APIRouter()
 

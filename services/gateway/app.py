@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.common.admission import Admission, AdmissionMiddleware
 from services.common.runtime import ServiceRuntime, create_service_app
+from services.common.upstream import Upstreams
 
 from . import api, handlers
 from .auth import LoginThrottle
@@ -18,7 +19,6 @@ from .openapi import GatewayOpenAPI
 from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
 from .stream import SagaBroadcaster
-from .upstream import Upstreams
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 
 from services.common.errors import ApiError
 from services.common.identity import CUSTOMER_HEADER, ROLE_HEADER
+from services.common.upstream import UpstreamError, Upstreams
 
 from .proxy import route_policy
 from .settings import GatewaySettings
-from .upstream import UpstreamError, Upstreams
 
 _INTERNAL_HEADERS = {CUSTOMER_HEADER.lower(), ROLE_HEADER.lower()}
 _METHODS = {"get", "post", "put", "patch", "delete"}

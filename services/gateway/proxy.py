@@ -9,11 +9,11 @@ from fastapi import Request, Response
 
 from services.common.errors import ApiError
 from services.common.identity import CUSTOMER_HEADER, ROLE_HEADER, Caller
+from services.common.upstream import UpstreamBusy, Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 from .auth import caller_from_token
 from .paths import upstream_path
 from .settings import GatewaySettings
-from .upstream import UpstreamBusy, Upstreams, UpstreamTimeout, UpstreamUnavailable
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "traceparent", "x-request-id")
 _FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "retry-after")

@@ -13,10 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.common.identity import Caller
+from services.common.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 from services.gateway.app import create_app
 from services.gateway.auth import issue_token
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstream import Upstreams, UpstreamTimeout, UpstreamUnavailable
 from tests.conftest import free_port
 from tests.http_server import ServedApp
 

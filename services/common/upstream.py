@@ -1,4 +1,5 @@
-"""The gateway's one pooled HTTP client for the services behind it.
+"""One pooled HTTP client for a part that asks another over HTTP: the
+gateway for the services behind it, cart for the catalog's prices.
 
 aiohttp, not httpx: under the bench's flood (64 requests at once) httpx's
 connection pool scanned every pooled connection, polling each socket, on
