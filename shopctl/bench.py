@@ -33,7 +33,7 @@ from services.common.events import OrderCancelled, OrderCompleted
 
 from .errors import ShopError
 from .scenario.runner import _patient_post
-from .timeline import Tap, TimelineEvent, TimelineStore, parse_event
+from .timeline import TERMINAL, Tap, TimelineEvent, TimelineStore, parse_event
 
 CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
 ADDRESS = {
@@ -79,7 +79,6 @@ LOAD = "shopctl bench (the load)"  # this process, in the CPU table
 # bench's own tap").
 TERMINAL_KEYS = (OrderCompleted.routing_key, OrderCancelled.routing_key)
 BARE = "the bare pipeline"  # this process while --baseline measures
-TERMINAL = ("OrderCompleted", "OrderCancelled")
 
 
 @dataclass
@@ -336,7 +335,7 @@ async def read_steps_back(
     import aio_pika
     from aio_pika.exceptions import ChannelClosed
 
-    from services.gateway.stream import STREAM_QUEUE
+    from services.gateway.stream import ACK_EVERY, PREFETCH, STREAM_QUEUE
 
     connection = await aio_pika.connect(
         broker_url, timeout=10, client_properties={"connection_name": "shopctl bench steps"}
@@ -345,26 +344,27 @@ async def read_steps_back(
     first: float | None = None
     try:
         channel = await connection.channel()
-        await channel.set_qos(prefetch_count=1000)  # a stream's reader needs credit
+        await channel.set_qos(prefetch_count=PREFETCH)  # a stream's reader needs credit
         try:
             queue = await channel.declare_queue(stream or STREAM_QUEUE, passive=True)
         except ChannelClosed:
             return 0, None
         arrived = asyncio.Event()
-        unacked: list[Any] = []
+        last: Any = None  # the last message read, not yet acked
 
         async def on_message(message: Any) -> None:
-            nonlocal added, first
+            nonlocal added, first, last
             arrived.set()
-            unacked[:] = [message]
+            last = message
             event = parse_event(message.body, message.routing_key or "")
             if event is not None:
                 first = event.at if first is None else min(first, event.at)
                 if event.correlation_id in orders and event.type not in TERMINAL:
                     store.add(event)
                     added += 1
-            if message.delivery_tag % 100 == 0:
+            if message.delivery_tag % ACK_EVERY == 0:
                 await message.ack(multiple=True)
+                last = None
 
         back_s = max(1, int(time.time() - since) + 2)
         tag = await queue.consume(on_message, arguments={"x-stream-offset": f"{back_s}s"})
@@ -377,9 +377,9 @@ async def read_steps_back(
             except TimeoutError:
                 break
         await queue.cancel(tag)
-        if unacked:
+        if last is not None:
             with contextlib.suppress(Exception):
-                await unacked[0].ack(multiple=True)
+                await last.ack(multiple=True)
     finally:
         await connection.close()
     return added, first
