@@ -369,8 +369,7 @@ class ConsumerRunner:
                 await message.nack(requeue=True)
             outcome = "requeued"
         if self.metrics:
-            self.metrics.events_consumed.labels(queue=queue, outcome=outcome).inc()
-            self.metrics.handler_seconds.labels(queue=queue).observe(time.perf_counter() - started)
+            self.metrics.consumed(queue, outcome, time.perf_counter() - started)
 
     async def _process(
         self, subscription: Subscription, queue: str, message: AbstractIncomingMessage

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -15,12 +17,12 @@ class Metrics:
 
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.events_published = Counter(
+        self._events_published = Counter(
             "shop_events_published_total",
             "Events the relay published with a broker confirm.",
             ["event_type"],
             registry=self.registry,
-        ).labels  # called with event_type
+        )
         self.publish_failures = Counter(
             "shop_outbox_publish_failures_total",
             "Outbox rows whose publish failed and stays pending.",
@@ -57,3 +59,30 @@ class Metrics:
             registry=self.registry,
         )
         info.labels(service=service).set(1)
+        # A labelled child looked up once per queue and outcome: labels()
+        # takes a lock and builds its key on every call, once per message.
+        self._consumed: dict[tuple[str, str], Any] = {}
+        self._handled_in: dict[str, Any] = {}
+        self._published: dict[str, Any] = {}
+
+    def published(self, event_type: str) -> None:
+        """One event of ``event_type`` published with a confirm."""
+        counter = self._published.get(event_type)
+        if counter is None:
+            counter = self._published[event_type] = self._events_published.labels(
+                event_type=event_type
+            )
+        counter.inc()
+
+    def consumed(self, queue: str, outcome: str, seconds: float) -> None:
+        """One message taken off ``queue`` with ``outcome``, handled in ``seconds``."""
+        counter = self._consumed.get((queue, outcome))
+        if counter is None:
+            counter = self._consumed[queue, outcome] = self.events_consumed.labels(
+                queue=queue, outcome=outcome
+            )
+        counter.inc()
+        histogram = self._handled_in.get(queue)
+        if histogram is None:
+            histogram = self._handled_in[queue] = self.handler_seconds.labels(queue=queue)
+        histogram.observe(seconds)
