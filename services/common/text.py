@@ -27,22 +27,38 @@ SURROGATE_MESSAGE = "text may not contain unpaired surrogates (\\ud800-\\udfff)"
 def text_problem(value: Any) -> str | None:
     """Why some string in ``value`` (keys included) is not storable text."""
     if isinstance(value, str):
-        if "\x00" in value:
-            return NUL_MESSAGE
-        if value.isascii():
-            return None  # no surrogate can be there: spares encoding a copy
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return SURROGATE_MESSAGE
-        return None
+        return _string_problem(value)
     if isinstance(value, dict):
-        items = [*value.keys(), *value.values()]
+        items: Any = (*value.keys(), *value.values())
     elif isinstance(value, list | tuple):
-        items = list(value)
+        items = value
     else:
         return None
-    return next((p for p in map(text_problem, items) if p), None)
+    # Strings checked here and scalars passed over without a call each: a
+    # model built in code (an event a handler emits) is walked once per
+    # message, most of its values UUIDs, numbers and models.
+    for item in items:
+        if isinstance(item, str):
+            problem = _string_problem(item)
+        elif isinstance(item, dict | list | tuple):
+            problem = text_problem(item)
+        else:
+            continue
+        if problem:
+            return problem
+    return None
+
+
+def _string_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return NUL_MESSAGE
+    if value.isascii():
+        return None  # no surrogate can be there: spares encoding a copy
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
 
 
 def json_text_is_clean(body: bytes) -> bool:
