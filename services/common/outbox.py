@@ -323,8 +323,10 @@ class OutboxRelay:
             if self._handed or self._sweep:
                 continue
             wake_at = next_sweep if self._mark_due is None else min(next_sweep, self._mark_due)
+            # asyncio.timeout, not wait_for: no task made for every wait
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - loop.time()))
+                async with asyncio.timeout_at(wake_at):
+                    await self._wake.wait()
 
     async def publish_handed(self, *, defer_mark: bool = False) -> int:
         """Publish the rows handed over since the last call (a batch at most).
@@ -343,9 +345,19 @@ class OutboxRelay:
         return await self._publish_batch(rows)
 
     async def _publish_batch(self, rows: list[OutboxRow], *, defer_mark: bool = False) -> int:
-        results = await asyncio.gather(
-            *(self._publish(row) for row in rows), return_exceptions=True
-        )
+        results: list[BaseException | None]
+        if len(rows) == 1:  # the usual hand-over: no task to gather one publish
+            results = [None]
+            try:
+                await self._publish(rows[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                results = [exc]
+        else:
+            results = await asyncio.gather(
+                *(self._publish(row) for row in rows), return_exceptions=True
+            )
         sent = [row for row, result in zip(rows, results, strict=True) if result is None]
         failed = [
             (row, result)
@@ -435,7 +447,7 @@ class OutboxRelay:
             return
         now = time.time()
         for row in sent:
-            self.metrics.events_published(event_type=row.event_type).inc()
+            self.metrics.published(row.event_type)
             self.metrics.outbox_lag.observe(max(0.0, now - row.created_at.timestamp()))
         if failures:
             self.metrics.publish_failures.inc(failures)
