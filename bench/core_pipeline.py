@@ -15,9 +15,10 @@ logging), the part of the ratio no service's code can change.
 
 With ``--profile`` the core run is recorded by py-spy (``--gil``, raw
 format) for bench/flamegraph.py. Prints each run and the core/bare ratio,
-by journeys a second and by this process's CPU a journey in the measured
+by journeys a second, by this process's CPU a journey in the measured
 part (steadier on a shared machine: host steal slows a run but does not add
-to its CPU time).
+to its CPU time) and by the machine's busy CPU a journey (RabbitMQ's and
+PostgreSQL's share included).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from services.common.outbox import UnitOfWork  # noqa: E402
 from services.common.runtime import ServiceRuntime  # noqa: E402
 from services.common.settings import ServiceSettings  # noqa: E402
 from shopctl.baseline import Window, keep_in_flight, measure_baseline  # noqa: E402
+from shopctl.bench import MACHINE, machine_busy_s  # noqa: E402
 
 DATABASE = "shop_bench_core"
 BROKER = os.environ.get("SHOP_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -197,6 +199,17 @@ async def _flood(url: str, duration_s: float, in_flight: int, window: Window | N
             await connection.close()
 
 
+def _machine() -> dict[str, float]:
+    return {MACHINE: machine_busy_s()}
+
+
+def _machine_ms(window: Window) -> float:
+    """The machine's busy CPU a journey in the measured part (RabbitMQ,
+    PostgreSQL and this process, and whatever else ran meanwhile)."""
+    busy = window.parts_cpu_s.get(MACHINE)
+    return 1000 * busy / window.journeys if busy is not None and window.journeys else float("nan")
+
+
 def _profile(out: Path) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen(
@@ -240,7 +253,8 @@ async def main() -> None:
     )
     print(f"{args.rounds} rounds of {args.duration:.0f} s each, 64 journeys of 7 hops in flight")
     for round_ in range(1, args.rounds + 1):
-        bare_window, core_window = Window(), Window()
+        # the machine's busy CPU too: RabbitMQ's and PostgreSQL's share of a journey
+        bare_window, core_window = (Window(parts=_machine) for _ in range(2))
         bare = await measure_baseline(
             BROKER, PG_ADMIN, duration_s=args.duration, window=bare_window
         )
@@ -250,10 +264,13 @@ async def main() -> None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait()
         bare_ms, core_ms = bare_window.cpu_ms_a_journey, core_window.cpu_ms_a_journey
+        bare_machine, core_machine = _machine_ms(bare_window), _machine_ms(core_window)
         print(
-            f"round {round_}: bare {bare:6.1f}/s ({bare_ms:5.2f} CPU-ms a journey), "
-            f"core {core:6.1f}/s ({core_ms:5.2f} CPU-ms), core/bare {core / bare:4.0%}, "
-            f"by CPU a journey {bare_ms / core_ms:4.0%}"
+            f"round {round_}: bare {bare:6.1f}/s ({bare_ms:5.2f} CPU-ms a journey, "
+            f"machine {bare_machine:5.2f}), core {core:6.1f}/s ({core_ms:5.2f} CPU-ms, "
+            f"machine {core_machine:5.2f}), core/bare {core / bare:4.0%}, "
+            f"by CPU a journey {bare_ms / core_ms:4.0%}, "
+            f"by the machine's {bare_machine / core_machine:4.0%}"
         )
 
 
