@@ -12,9 +12,12 @@ core's own cost a message (validation, SQLAlchemy, the outbox relay, metrics,
 logging), the part of the ratio no service's code can change.
 
     python bench/core_pipeline.py [--duration 15] [--rounds 2] [--profile out.raw]
+        [--sample out.raw]
 
 With ``--profile`` the core run is recorded by py-spy (``--gil``, raw
-format) for bench/flamegraph.py. Prints each run and the core/bare ratio,
+format) for bench/flamegraph.py; with ``--sample`` by the on-CPU sampler
+(bench/cpu_sampler.py, the same format), which sees only where the CPU
+went. Prints each run and the core/bare ratio,
 by journeys a second, by this process's CPU a journey in the measured
 part (steadier on a shared machine: host steal slows a run but does not add
 to its CPU time) and by the machine's busy CPU a journey (RabbitMQ's and
@@ -45,6 +48,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu_sampler import CpuSampler  # noqa: E402
 from services.common import migrations  # noqa: E402
 from services.common.consumer import Subscription  # noqa: E402
 from services.common.db import Prepared  # noqa: E402
@@ -236,8 +240,12 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the core runs")
+    parser.add_argument(
+        "--sample", type=Path, help="on-CPU samples of the core runs (bench/cpu_sampler.py)"
+    )
     args = parser.parse_args()
 
+    sampler = CpuSampler()
     log_dir = Path(tempfile.mkdtemp(prefix="corebench-"))
     config = json.loads((ROOT / "services" / "common" / "logging.json").read_text())
     config["handlers"]["stderr"] = {
@@ -259,7 +267,10 @@ async def main() -> None:
             BROKER, PG_ADMIN, duration_s=args.duration, window=bare_window
         )
         spy = _profile(args.profile) if args.profile else None
+        if args.sample:
+            sampler.start()
         core = await measure_core(args.duration, window=core_window)
+        sampler.stop()
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait()
@@ -272,6 +283,8 @@ async def main() -> None:
             f"by CPU a journey {bare_ms / core_ms:4.0%}, "
             f"by the machine's {bare_machine / core_machine:4.0%}"
         )
+    if args.sample:
+        print(f"{sampler.write(args.sample)} on-CPU samples of the core runs in {args.sample}")
 
 
 if __name__ == "__main__":
