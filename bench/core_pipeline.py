@@ -270,7 +270,8 @@ async def main() -> None:
         if args.sample:
             sampler.start()
         core = await measure_core(args.duration, window=core_window)
-        sampler.stop()
+        if args.sample:
+            sampler.stop()
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait()
