@@ -59,30 +59,22 @@ class Metrics:
             registry=self.registry,
         )
         info.labels(service=service).set(1)
-        # A labelled child looked up once per queue and outcome: labels()
-        # takes a lock and builds its key on every call, once per message.
-        self._consumed: dict[tuple[str, str], Any] = {}
-        self._handled_in: dict[str, Any] = {}
-        self._published: dict[str, Any] = {}
+        # Labelled children looked up once: labels() takes a lock and builds
+        # its key on every call, and these are called once per message.
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)`` (in the metric's label order), kept."""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[metric, values] = metric.labels(*values)
+        return child
 
     def published(self, event_type: str) -> None:
         """One event of ``event_type`` published with a confirm."""
-        counter = self._published.get(event_type)
-        if counter is None:
-            counter = self._published[event_type] = self._events_published.labels(
-                event_type=event_type
-            )
-        counter.inc()
+        self._child(self._events_published, event_type).inc()
 
     def consumed(self, queue: str, outcome: str, seconds: float) -> None:
         """One message taken off ``queue`` with ``outcome``, handled in ``seconds``."""
-        counter = self._consumed.get((queue, outcome))
-        if counter is None:
-            counter = self._consumed[queue, outcome] = self.events_consumed.labels(
-                queue=queue, outcome=outcome
-            )
-        counter.inc()
-        histogram = self._handled_in.get(queue)
-        if histogram is None:
-            histogram = self._handled_in[queue] = self.handler_seconds.labels(queue=queue)
-        histogram.observe(seconds)
+        self._child(self.events_consumed, queue, outcome).inc()
+        self._child(self.handler_seconds, queue).observe(seconds)
