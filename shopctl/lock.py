@@ -13,6 +13,8 @@ from typing import IO
 
 from .errors import ShopError
 
+NAME_WAIT_S = 1.0  # how long a holder that has not written its name yet is given
+
 
 @contextmanager
 def sandbox_lock(
@@ -27,8 +29,8 @@ def sandbox_lock(
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "lock"
     with path.open("a+") as handle:
-        if not _try_lock(handle):
-            holder = _holder(path)
+        holder = None if _try_lock(handle) else _named_holder(path, handle)
+        if holder is not None:
             if on_wait is not None:
                 on_wait(holder)
             deadline = time.monotonic() + wait_s
@@ -59,9 +61,23 @@ def _try_lock(handle: IO[str]) -> bool:
     return True
 
 
-def _holder(path: Path) -> str:
+def _named_holder(path: Path, handle: IO[str]) -> str | None:
+    """Who holds the lock; None when it was let go meanwhile and is ours now.
+    The holder writes its name just after it takes the lock, so a shopctl
+    started at the same moment can find the file still empty: the name is
+    given a moment to appear."""
+    named_by = time.monotonic() + NAME_WAIT_S
+    while (holder := _holder(path)) is None and time.monotonic() < named_by:
+        time.sleep(0.02)
+        if _try_lock(handle):
+            return None
+    return holder or "another shopctl"
+
+
+def _holder(path: Path) -> str | None:
+    """Who holds the lock, as it wrote itself; None while it has not yet."""
     try:
         text = path.read_text().strip()
     except OSError:
         text = ""
-    return text or "another shopctl"
+    return text or None
