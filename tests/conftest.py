@@ -214,6 +214,17 @@ async def probe_factory(
     return make
 
 
+async def drop_stream(broker: Any, broadcaster: Any) -> None:
+    """Stop a test's ``SagaBroadcaster``, then delete its stream and close
+    its broker. The stop comes first: a stream deleted under its reader is
+    declared again by aio-pika's channel recovery, bound to every event."""
+    await broadcaster.stop()
+    channel = await broker.channel(prefetch=1)
+    await channel.queue_delete(broadcaster.queue_name)
+    await channel.close()
+    await broker.close()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that stop the broker run last, so nothing else sees the outage."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_servers") is not None)

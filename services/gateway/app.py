@@ -36,8 +36,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         log.warning("gateway: using the sandbox JWT secret; set SHOP_JWT_SECRET outside it")
 
     async def broadcast_saga_events(runtime: ServiceRuntime) -> None:
-        await app.state.broadcaster.start()
-        await asyncio.Event().wait()  # it reads on the broker's connection, while watched
+        broadcaster: SagaBroadcaster = app.state.broadcaster
+        await broadcaster.start()
+        try:
+            await asyncio.Event().wait()  # it reads on the broker's connection, while watched
+        finally:
+            await broadcaster.stop()
 
     runtime = ServiceRuntime(
         settings,

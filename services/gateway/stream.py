@@ -44,6 +44,7 @@ STREAM_ARGUMENTS: dict[str, Any] = {
 ACK_EVERY = 100  # a stream's reader must ack (its credit); one ack for many
 PREFETCH = ACK_EVERY * 10
 READ_START_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 2.0
 
 
 class SagaBroadcaster:
@@ -90,6 +91,26 @@ class SagaBroadcaster:
         )
         await queue.bind(self.broker.settings.events_exchange, routing_key="#")
         self._queue = queue
+
+    async def stop(self) -> None:
+        """Stop reading at once, watchers or not, and close the stream's
+        channel. A reader left on a stream that is then deleted would have
+        aio-pika recover the channel and declare the stream again."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        async with self._switch:
+            queue, self._queue = self._queue, None
+            if queue is None:
+                return
+            reader, self._reader = self._reader, None
+            self._unacked, self._unacked_count = None, 0
+            # bounded: a broker away would keep a robust channel's calls waiting
+            with contextlib.suppress(Exception):  # TimeoutError among them
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    if reader is not None:
+                        await queue.cancel(reader)
+                    await queue.channel.close()
 
     async def _start_reading(self) -> None:
         async with self._switch:

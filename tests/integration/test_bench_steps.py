@@ -14,6 +14,7 @@ from services.common.settings import ServiceSettings
 from services.gateway.stream import SagaBroadcaster
 from shopctl.bench import read_steps_back
 from shopctl.timeline import TimelineStore
+from tests.conftest import drop_stream
 
 
 async def publish(
@@ -69,7 +70,4 @@ async def test_the_steps_of_the_benchs_orders_are_read_back_from_the_stream(
             broker_url, TimelineStore(), {ours}, since=started, stream=f"{stream}.missing"
         ) == (0, None)
     finally:
-        channel = await broker.channel(prefetch=1)
-        await channel.queue_delete(stream)
-        await channel.close()
-        await broker.close()
+        await drop_stream(broker, broadcaster)

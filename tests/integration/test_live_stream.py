@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aio_pika
 import orjson
+import pytest
 
 from services.common.broker import Broker
 from services.common.settings import ServiceSettings
 from services.gateway.stream import SagaBroadcaster
-from tests.conftest import eventually
+from tests.conftest import drop_stream, eventually
 
 
 async def publish(broker: Broker, saga: str, kind: str) -> str:
@@ -59,10 +61,7 @@ async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
             assert watcher.empty()
         assert [e["id"] for e in broadcaster.recent(saga)] == [*before, during, after]
     finally:
-        channel = await broker.channel(prefetch=1)
-        await channel.queue_delete(queue)
-        await channel.close()
-        await broker.close()
+        await drop_stream(broker, broadcaster)
 
 
 async def test_a_watcher_gets_its_queue_while_the_broker_cannot_be_read(
@@ -82,7 +81,36 @@ async def test_a_watcher_gets_its_queue_while_the_broker_cannot_be_read(
         async with broadcaster.watch(str(uuid.uuid4())) as watcher:
             assert watcher.empty() and not broadcaster.reading
     finally:
-        channel = await broker.channel(prefetch=1)
-        await channel.queue_delete(queue)
-        await channel.close()
-        await broker.close()
+        await drop_stream(broker, broadcaster)
+
+
+async def test_a_stopped_stream_once_deleted_stays_deleted(settings: ServiceSettings) -> None:
+    """Stopped while it reads, the broadcaster lets its stream go: deleted
+    afterwards, nothing declares it again. (Deleted under a live reader, the
+    broker cancels the reader and aio-pika's recovery declares the stream
+    again, bound to every event: later tests then found their unroutable
+    events routed.)"""
+    broker = Broker(settings)
+    await broker.connect()
+    queue = f"test.live.{uuid.uuid4().hex[:8]}"
+    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=30, queue_name=queue)
+    try:
+        await broadcaster.start()
+        async with broadcaster.watch(str(uuid.uuid4())):
+            assert broadcaster.reading
+        assert broadcaster.reading  # idle_s to go before it would stop by itself
+        await broadcaster.stop()
+        assert not broadcaster.reading
+        await broadcaster.stop()  # twice is harmless
+    finally:
+        await drop_stream(broker, broadcaster)
+
+    checker = Broker(settings)
+    await checker.connect()
+    try:
+        await asyncio.sleep(1.0)  # a recovery, were one coming, takes far less
+        channel = await checker.channel(prefetch=1)
+        with pytest.raises(aio_pika.exceptions.ChannelClosed, match="NOT_FOUND"):
+            await channel.declare_queue(queue, passive=True)
+    finally:
+        await checker.close()
