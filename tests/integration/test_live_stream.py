@@ -5,7 +5,9 @@ it (the real broker)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import aio_pika
 import orjson
@@ -24,16 +26,28 @@ async def publish(broker: Broker, saga: str, kind: str) -> str:
     return event_id
 
 
-async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
-    settings: ServiceSettings,
-) -> None:
+@contextlib.asynccontextmanager
+async def broadcasting(
+    settings: ServiceSettings, idle_s: float = 0.3
+) -> AsyncIterator[tuple[Broker, SagaBroadcaster]]:
+    """A started broadcaster on a stream of the test's own, stopped and
+    its stream deleted at the end."""
     broker = Broker(settings)
     await broker.connect()
     queue = f"test.live.{uuid.uuid4().hex[:8]}"
-    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=0.3, queue_name=queue)
-    saga = str(uuid.uuid4())
+    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=idle_s, queue_name=queue)
     try:
         await broadcaster.start()
+        yield broker, broadcaster
+    finally:
+        await drop_stream(broker, broadcaster)
+
+
+async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
+    settings: ServiceSettings,
+) -> None:
+    saga = str(uuid.uuid4())
+    async with broadcasting(settings) as (broker, broadcaster):
         before = [await publish(broker, saga, kind) for kind in ("OrderCreated", "StockReserved")]
         await asyncio.sleep(0.3)
         # nobody watches: nothing is read
@@ -60,8 +74,6 @@ async def test_the_stream_reads_only_while_watched_and_replays_what_came_before(
             await asyncio.sleep(0.3)
             assert watcher.empty()
         assert [e["id"] for e in broadcaster.recent(saga)] == [*before, during, after]
-    finally:
-        await drop_stream(broker, broadcaster)
 
 
 async def test_a_watcher_gets_its_queue_while_the_broker_cannot_be_read(
@@ -70,18 +82,11 @@ async def test_a_watcher_gets_its_queue_while_the_broker_cannot_be_read(
     """The stream's reader cannot start (its channel is gone): the watcher
     is still served (the page gets its snapshot), and the next watcher
     tries again."""
-    broker = Broker(settings)
-    await broker.connect()
-    queue = f"test.live.{uuid.uuid4().hex[:8]}"
-    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=0.3, queue_name=queue)
-    try:
-        await broadcaster.start()
+    async with broadcasting(settings) as (_, broadcaster):
         assert broadcaster._queue is not None
         await broadcaster._queue.channel.close()
         async with broadcaster.watch(str(uuid.uuid4())) as watcher:
             assert watcher.empty() and not broadcaster.reading
-    finally:
-        await drop_stream(broker, broadcaster)
 
 
 async def test_a_stopped_stream_once_deleted_stays_deleted(settings: ServiceSettings) -> None:
@@ -90,20 +95,13 @@ async def test_a_stopped_stream_once_deleted_stays_deleted(settings: ServiceSett
     broker cancels the reader and aio-pika's recovery declares the stream
     again, bound to every event: later tests then found their unroutable
     events routed.)"""
-    broker = Broker(settings)
-    await broker.connect()
-    queue = f"test.live.{uuid.uuid4().hex[:8]}"
-    broadcaster = SagaBroadcaster(broker, replay_s=5, idle_s=30, queue_name=queue)
-    try:
-        await broadcaster.start()
+    async with broadcasting(settings, idle_s=30) as (_, broadcaster):
         async with broadcaster.watch(str(uuid.uuid4())):
             assert broadcaster.reading
         assert broadcaster.reading  # idle_s to go before it would stop by itself
         await broadcaster.stop()
         assert not broadcaster.reading
         await broadcaster.stop()  # twice is harmless
-    finally:
-        await drop_stream(broker, broadcaster)
 
     checker = Broker(settings)
     await checker.connect()
@@ -111,6 +109,6 @@ async def test_a_stopped_stream_once_deleted_stays_deleted(settings: ServiceSett
         await asyncio.sleep(1.0)  # a recovery, were one coming, takes far less
         channel = await checker.channel(prefetch=1)
         with pytest.raises(aio_pika.exceptions.ChannelClosed, match="NOT_FOUND"):
-            await channel.declare_queue(queue, passive=True)
+            await channel.declare_queue(broadcaster.queue_name, passive=True)
     finally:
         await checker.close()
