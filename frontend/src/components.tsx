@@ -1,6 +1,7 @@
+import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 
-import { ApiError } from "./api";
+import { ApiError, api } from "./api";
 
 /** One clear sentence for what went wrong, with what to do about it. */
 export function Problem({ error }: { error: unknown }) {
@@ -39,5 +40,21 @@ export function SignInFirst({ to }: { to: string }) {
     <p>
       <Link to="/signin">Sign in</Link> to {to}.
     </p>
+  );
+}
+
+/** A product's name with its SKU beside it; the SKU alone until the name
+ * comes, or when the catalog cannot give it. Shares the product page's query. */
+export function ProductName({ sku }: { sku: string }) {
+  const product = useQuery({
+    queryKey: ["product", sku],
+    queryFn: () => api.product(sku),
+    staleTime: 5 * 60_000,
+  });
+  if (!product.data) return <>{sku}</>;
+  return (
+    <>
+      {product.data.name} <span className="muted sku">{sku}</span>
+    </>
   );
 }

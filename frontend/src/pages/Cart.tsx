@@ -1,7 +1,7 @@
 import { Link } from "react-router-dom";
 
 import { money } from "../api";
-import { Loading, Problem, SignInFirst } from "../components";
+import { Loading, ProductName, Problem, SignInFirst } from "../components";
 import { useSession } from "../session";
 import { useCart } from "../useCart";
 
@@ -41,7 +41,9 @@ export function CartPage() {
           {data.items.map((line) => (
             <tr key={line.sku}>
               <td>
-                <Link to={`/products/${encodeURIComponent(line.sku)}`}>{line.sku}</Link>
+                <Link to={`/products/${encodeURIComponent(line.sku)}`}>
+                  <ProductName sku={line.sku} />
+                </Link>
               </td>
               <td>
                 <input
