@@ -28,6 +28,7 @@ from .events import Envelope
 from .faults import FaultSwitchboard
 from .metrics import Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
+from .retention import prune_forever
 from .settings import ServiceSettings
 from .text import RejectNulInput
 
@@ -49,7 +50,8 @@ class ServiceRuntime:
         self.settings = settings
         # Given by the supervisor that started this process, else our own.
         self.instance_id = settings.instance_id or uuid.uuid4().hex[:12]
-        self._background_factories = list(background)
+        # the messaging tables' retention runs in every service alike
+        self._background_factories = [prune_messaging_tables, *background]
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.migrations_dir = migrations_dir
@@ -177,6 +179,10 @@ async def wait_for_database(settings: ServiceSettings) -> None:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             log.info("database not reachable yet (%s); waiting", reason)
             await asyncio.sleep(0.25)
+
+
+async def prune_messaging_tables(rt: ServiceRuntime) -> None:
+    await prune_forever(rt.engine, rt.settings)
 
 
 async def _supervised(job: Callable[[ServiceRuntime], Awaitable[None]], rt: ServiceRuntime) -> None:

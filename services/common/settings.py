@@ -80,6 +80,19 @@ class ServiceSettings(BaseSettings):
         description="confirmed rows wait up to this long to be marked sent together (0: at once)",
     )
 
+    outbox_keep_s: float = Field(
+        default=3600.0, gt=0, description="published outbox rows are deleted after this long"
+    )
+    inbox_keep_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="records of handled events are deleted after this long; a copy that came "
+        "later would be handled again",
+    )
+    prune_interval_s: float = Field(
+        default=300.0, gt=0, description="how often the messaging tables are pruned"
+    )
+
     fault_injection: bool = Field(
         default=False,
         description="sandbox mode: obey faults switched on the control exchange (never in prod)",
@@ -101,6 +114,19 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"outbox_mark_delay_s ({self.outbox_mark_delay_s}) must be at most a quarter "
                 f"of outbox_lease_s ({self.outbox_lease_s})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _inbox_outlives_every_copy(self) -> ServiceSettings:
+        # a copy comes again within a relay's lease or a retry's delay;
+        # the inbox must still know the event then, many times over
+        floor = 10 * max(self.outbox_lease_s, self.retry_max_delay_ms / 1000)
+        if self.inbox_keep_s < floor:
+            raise ValueError(
+                f"inbox_keep_s ({self.inbox_keep_s}) must be at least {floor:g} s: ten times "
+                "the longer of outbox_lease_s and retry_max_delay_ms, within which a copy of "
+                "a handled event can come again"
             )
         return self
 
