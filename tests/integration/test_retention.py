@@ -18,33 +18,33 @@ from tests.conftest import eventually
 HOUR = 3600
 
 
-async def add_outbox(engine, *, age_s: float, published: bool) -> uuid.UUID:
+OUTBOX_ROW = sa.text(
+    "INSERT INTO outbox (event_id, event_type, routing_key, correlation_id, body,"
+    " created_at, published_at) VALUES (:id, 'OrderCompleted', 'order.completed',"
+    " 'x', '\\x00', now() - make_interval(secs => :age),"
+    " CASE WHEN :published THEN now() - make_interval(secs => :age) END)"
+)
+INBOX_ROW = sa.text(
+    "INSERT INTO inbox (consumer, event_id, event_type, handled_at)"
+    " VALUES ('order.order.completed', :id, 'OrderCompleted',"
+    " now() - make_interval(secs => :age))"
+)
+
+
+async def add(engine, row: sa.TextClause, *, age_s: float, **params: object) -> uuid.UUID:
+    """One row of an event ``age_s`` old (published that long ago, or handled)."""
     event_id = uuid.uuid4()
     async with engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO outbox (event_id, event_type, routing_key, correlation_id, body,"
-                " created_at, published_at) VALUES (:id, 'OrderCompleted', 'order.completed',"
-                " 'x', '\\x00', now() - make_interval(secs => :age),"
-                " CASE WHEN :published THEN now() - make_interval(secs => :age) END)"
-            ),
-            {"id": event_id, "age": age_s, "published": published},
-        )
+        await conn.execute(row, {"id": event_id, "age": age_s, **params})
     return event_id
+
+
+async def add_outbox(engine, *, age_s: float, published: bool) -> uuid.UUID:
+    return await add(engine, OUTBOX_ROW, age_s=age_s, published=published)
 
 
 async def add_inbox(engine, *, age_s: float) -> uuid.UUID:
-    event_id = uuid.uuid4()
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                "INSERT INTO inbox (consumer, event_id, event_type, handled_at)"
-                " VALUES ('order.order.completed', :id, 'OrderCompleted',"
-                " now() - make_interval(secs => :age))"
-            ),
-            {"id": event_id, "age": age_s},
-        )
-    return event_id
+    return await add(engine, INBOX_ROW, age_s=age_s)
 
 
 async def ids(engine, table: str) -> set[uuid.UUID]:
