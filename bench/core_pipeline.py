@@ -245,7 +245,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
 
-    sampler = CpuSampler()
+    sampler = CpuSampler() if args.sample else None
     log_dir = Path(tempfile.mkdtemp(prefix="corebench-"))
     config = json.loads((ROOT / "services" / "common" / "logging.json").read_text())
     config["handlers"]["stderr"] = {
@@ -267,10 +267,10 @@ async def main() -> None:
             BROKER, PG_ADMIN, duration_s=args.duration, window=bare_window
         )
         spy = _profile(args.profile) if args.profile else None
-        if args.sample:
+        if sampler is not None:
             sampler.start()
         core = await measure_core(args.duration, window=core_window)
-        if args.sample:
+        if sampler is not None:
             sampler.stop()
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -284,7 +284,7 @@ async def main() -> None:
             f"by CPU a journey {bare_ms / core_ms:4.0%}, "
             f"by the machine's {bare_machine / core_machine:4.0%}"
         )
-    if args.sample:
+    if sampler is not None:
         print(f"{sampler.write(args.sample)} on-CPU samples of the core runs in {args.sample}")
 
 

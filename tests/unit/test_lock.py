@@ -29,7 +29,6 @@ def _hold(path: Path, name: str | None, write_after_s: float, release_after_s: f
 
 
 def _holding(tmp_path: Path, name: str | None, write_after_s: float, release_after_s: float):
-    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "lock"
     path.touch()
     taken = threading.Thread(target=_hold, args=(path, name, write_after_s, release_after_s))
