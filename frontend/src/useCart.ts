@@ -22,14 +22,22 @@ export function useCart() {
     },
     enabled: session.signedIn && session.cartId !== null,
   });
-  const put = (next: Cart) => client.setQueryData(["cart", next.id], next);
+  // A read of the cart still in flight when a change is answered may have
+  // seen the cart before it: cancelled, it cannot land after the change and
+  // undo it on screen. A read started later sees the change.
+  const put = async (next: Cart) => {
+    await client.cancelQueries({ queryKey: ["cart", next.id] });
+    client.setQueryData(["cart", next.id], next);
+  };
 
   const add = useMutation({
     mutationFn: async ({ sku, quantity }: { sku: string; quantity: number }) => {
       let id = session.cartId;
       if (!id || cart.data?.status === "CHECKED_OUT") {
-        id = (await api.newCart()).id;
-        session.setCartId(id);
+        const made = await api.newCart();
+        id = made.id;
+        await put(made);
+        session.setCartId(id); // kept even when the add below fails
       }
       return api.addItem(id, sku, quantity);
     },
