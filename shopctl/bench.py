@@ -31,7 +31,7 @@ import orjson
 
 from services.common.events import OrderCancelled, OrderCompleted
 
-from .errors import ShopError
+from .errors import ShopError, UsageError
 from .scenario.runner import _patient_post
 from .timeline import TERMINAL, Tap, TimelineEvent, TimelineStore, parse_event
 
@@ -52,12 +52,10 @@ def parse_mix(text: str) -> dict[str, int]:
         name, _, weight = part.partition("=")
         name = name.strip()
         if name not in CARDS or not weight.strip().isdigit():
-            raise ShopError(
-                f"bad --mix entry {part!r}; use happy=N,declined=N,out_of_stock=N", exit_code=2
-            )
+            raise UsageError(f"bad --mix entry {part!r}; use happy=N,declined=N,out_of_stock=N")
         mix[name] = int(weight)
     if not sum(mix.values()):
-        raise ShopError("--mix weighs nothing", exit_code=2)
+        raise UsageError("--mix weighs nothing")
     return mix
 
 

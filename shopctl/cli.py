@@ -17,7 +17,7 @@ from rich.table import Table
 
 from . import __version__
 from .doctor import run_checks
-from .errors import ShopError
+from .errors import ShopError, UsageError
 from .lock import sandbox_lock
 from .runtime import current_runtime, select_runtime
 from .settings import SandboxSettings
@@ -184,7 +184,7 @@ def logs(
     for name in names:
         if name not in {p.name for p in PARTS} | set(chosen.infrastructure()):
             known = ", ".join([*chosen.infrastructure(), *(p.name for p in PARTS)])
-            raise ShopError(f"no part named {name!r}; the parts are {known}", exit_code=2)
+            raise UsageError(f"no part named {name!r}; the parts are {known}")
     printer = LogPrinter(out, names or [*chosen.infrastructure(), *(p.name for p in PARTS)])
     try:
         for line in chosen.logs(names, follow):
@@ -289,7 +289,7 @@ def bench(
     from .processes import url_ready
 
     if (rate is None) == (not flood):
-        raise ShopError("give --rate R or --flood (one of them)", exit_code=2)
+        raise UsageError("give --rate R or --flood (one of them)")
     weights = parse_mix(mix)
     settings = SandboxSettings()
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
@@ -519,7 +519,7 @@ def trace(
     if part_name is not None:
         part(part_name)
     if until_terminal and not order:
-        raise ShopError("--until-terminal needs --order", exit_code=2)
+        raise UsageError("--until-terminal needs --order")
     history_s = parse_duration(since) if since else None
     filters = Filters(order, type_, part_name)
     settings = SandboxSettings()
@@ -674,13 +674,13 @@ def fault_set(
     part(part_name)
     for name in (event, until):
         if name is not None and name not in EVENT_MODELS:
-            raise ShopError(f"no event type {name!r}", exit_code=2)
+            raise UsageError(f"no event type {name!r}")
     try:
         spec = FaultSpec(
             part=part_name, event=event, kind=kind, order=order, times=times, ms=ms, until=until
         )
     except ValidationError:
-        raise ShopError(f"no fault kind {kind!r}; the kinds are {KINDS}", exit_code=2) from None
+        raise UsageError(f"no fault kind {kind!r}; the kinds are {KINDS}") from None
     switch_on(broker_url(), spec)
     out.print(
         f"[yellow]fault {spec.id} on[/]: {part_name} {kind} {event}"
@@ -814,7 +814,7 @@ def scenario_fuzz(
     chosen_kinds = [k.strip() for k in kinds.split(",") if k.strip()]
     unknown = [k for k in chosen_kinds if k not in KINDS]
     if unknown:
-        raise ShopError(f"unknown fault kind {unknown[0]!r}; use {', '.join(KINDS)}", exit_code=2)
+        raise UsageError(f"unknown fault kind {unknown[0]!r}; use {', '.join(KINDS)}")
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     settings = SandboxSettings()
@@ -968,7 +968,7 @@ def dlq_purge(
     from .deadletters import purge, run
 
     if not yes:
-        raise ShopError(f"purging drops {queue}'s dead letters for good; add --yes", exit_code=2)
+        raise UsageError(f"purging drops {queue}'s dead letters for good; add --yes")
     out.print(f"[yellow]purged {run(purge(broker_url(), queue))}[/] from {queue}")
 
 

@@ -3,7 +3,7 @@ or its broker: one entry for the CLI, the scenarios and the TUI."""
 
 from __future__ import annotations
 
-from .errors import ShopError
+from .errors import UsageError
 from .runtime import Progress, Runtime
 from .stack import part
 
@@ -19,12 +19,12 @@ BROKER = ("broker", "rabbitmq")
 
 
 def check(action: str, name: str) -> None:
-    """ShopError (exit 2) for an action or part that does not exist."""
+    """UsageError (exit 2) for an action or part that does not exist."""
     if action not in ACTIONS:
-        raise ShopError(f"unknown action {action!r}; use {', '.join(ACTIONS)}", exit_code=2)
+        raise UsageError(f"unknown action {action!r}; use {', '.join(ACTIONS)}")
     if name in BROKER:
         if action != "restart":
-            raise ShopError(f"the broker can be restarted, not {DONE[action]}", exit_code=2)
+            raise UsageError(f"the broker can be restarted, not {DONE[action]}")
         return
     part(name)
 

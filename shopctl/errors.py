@@ -16,3 +16,10 @@ class ShopError(Exception):
         self.message = message
         self.hint = hint
         self.exit_code = exit_code
+
+
+class UsageError(ShopError):
+    """The command was given something it cannot take: exit code 2."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint, exit_code=EXIT_USAGE)

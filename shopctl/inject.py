@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from services.common.events import CONTENT_TYPE, EVENT_MODELS, Envelope, new_event
 
 from .amqp import broker_connection
-from .errors import ShopError
+from .errors import ShopError, UsageError
 
 
 def build_event(event_type: str, data: str, correlation_id: str | None) -> Envelope[Any]:
@@ -24,20 +24,18 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> Envel
     )
     if model is None:
         known = ", ".join(sorted(EVENT_MODELS))
-        raise ShopError(f"no event type {event_type!r}; the types are {known}", exit_code=2)
+        raise UsageError(f"no event type {event_type!r}; the types are {known}")
     try:
         fields = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ShopError(f"--data is not JSON: {exc}", exit_code=2) from None
+        raise UsageError(f"--data is not JSON: {exc}") from None
     try:
         payload = model.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in exc.errors()[:4]
         )
-        raise ShopError(
-            f"--data is not a valid {model.event_type}: {problems}", exit_code=2
-        ) from None
+        raise UsageError(f"--data is not a valid {model.event_type}: {problems}") from None
     saga = correlation_id or str(getattr(payload, "order_id", "") or uuid.uuid4())
     return new_event(payload, source="shopctl", correlation_id=saga)
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .errors import ShopError
+from .errors import ShopError, UsageError
 from .runtime import Runtime
 from .stack import SERVICES
 
@@ -92,7 +92,7 @@ def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow],
     """The rows of ``correlation_id`` in each service's outbox, oldest
     first, and one line for each database that could not be read."""
     if not _SAFE_ID.fullmatch(correlation_id):
-        raise ShopError(f"{correlation_id!r} is not an order or correlation id", exit_code=2)
+        raise UsageError(f"{correlation_id!r} is not an order or correlation id")
     answers, problems = _read_outboxes(
         runtime,
         "SELECT event_type, event_id, created_at, published_at, publish_attempts,"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import EXIT_NO_RUNTIME, ShopError
+from .errors import EXIT_NO_RUNTIME, ShopError, UsageError
 from .logs import LogLine
 from .settings import SandboxSettings
 
@@ -144,7 +144,7 @@ def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
             local.chosen_because = docker_runtime.skipped_because
             return local
         return docker_runtime
-    raise ShopError(f"unknown runtime {choice!r}; use docker, local or auto", exit_code=2)
+    raise UsageError(f"unknown runtime {choice!r}; use docker, local or auto")
 
 
 def current_runtime(settings: SandboxSettings) -> Runtime:

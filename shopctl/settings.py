@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ShopError
+from .errors import UsageError
 from .stack import PARTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -89,13 +89,12 @@ class SandboxSettings(BaseSettings):
         for item in filter(None, (i.strip() for i in self.replicas.split(","))):
             name, _, count = item.partition("=")
             if name not in {p.name for p in PARTS} or name == "gateway" or not count.isdigit():
-                raise ShopError(
+                raise UsageError(
                     f"bad replicas entry {item!r}; write PART=N for a service, "
-                    "e.g. inventory=2,payment=2",
-                    exit_code=2,
+                    "e.g. inventory=2,payment=2"
                 )
             if not 1 <= int(count) <= 8:
-                raise ShopError(f"{name}: between 1 and 8 processes", exit_code=2)
+                raise UsageError(f"{name}: between 1 and 8 processes")
             counts[name] = int(count)
         return counts
 

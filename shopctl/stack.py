@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .errors import EXIT_USAGE, ShopError
+from .errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def part(name: str) -> StackPart:
         if candidate.name == name:
             return candidate
     known = ", ".join(p.name for p in PARTS)
-    raise ShopError(f"no part named {name!r}; the parts are {known}", exit_code=EXIT_USAGE)
+    raise UsageError(f"no part named {name!r}; the parts are {known}")
 
 
 def service_environment(

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from .errors import ShopError
+from .errors import UsageError
 from .timeline import Incident, TimelineEvent, TimelineStore
 
 FAILURES = frozenset({"PaymentFailed", "StockReservationFailed", "OrderCancelled"})
@@ -31,7 +31,7 @@ def parse_duration(text: str) -> float:
     """'90s', '5m', '1h', '250ms' or a plain number of seconds."""
     match = _DURATION.fullmatch(text.strip())
     if match is None:
-        raise ShopError(f"{text!r} is not a duration; write 30s, 5m or 1h", exit_code=2)
+        raise UsageError(f"{text!r} is not a duration; write 30s, 5m or 1h")
     value, unit = float(match.group(1)), match.group(2) or "s"
     return value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 

@@ -22,7 +22,7 @@ from services.common.events import EVENT_MODELS
 
 from .amqp import queue_states
 from .deadletters import show
-from .errors import ShopError
+from .errors import ShopError, UsageError
 from .outboxes import OutboxRow, outbox_rows
 from .runtime import Runtime
 from .timeline import Timeline, TimelineEvent, TimelineStore
@@ -59,7 +59,7 @@ def saga_of(rows: list[OutboxRow], correlation_id: str) -> Timeline:
 
 def explain(runtime: Runtime, order: str) -> Explanation:
     if not _ORDER_ID.fullmatch(order):
-        raise ShopError(f"{order!r} is not an order id", exit_code=2)
+        raise UsageError(f"{order!r} is not an order id")
     rows, problems = outbox_rows(runtime, order)
     timeline = saga_of(rows, order)
     if not len(timeline):

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from services.common.events import EVENT_MODELS
 
-from ..errors import ShopError
+from ..errors import UsageError
 from ..stack import SERVICES
 from .execute import run_scenario
 from .loading import Scenario
@@ -218,7 +218,7 @@ def fuzz(
 
     choices = fault_choices(parts, kinds)
     if not choices:
-        raise ShopError("no fault to draw: check --parts and --kinds", exit_code=2)
+        raise UsageError("no fault to draw: check --parts and --kinds")
     faults = st.builds(
         lambda choice, times, ms: Fault(choice[0], choice[1], choice[2], times, ms),
         st.sampled_from(choices),

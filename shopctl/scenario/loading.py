@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from ..errors import ShopError
+from ..errors import UsageError
 
 _SCHEMA = json.loads(files("shopctl.scenario").joinpath("schema.json").read_text())
 
@@ -50,21 +50,21 @@ def load(path: Path) -> Scenario:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ShopError(f"{path}: cannot be read ({exc.strerror})", exit_code=2) from None
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
     try:
         document = YAML(typ="rt").load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ShopError(f"{where}: not valid YAML: {exc.problem}", exit_code=2) from None
+        raise UsageError(f"{where}: not valid YAML: {exc.problem}") from None
     if not isinstance(document, dict):
-        raise ShopError(f"{path}:1:1: a scenario is a mapping with name and method", exit_code=2)
+        raise UsageError(f"{path}:1:1: a scenario is a mapping with name and method")
     validator = jsonschema.Draft202012Validator(_SCHEMA)
     error = next(iter(sorted(validator.iter_errors(document), key=lambda e: list(e.path))), None)
     if error is not None:
         line, column = _position(document, list(error.absolute_path))
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"
-        raise ShopError(f"{path}:{line}:{column}: {where}: {error.message}", exit_code=2)
+        raise UsageError(f"{path}:{line}:{column}: {where}: {error.message}")
     plain = json.loads(json.dumps(document))  # ruamel's types out, plain dicts in
     return Scenario(path, plain["name"], plain)
 
@@ -78,7 +78,7 @@ def scenario_files(targets: list[Path]) -> list[Path]:
         elif target.exists():
             found.append(target)
         else:
-            raise ShopError(f"{target}: no such file or folder", exit_code=2)
+            raise UsageError(f"{target}: no such file or folder")
     if not found:
-        raise ShopError("no scenario files found", exit_code=2)
+        raise UsageError("no scenario files found")
     return found
