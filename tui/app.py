@@ -310,7 +310,7 @@ class ShopTui(App[None]):
         orders = self.query_one("#orders", OrdersTable)
         orders.add_column("order", key="order", width=8)
         orders.add_column("status", key="status", width=30)
-        orders.add_column("age", key="age", width=5)
+        orders.add_column("took", key="took", width=5)
         self.query_one("#parts-table", DataTable).add_columns(
             "part", "state", "health", "port", "uptime"
         )
@@ -420,12 +420,12 @@ class ShopTui(App[None]):
             timeline = self.store.get(correlation)
             if timeline is None or not self._is_order(timeline):
                 continue
-            status, age = order_status(timeline, now), self._age(timeline, now)
+            status, took = order_status(timeline, now), self._took(timeline, now)
             if correlation in orders.rows:
                 orders.update_cell(correlation, "status", status)
-                orders.update_cell(correlation, "age", age)
+                orders.update_cell(correlation, "took", took)
             else:
-                orders.add_row(correlation[:8], status, age, key=correlation)
+                orders.add_row(correlation[:8], status, took, key=correlation)
                 self.listed.append(correlation)
                 newest = correlation
             if timeline.outcome is None:
@@ -448,7 +448,8 @@ class ShopTui(App[None]):
     def _is_order(self, timeline: Timeline) -> bool:
         return any(e.source in LANES for e in timeline) and ":" not in timeline.correlation_id
 
-    def _age(self, timeline: Timeline, now: float) -> str:
+    def _took(self, timeline: Timeline, now: float) -> str:
+        """How long the saga took, or has run so far."""
         start = timeline.started_at or now
         end = timeline.events[-1].at if timeline.outcome else now
         took = max(end - start, 0.0)
@@ -466,14 +467,14 @@ class ShopTui(App[None]):
         return any(w.startswith(text) or text == w for w in words)
 
     def _tick(self) -> None:
-        """Ages move on even when nothing arrives."""
+        """Running sagas' times move on even when nothing arrives."""
         now = self.clock()
         orders = self.query_one("#orders", OrdersTable)
         for correlation in list(self.open_orders):
             timeline = self.store.get(correlation)
             if timeline is not None and correlation in orders.rows:
                 orders.update_cell(correlation, "status", order_status(timeline, now))
-                orders.update_cell(correlation, "age", self._age(timeline, now))
+                orders.update_cell(correlation, "took", self._took(timeline, now))
         selected = self.store.get(self.selected) if self.selected else None
         if selected is not None and selected.outcome is None:
             self._draw_selected()
