@@ -591,7 +591,11 @@ async def _trace(
 
 
 @app.command()
-def why(order: Annotated[str, typer.Argument(metavar="ORDER", help="the order's id")]) -> None:
+def why(
+    order: Annotated[
+        str, typer.Argument(metavar="ORDER", help="the order's id, or its first 8 characters")
+    ],
+) -> None:
     """Why an order is where it is: for one not over, the step it waits on,
     where the awaited event is and what would move it on; for one over, the
     path it took and why it ended so."""

@@ -13,6 +13,8 @@ from .runtime import Runtime
 from .stack import SERVICES
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_.:-]{1,200}")
+_PREFIX = re.compile(r"[0-9a-fA-F-]{1,36}")  # no LIKE wildcard, no quote
+_SHOWN = 5  # ids named when a start is ambiguous
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,32 @@ def _said_time(body: str) -> str:
     except (ValueError, AttributeError):
         return ""
     return said if isinstance(said, str) else ""
+
+
+def completed_id(runtime: Runtime, start: str) -> str:
+    """The one saga id in the outboxes that begins with ``start`` (the
+    8 characters trace and the TUI show), or ``start`` itself when none
+    does; UsageError when more than one does."""
+    if not _PREFIX.fullmatch(start):
+        raise UsageError(f"{start!r} is not the start of an order id")
+    answers, _ = _read_outboxes(
+        runtime,
+        "SELECT DISTINCT correlation_id FROM outbox"
+        f" WHERE correlation_id LIKE '{start.lower()}%' LIMIT {_SHOWN + 1}",
+    )
+    found = sorted({row[0] for _, rows in answers for row in rows if row[0]})
+    return pick(start, found)
+
+
+def pick(start: str, found: list[str]) -> str:
+    if len(found) > 1:
+        more = len(found) > _SHOWN
+        raise UsageError(
+            f"{start} is the start of {'more than ' if more else ''}{min(len(found), _SHOWN)}"
+            " order ids: " + ", ".join(found[:_SHOWN]),
+            hint="give more of the id",
+        )
+    return found[0] if found else start
 
 
 def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow], list[str]]:

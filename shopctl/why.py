@@ -23,7 +23,7 @@ from services.common.events import EVENT_MODELS
 from .amqp import queue_states
 from .deadletters import show
 from .errors import ShopError, UsageError
-from .outboxes import OutboxRow, outbox_rows
+from .outboxes import OutboxRow, completed_id, outbox_rows
 from .runtime import Runtime
 from .timeline import Timeline, TimelineEvent, TimelineStore
 
@@ -59,7 +59,11 @@ def saga_of(rows: list[OutboxRow], correlation_id: str) -> Timeline:
 
 def explain(runtime: Runtime, order: str) -> Explanation:
     if not _ORDER_ID.fullmatch(order):
-        raise UsageError(f"{order!r} is not an order id")
+        raise UsageError(
+            f"{order!r} is not an order id", hint="give it whole, or its first 8 characters"
+        )
+    if len(order) < 36:  # the start of one, as trace and the TUI show it
+        order = completed_id(runtime, order)
     rows, problems = outbox_rows(runtime, order)
     timeline = saga_of(rows, order)
     if not len(timeline):

@@ -84,6 +84,8 @@ def test_why_names_the_queue_the_fault_the_cause_and_the_command(sandbox_env):
             assert f"order {declined} is CANCELLED (payment_declined)" in said
             assert "cancelled (payment_declined) because of PaymentFailed from payment" in said
             assert "compensated: StockReleased" in said
+            short = shopctl(env, "why", declined[:8])  # as trace and the TUI show it
+            assert f"order {declined} is CANCELLED (payment_declined)" in short.stdout, short
 
             assert shopctl(env, "pause", "inventory").returncode == 0
             paused = shopper.checkout(shopper.cart_with(sku, 1))
