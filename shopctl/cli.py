@@ -662,7 +662,9 @@ def fault_set(
     part_name: Annotated[str, typer.Argument(metavar="PART")],
     event: Annotated[str, typer.Argument(metavar="EVENT", help="event type, e.g. StockReserved")],
     kind: Annotated[str, typer.Argument(metavar="KIND", help=KINDS)],
-    order: Annotated[str | None, typer.Option(help="only this order's saga")] = None,
+    order: Annotated[
+        str | None, typer.Option(help="only this order's saga: its id, or its first 8 characters")
+    ] = None,
     times: Annotated[int | None, typer.Option(min=1, help="only this many messages")] = None,
     ms: Annotated[int, typer.Option(min=0, help="delay: milliseconds")] = 0,
     until: Annotated[str | None, typer.Option(help="hold: until this event has passed")] = None,
@@ -679,6 +681,8 @@ def fault_set(
     for name in (event, until):
         if name is not None and name not in EVENT_MODELS:
             raise UsageError(f"no event type {name!r}")
+    if order is not None and len(order) < 8:
+        raise UsageError(f"--order {order!r}: give the order's id, or its first 8 characters")
     try:
         spec = FaultSpec(
             part=part_name, event=event, kind=kind, order=order, times=times, ms=ms, until=until

@@ -1,6 +1,7 @@
 """Faults injected at the level of one message, in sandbox mode only.
 
-A fault names a part, an event type and optionally one saga (order), and
+A fault names a part, an event type and optionally one saga (order, or the
+start of its id as trace and the TUI show it), and
 what to do to matching messages: ``delay`` the handling, ``fail`` it N
 times, ``crash`` the process on it, handle it but ``lose_ack`` (it comes
 again), ``duplicate`` it, ``drop`` it, ``hold`` it until another event of
@@ -43,13 +44,15 @@ class FaultSpec(BaseModel):
     part: str
     event: str  # event type, e.g. "StockReserved"
     kind: FaultKind
-    order: str | None = None  # only this saga (correlation id)
+    order: str | None = None  # only this saga: its correlation id, or the id's start
     times: int | None = Field(default=None, ge=1)  # how many messages; None: all
     ms: int = Field(default=0, ge=0, le=600_000)  # delay
     until: str | None = None  # hold: until this event type of the saga has passed
 
     def matches(self, event_type: str, correlation_id: str | None) -> bool:
-        return self.event == event_type and (self.order is None or self.order == correlation_id)
+        return self.event == event_type and (
+            self.order is None or (correlation_id or "").startswith(self.order)
+        )
 
 
 class FaultCommand(BaseModel):
