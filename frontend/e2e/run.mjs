@@ -81,11 +81,19 @@ try {
   await page.getByRole("button", { name: "Sign up" }).click();
   await page.getByRole("button", { name: /Sign out/ }).waitFor();
 
+  // the stock as inventory says it now: a visit shows what it saw last
+  // while it asks again (aria-busy)
+  const stockNow = async () => {
+    const line = page.locator('[data-testid="stock"][aria-busy="false"]', { hasText: /in stock$/ });
+    await line.waitFor();
+    return line.textContent();
+  };
+
   const buy = async (card, shot) => {
     await page.getByLabel("Search").fill(sku);
     await page.getByRole("button", { name: "Search" }).click();
     await page.getByRole("link", { name: "Browser mug" }).click();
-    const stockText = await page.getByText(/in stock$/).textContent();
+    const stockText = await stockNow();
     await step(page, `${shot}-product`);
     await page.getByRole("button", { name: "Add to cart" }).click();
     await page.getByRole("link", { name: "Go to the cart" }).click();
@@ -119,6 +127,9 @@ try {
   // tok_chargeDeclined: the decline in words, the stock given back
   await page.getByRole("link", { name: "Products" }).first().click();
   const second = await buy("tok_chargeDeclined", "06");
+  if (first.stockText !== "5 in stock" || second.stockText !== "4 in stock") {
+    throw new Error(`stock ${first.stockText}, then ${second.stockText} after one was bought`);
+  }
   await page.getByTestId("cancel-reason").waitFor({ timeout: 20_000 });
   const reason = await page.getByTestId("cancel-reason").textContent();
   if (!/card was declined/.test(reason ?? "")) throw new Error(`reason shown: ${reason}`);
@@ -129,7 +140,7 @@ try {
   await page.getByLabel("Search").fill(sku);
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByRole("link", { name: "Browser mug" }).click();
-  const after = await page.getByText(/in stock$/).textContent();
+  const after = await stockNow();
   if (after !== second.stockText) throw new Error(`stock before ${second.stockText}, after ${after}`);
   report.stock_after_decline = after;
 

@@ -2,7 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useParams } from "react-router-dom";
 
-import { api, money } from "../api";
+import { api, ApiError, money } from "../api";
 import { Loading, Problem } from "../components";
 import { useSession } from "../session";
 import { useCart } from "../useCart";
@@ -11,7 +11,14 @@ export function ProductPage() {
   const { sku = "" } = useParams();
   const session = useSession();
   const product = useQuery({ queryKey: ["product", sku], queryFn: () => api.product(sku) });
-  const stock = useQuery({ queryKey: ["stock", sku], queryFn: () => api.stock(sku) });
+  const stock = useQuery({
+    queryKey: ["stock", sku],
+    queryFn: () => api.stock(sku),
+    staleTime: 0, // every order moves it: asked again on every visit
+    // a product just added has no stock until inventory has handled its
+    // ProductCreated: ask again until it has
+    refetchInterval: (query) => (notYet(query.state.error) ? 1000 : false),
+  });
   const { add } = useCart();
   const [quantity, setQuantity] = useState(1);
 
@@ -20,6 +27,9 @@ export function ProductPage() {
   const p = product.data;
   const available = stock.data?.available;
   const soldOut = available !== undefined && available <= 0;
+  // not stocked yet: nothing to sell. Inventory away: the order can still be
+  // placed, and the saga reserves the stock when inventory is back.
+  const unstocked = available === undefined && notYet(stock.error);
   return (
     <section>
       <p>
@@ -28,8 +38,13 @@ export function ProductPage() {
       <h1>{p.name}</h1>
       <p>{p.description}</p>
       <p className="price">{money(p.price_cents, p.currency)}</p>
-      <p aria-live="polite" className={soldOut ? "problem" : "muted"}>
-        {stock.isPending ? "Checking stock…" : soldOut ? "Out of stock" : `${available} in stock`}
+      <p
+        aria-live="polite"
+        aria-busy={stock.isFetching}
+        data-testid="stock"
+        className={soldOut ? "problem" : "muted"}
+      >
+        {stockText(stock.isPending, stock.error, available)}
       </p>
       {session.signedIn ? (
         <form
@@ -47,7 +62,7 @@ export function ProductPage() {
             value={quantity}
             onChange={(e) => setQuantity(Math.max(1, Number(e.target.value) || 1))}
           />
-          <button type="submit" disabled={soldOut || add.isPending}>
+          <button type="submit" disabled={soldOut || unstocked || add.isPending}>
             Add to cart
           </button>
           {add.isSuccess && (
@@ -64,4 +79,15 @@ export function ProductPage() {
       )}
     </section>
   );
+}
+
+function notYet(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 404;
+}
+
+function stockText(pending: boolean, error: unknown, available: number | undefined): string {
+  if (available !== undefined) return available > 0 ? `${available} in stock` : "Out of stock";
+  if (pending) return "Checking stock…";
+  if (notYet(error)) return "Not stocked yet";
+  return "Stock cannot be checked right now";
 }
