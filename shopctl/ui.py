@@ -92,7 +92,7 @@ def status_table(rows: list[PartStatus]) -> Table:
     for row in rows:
         state_style = {"running": "green", "exited": "red"}.get(row.state, "dim")
         health_style = {"ready": "green", "not ready": "yellow"}.get(row.health, "dim")
-        uptime = _duration(now - row.started_at) if row.started_at else "-"
+        uptime = uptime_text(now - row.started_at) if row.started_at else "-"
         table.add_row(
             row.name,
             row.runtime,
@@ -104,7 +104,8 @@ def status_table(rows: list[PartStatus]) -> Table:
     return table
 
 
-def _duration(seconds: float) -> str:
+def uptime_text(seconds: float) -> str:
+    """42s, 5m07s, 2h03m: the status table's and the TUI's uptime."""
     seconds = int(seconds)
     if seconds < 60:
         return f"{seconds}s"

@@ -38,6 +38,7 @@ from textual.widgets import (
 from services.common.faults import FaultSpec
 from shopctl.timeline import Incident, Tap, Timeline, TimelineEvent, TimelineStore, parse_event
 from shopctl.trace import style_of, trace_line
+from shopctl.ui import uptime_text
 
 from .backend import Backend
 
@@ -542,7 +543,7 @@ class ShopTui(App[None]):
                 status.state,
                 style={"running": "green", "paused": "yellow"}.get(status.state, "red"),
             )
-            uptime = f"{time.time() - status.started_at:.0f}s" if status.started_at else "-"
+            uptime = uptime_text(time.time() - status.started_at) if status.started_at else "-"
             cells = (status.name, state, status.health, str(status.port or "-"), uptime)
             if status.name in table.rows:
                 for column, value in zip(table.columns, cells, strict=True):
