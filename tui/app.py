@@ -223,10 +223,9 @@ class ShopTui(App[None]):
     #stream { height: 1fr; }
     #dead-detail, #scenario-log { height: 1fr; border-top: solid $primary; }
     #dead-letters, #scenarios { height: auto; max-height: 12; }
-    #fault-form { height: auto; }
-    #fault-form Select { width: 1fr; }
-    #fault-form Input { width: 12; }
-    #fault-form Button { width: auto; }
+    .fault-form { height: auto; }
+    .fault-form Select, .fault-form Input { width: 1fr; }
+    .fault-form Button { width: auto; }
     #faults { height: 1fr; }
     #statusline { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
     """
@@ -296,10 +295,13 @@ class ShopTui(App[None]):
                 yield ScenarioTable(id="scenarios-table", cursor_type="row")
                 yield RichLog(id="scenario-log", wrap=True, markup=False)
             with TabPane("Faults", id="faults"):
-                with Horizontal(id="fault-form"):
+                # two rows: both hold their words at 80 columns
+                with Horizontal(classes="fault-form"):
                     yield Select([(p, p) for p in LANES], prompt="part", id="fault-part")
                     yield Input(placeholder="event", id="fault-event")
                     yield Select([(k, k) for k in KINDS], prompt="kind", id="fault-kind")
+                with Horizontal(classes="fault-form"):
+                    yield Input(placeholder="order", id="fault-order", max_length=36)
                     yield Input(placeholder="times", id="fault-times", type="integer")
                     yield Input(placeholder="ms", id="fault-ms", type="integer")
                     yield Button("switch on", id="fault-on", variant="warning")
@@ -733,14 +735,19 @@ class ShopTui(App[None]):
         event = self.query_one("#fault-event", Input).value.strip()
         times = self.query_one("#fault-times", Input).value.strip()
         ms = self.query_one("#fault-ms", Input).value.strip()
+        order = self.query_one("#fault-order", Input).value.strip()
         if part is Select.BLANK or kind is Select.BLANK or not event:
             self.notify("a fault needs a part, an event and a kind", severity="error")
+            return
+        if order and len(order) < 8:
+            self.notify("order: its id, or its first 8 characters", severity="error")
             return
         try:
             spec = FaultSpec(
                 part=str(part),
                 event=event,
                 kind=str(kind),
+                order=order or None,
                 times=int(times) if times else None,
                 ms=int(ms) if ms else 0,
             )

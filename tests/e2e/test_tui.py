@@ -185,11 +185,17 @@ async def test_a_fault_switched_from_its_pane_and_cleared(tui_env):
         app.query_one("#fault-kind", Select).value = "delay"
         app.query_one("#fault-event", Input).value = "StockReserved"
         app.query_one("#fault-ms", Input).value = "300"
+        app.query_one("#fault-order", Input).value = "abc"  # too short to name an order
         await pilot.click("#fault-on")
+        await pilot.pause(0.5)
         table = app.query_one("#faults-table", DataTable)
+        assert table.row_count == 0
+        app.query_one("#fault-order", Input).value = "abcdef12"  # as the Saga pane shows it
+        await pilot.click("#fault-on")
         await until(lambda: table.row_count == 1, 10, pilot)
         row = table.get_row_at(0)
         assert row[0] == "payment" and row[2] == "StockReserved" and row[3] == "delay"
+        assert row[4] == "abcdef12"
         table.focus()
         await pilot.press("c")
         await until(lambda: table.row_count == 0, 10, pilot)
