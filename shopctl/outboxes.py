@@ -90,7 +90,7 @@ def _said_time(body: str) -> str:
     return said if isinstance(said, str) else ""
 
 
-def completed_id(runtime: Runtime, start: str) -> str:
+def whole_id(runtime: Runtime, start: str) -> str:
     """The one saga id in the outboxes that begins with ``start`` (the
     8 characters trace and the TUI show), or ``start`` itself when none
     does; UsageError when more than one does."""

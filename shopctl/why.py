@@ -23,7 +23,7 @@ from services.common.events import EVENT_MODELS
 from .amqp import queue_states
 from .deadletters import show
 from .errors import ShopError, UsageError
-from .outboxes import OutboxRow, completed_id, outbox_rows
+from .outboxes import OutboxRow, outbox_rows, whole_id
 from .runtime import Runtime
 from .timeline import Timeline, TimelineEvent, TimelineStore
 
@@ -63,7 +63,7 @@ def explain(runtime: Runtime, order: str) -> Explanation:
             f"{order!r} is not an order id", hint="give it whole, or its first 8 characters"
         )
     if len(order) < 36:  # the start of one, as trace and the TUI show it
-        order = completed_id(runtime, order)
+        order = whole_id(runtime, order)
     rows, problems = outbox_rows(runtime, order)
     timeline = saga_of(rows, order)
     if not len(timeline):

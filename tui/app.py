@@ -15,6 +15,7 @@ import time
 from collections import deque
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
@@ -35,7 +36,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from services.common.faults import FaultSpec
+from services.common.faults import FaultSpec, refusal
 from shopctl.timeline import Incident, Tap, Timeline, TimelineEvent, TimelineStore, parse_event
 from shopctl.trace import style_of, trace_line
 from shopctl.ui import uptime_text
@@ -739,21 +740,19 @@ class ShopTui(App[None]):
         if part is Select.BLANK or kind is Select.BLANK or not event:
             self.notify("a fault needs a part, an event and a kind", severity="error")
             return
-        if order and len(order) < 8:
-            self.notify("order: its id, or its first 8 characters", severity="error")
-            return
         try:
             spec = FaultSpec(
                 part=str(part),
                 event=event,
                 kind=str(kind),
-                order=order or None,
+                order=order or None,  # FaultSpec refuses fewer than 8 characters
                 times=int(times) if times else None,
                 ms=int(ms) if ms else 0,
             )
             await self.backend.set_fault(spec)
         except Exception as exc:
-            self.notify(f"fault refused: {getattr(exc, 'message', exc)}", severity="error")
+            why = refusal(exc) if isinstance(exc, ValidationError) else getattr(exc, "message", exc)
+            self.notify(f"fault refused: {why}", severity="error")
             return
         self.notify(f"fault {spec.id} on: {part} {kind} {event}")
         await self._refresh_faults()

@@ -19,12 +19,12 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .broker import Broker
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CONTROL_EXCHANGE = "shop.control"
 HOLD_LIMIT_S = 60.0  # a held message is let go after this, whatever happened
+ORDER_START = 8  # the fewest characters of an order's id that name it (trace shows 8)
 FaultKind = Literal[
     "delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice"
 ]
@@ -49,10 +50,27 @@ class FaultSpec(BaseModel):
     ms: int = Field(default=0, ge=0, le=600_000)  # delay
     until: str | None = None  # hold: until this event type of the saga has passed
 
+    @field_validator("order")
+    @classmethod
+    def _names_one_order(cls, order: str | None) -> str | None:
+        if order is not None and len(order) < ORDER_START:
+            raise ValueError(f"order: its id, or its first {ORDER_START} characters")
+        return order
+
     def matches(self, event_type: str, correlation_id: str | None) -> bool:
         return self.event == event_type and (
             self.order is None or (correlation_id or "").startswith(self.order)
         )
+
+
+def refusal(exc: ValidationError) -> str:
+    """What is wrong with a fault that FaultSpec refused, in one line."""
+    first = exc.errors()[0]
+    if first["loc"] == ("kind",):
+        return f"no fault kind {first['input']!r}; the kinds are {', '.join(get_args(FaultKind))}"
+    where = ".".join(str(p) for p in first["loc"])
+    reason = str(first.get("ctx", {}).get("error", first["msg"]))
+    return reason if reason.startswith(where) else f"{where}: {reason}"
 
 
 class FaultCommand(BaseModel):
