@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from services.common.events import EVENT_MODELS
+from services.common.faults import ORDER_START
 
 from .amqp import queue_states
 from .deadletters import show
@@ -27,7 +28,7 @@ from .outboxes import OutboxRow, outbox_rows, whole_id
 from .runtime import Runtime
 from .timeline import Timeline, TimelineEvent, TimelineStore
 
-_ORDER_ID = re.compile(r"[0-9a-fA-F-]{8,36}")
+_ORDER_ID = re.compile(rf"[0-9a-fA-F-]{{{ORDER_START},36}}")  # an id, or its start
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from rich.console import Console
-from textual.widgets import DataTable, Input, RichLog, Select, TabbedContent
+from textual.widgets import Button, DataTable, Input, RichLog, Select, TabbedContent
 
 from shopctl.local import LocalRuntime
 from shopctl.settings import SandboxSettings
@@ -187,10 +187,17 @@ async def test_a_fault_switched_from_its_pane_and_cleared(tui_env):
         app.query_one("#fault-ms", Input).value = "300"
         app.query_one("#fault-order", Input).value = "abc"  # too short to name an order
         await pilot.click("#fault-on")
-        await pilot.pause(0.5)
+
+        def refused() -> bool:  # the notice on screen (Textual keeps no public list of them)
+            return any("first 8 characters" in str(n.message) for n in app._notifications)
+
+        await until(refused, 5, pilot)
         table = app.query_one("#faults-table", DataTable)
-        assert table.row_count == 0
+        assert table.row_count == 0  # refused before anything was sent
         app.query_one("#fault-order", Input).value = "abcdef12"  # as the Saga pane shows it
+        button = app.query_one("#fault-on", Button)
+        # a button ignores a click during its 0.2 s press effect; a person clicks later
+        await until(lambda: not button.has_class("-active"), 5, pilot)
         await pilot.click("#fault-on")
         await until(lambda: table.row_count == 1, 10, pilot)
         row = table.get_row_at(0)
