@@ -57,9 +57,15 @@ def test_component_tests_pass(built):
 def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
-    env = {**sandbox_env, "SHOP_RUNTIME": "local"}
+    # exactly what a newcomer gets: the admin login `up` prints, not a test's own
+    env = {k: v for k, v in sandbox_env.items() if k != "SHOP_ADMIN_PASSWORD"}
+    env["SHOP_RUNTIME"] = "local"
     up = shopctl(env, "up", "--runtime", "local", timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr
+    printed = re.search(r"admin login: (\S+) / (\S+)", up.stdout)
+    assert printed, up.stdout
+    admin_email, admin_password = printed.groups()
+    assert (admin_email, admin_password) == ("admin@shop.local", "admin")
     gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
     assert f"{gateway}/" in up.stdout and "frontend" in up.stdout
     status = shopctl(env, "status")
@@ -80,7 +86,7 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     shutil.rmtree(shots, ignore_errors=True)  # this run's pictures only
     sku = f"WEB-{uuid.uuid4().hex[:8]}"
     done = subprocess.run(
-        ["node", "e2e/run.mjs", gateway, sku, "admin@shop.local", "local-runtime-test", str(shots)],
+        ["node", "e2e/run.mjs", gateway, sku, admin_email, admin_password, str(shots)],
         cwd=FRONTEND,
         capture_output=True,
         text=True,
@@ -106,7 +112,7 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
             "--env-var",
             f"baseUrl={gateway}",
             "--env-var",
-            "adminPassword=local-runtime-test",
+            f"adminPassword={admin_password}",
             "--reporters",
             "cli",
         ],

@@ -47,7 +47,8 @@ export function SignInPage() {
             id="password"
             type="password"
             required
-            minLength={8}
+            // length rules are sign-up's: the sandbox's own admin password is "admin"
+            minLength={mode === "signup" ? 8 : undefined}
             autoComplete={mode === "signin" ? "current-password" : "new-password"}
             value={password}
             onChange={(e) => setPassword(e.target.value)}
