@@ -604,6 +604,7 @@ class DockerRuntime:
                     ),
                     port,
                     _epoch(started) if container.status == "running" else None,
+                    int(container.attrs.get("RestartCount") or 0),
                 )
             )
         return rows

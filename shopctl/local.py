@@ -72,6 +72,7 @@ class LocalStack:
         self.running: dict[str, processes.RunningPart] = {}
         self.budget: ConnectionBudget | None = None
         self.specs: dict[str, processes.Launch] = {}
+        self.supervisors: set[int] = set()
 
     def database_name(self, target: StackPart) -> str:
         return f"{self.config.database_prefix}_{target.name}"
@@ -196,9 +197,12 @@ class LocalStack:
         self._fork(launches, truncate=truncate_logs)
 
     def _fork(self, launches: list[processes.Launch], *, truncate: bool = False) -> None:
-        """One fork server imports the apps once and forks each part."""
+        """One fork server imports the apps once and forks each part under a
+        supervisor that restarts a part that exits."""
         for running in processes.start_forked(launches, self.config.log_dir, truncate=truncate):
             self.running[running.name] = running
+            if running.supervisor is not None:
+                self.supervisors.add(running.supervisor)
 
     def wait_ready(
         self,
@@ -208,13 +212,26 @@ class LocalStack:
         processes.wait_ready(list(self.running.values()), deadline_s, on_ready)
 
     def stop(self, name: str | None = None) -> None:
-        """Stop one process, or all of them."""
+        """Stop one process (its supervisor leaves it down), or all of them
+        (the supervisors stop their parts together)."""
+        if name is None:
+            for supervisor in self.supervisors:
+                if processes.pid_runs(supervisor, "shop supervisor"):
+                    processes.stop_pid(supervisor, grace_s=20)
+            self.supervisors.clear()
         for key in [name] if name else list(self.running):
             processes.stop_process(self.running[key])
 
     def restart(self, name: str, deadline_s: float = 60.0) -> None:
+        """Stop a process and start it again: its supervisor forks it anew, or
+        a new fork server does when the supervisor is gone."""
         self.stop(name)
-        self._fork([self.specs[name]])
+        running = self.running[name]
+        pid = processes.start_supervised(running.log_path)
+        if pid is None:
+            self._fork([self.specs[name]])
+        else:
+            running.process = processes.ForkedProcess(pid, processes.exit_file(running.log_path))
         processes.wait_ready([self.running[name]], deadline_s)
 
 
@@ -260,11 +277,23 @@ class LocalRuntime:
         return self.state_file.exists()
 
     def _load(self) -> dict[str, Any]:
+        """The state file, each part's pid, start and restarts as its
+        supervisor last wrote them (a restarted part has a new pid)."""
         try:
             state: dict[str, Any] = json.loads(self.state_file.read_text())
-            return state
         except (FileNotFoundError, json.JSONDecodeError):
-            return {"runtime": "local", "parts": {}}
+            return {"runtime": "local", "parts": {}, "supervisors": []}
+        for entry in state["parts"].values():
+            status = processes.supervised(Path(entry["log"]))
+            if status is not None and status["pid"]:
+                entry.update(
+                    pid=status["pid"],
+                    started_at=status["started_at"],
+                    restarts=status["restarts"],
+                    supervision=status["state"],
+                    supervisor=status["supervisor"],
+                )
+        return state
 
     def _save(self, state: dict[str, Any]) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -323,6 +352,7 @@ class LocalRuntime:
                 "log": str(running.log_path),
             }
             progress(name, "starting", f"pid {running.process.pid}")
+        state["supervisors"] = sorted({*state.get("supervisors", []), *self.stack.supervisors})
         state["started_at"] = state.get("started_at") or time.time()
         state["budget"] = self.stack.connection_budget().describe()
         self._save(state)  # `down` can clean up even if the wait below fails
@@ -343,13 +373,20 @@ class LocalRuntime:
         any other that carries its marker (a lost or overwritten state)."""
         state = self._load()
         stopped = []
-        for name, entry in state["parts"].items():
+        running = [name for name, entry in state["parts"].items() if self._alive(name, entry)]
+        # the supervisors first: each stops its parts, all at once
+        for pid in state.get("supervisors", []):
+            if processes.pid_runs(int(pid), "shop supervisor"):
+                processes.stop_pid(int(pid), self.settings.stop_timeout_s + 10)
+        for name in running:
+            entry = state["parts"][name]
             if self._alive(name, entry):
                 processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
-                stopped.append(name)
-        for pid, name in processes.marked_processes(self.stack.config.marker).items():
-            processes.stop_pid(pid, self.settings.stop_timeout_s)
-            stopped.append(f"{name} (pid {pid}, not in the state file)")
+            stopped.append(name)
+        strays = processes.marked_processes(self.stack.config.marker)
+        for pid in sorted(strays, key=lambda pid: strays[pid] != "supervisor"):
+            processes.stop_pid(pid, self.settings.stop_timeout_s + 10)
+            stopped.append(f"{strays[pid]} (pid {pid}, not in the state file)")
         if volumes:
             self.stack.drop_databases()
             stopped.append("databases")
@@ -375,6 +412,7 @@ class LocalRuntime:
                 result.append(PartStatus(name, self.name, "stopped", "-", port, None))
                 continue
             alive = self._alive(name, entry)
+            restarts = int(entry.get("restarts", 0))
             if alive and processes.pid_paused(int(entry["pid"])):
                 result.append(
                     PartStatus(
@@ -384,23 +422,37 @@ class LocalRuntime:
                         "-",
                         int(entry["port"]),
                         float(entry["started_at"]),
+                        restarts,
                     )
                 )
                 continue
             url = f"http://{self.stack.config.host}:{entry['port']}"
             ready = alive and processes.url_ready(url, replica_of(name)[0], entry.get("instance"))
             health = "ready" if ready else ("not ready" if alive else "-")
+            if alive:
+                state_word = "running"
+            elif entry.get("supervision") == "restarting" and self._supervised(entry):
+                state_word = "restarting"
+            else:
+                state_word = "stopped" if entry.get("stopped") else "exited"
             result.append(
                 PartStatus(
                     name,
                     self.name,
-                    "running" if alive else ("stopped" if entry.get("stopped") else "exited"),
+                    state_word,
                     health,
                     int(entry["port"]),
                     float(entry["started_at"]) if alive else None,
+                    restarts,
                 )
             )
         return result
+
+    @staticmethod
+    def _supervised(entry: dict[str, Any]) -> bool:
+        return "supervisor" in entry and processes.pid_runs(
+            int(entry["supervisor"]), "shop supervisor"
+        )
 
     def _entry(self, state: dict[str, Any], name: str) -> dict[str, Any]:
         part(name)  # a clear error for an unknown part
@@ -414,30 +466,51 @@ class LocalRuntime:
         self.start_part(name, progress)
 
     def stop_part(self, name: str, progress: Progress) -> None:
+        """Stop a part by hand: its supervisor leaves it down until started."""
         state = self._load()
         entry = self._entry(state, name)
         if self._alive(name, entry):
             progress(name, "starting", "stopping")
-            processes.stop_pid(int(entry["pid"]), self.settings.stop_timeout_s)
+        processes.stop_supervised(
+            Path(entry["log"]), int(entry["pid"]), self.settings.stop_timeout_s
+        )
         entry["stopped"] = True  # by hand: status says stopped, not exited
         self._save(state)
 
     def start_part(self, name: str, progress: Progress) -> None:
-        """Start a part that is not running (a running one is left as it is)."""
+        """Start a part that is not running (a running one is left as it is):
+        its supervisor forks it again, or a new fork server when none is left."""
         state = self._load()
-        if self._alive(name, self._entry(state, name)):
+        entry = self._entry(state, name)
+        if self._alive(name, entry):
             return
-        others = {n for n, _ in self.stack.launches()} - {name}
-        self.stack.start_parts([part(name)], skip=others)
-        running = self.stack.running[name]
-        state["parts"][name].pop("stopped", None)
-        state["parts"][name].update(
-            pid=running.process.pid, instance=running.instance, started_at=time.time()
-        )
+        pid = processes.start_supervised(Path(entry["log"]))
+        if pid is None:
+            others = {n for n, _ in self.stack.launches()} - {name}
+            self.stack.start_parts([part(name)], skip=others)
+            running = self.stack.running[name]
+            entry.update(pid=running.process.pid, instance=running.instance, started_at=time.time())
+            state["supervisors"] = sorted({*state.get("supervisors", []), *self.stack.supervisors})
+        else:
+            entry.update(pid=pid, started_at=time.time())
+        entry.pop("stopped", None)
         self._save(state)
-        progress(name, "starting", f"pid {running.process.pid}")
-        self.stack.wait_ready(self.settings.ready_timeout_s)
-        progress(name, "ready", running.url)
+        progress(name, "starting", f"pid {entry['pid']}")
+        url = f"http://{self.stack.config.host}:{entry['port']}"
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while not processes.url_ready(url, replica_of(name)[0], entry.get("instance")):
+            if not processes.pid_alive(int(entry["pid"])):
+                raise ShopError(
+                    f"{name} exited while starting",
+                    hint=f"its log: {entry['log']}",
+                )
+            if time.monotonic() > deadline:
+                raise ShopError(
+                    f"{name} did not become ready within {self.settings.ready_timeout_s:.0f} s",
+                    hint=f"its log: {entry['log']}",
+                )
+            time.sleep(0.1)
+        progress(name, "ready", url)
 
     def pause_part(self, name: str) -> None:
         """Freeze the part (SIGSTOP): its sockets stay open, nothing moves."""

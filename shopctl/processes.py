@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ShopError
-from .forkserver import exit_file
+from .forkserver import exit_file, status_file, stopped_file
 
 
 class ForkedProcess:
@@ -57,6 +58,7 @@ class RunningPart:
     log_path: Path
     instance: str = ""  # the SHOP_INSTANCE_ID it was started with
     service: str = ""  # the service it runs (a replica "inventory-2" runs inventory)
+    supervisor: int | None = None  # the pid of the fork server's supervisor, if forked
 
     @property
     def url(self) -> str:
@@ -148,10 +150,12 @@ def start_forked(
     *,
     truncate: bool = False,
     timeout_s: float = 120.0,
+    grace_s: float = 10.0,
 ) -> list[RunningPart]:
     """Start the parts from one process that imports their apps once and
-    forks each (see shopctl.forkserver); each gets a fresh SHOP_INSTANCE_ID
-    and logs to ``<log_dir>/<name>.log``. Returns when all are forked."""
+    forks each under a supervisor that restarts a part that exits (see
+    shopctl.forkserver); each gets a fresh SHOP_INSTANCE_ID and logs to
+    ``<log_dir>/<name>.log``. Returns when all are forked."""
     if not launches:
         return []
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,8 @@ def start_forked(
                 "truncate": truncate,
             }
             for launch, env in zip(launches, envs, strict=True)
-        ]
+        ],
+        "grace_s": grace_s,
     }
     apps = list(dict.fromkeys(launch.app for launch in launches))
     with (log_dir / "forkserver.log").open("ab") as log:
@@ -196,11 +201,14 @@ def start_forked(
             f"within {timeout_s:g} s",
             hint=f"its log: {log_dir / 'forkserver.log'}",
         ) from None
-    pids = {}
+    pids, supervisor = {}, None
     for line in out.decode(errors="replace").splitlines():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             answer = json.loads(line)
-            pids[str(answer["name"])] = int(answer["pid"])
+            if "supervisor" in answer:
+                supervisor = int(answer["supervisor"])
+            else:
+                pids[str(answer["name"])] = int(answer["pid"])
     missing = [launch.name for launch in launches if launch.name not in pids]
     if missing:
         raise ShopError(
@@ -216,6 +224,7 @@ def start_forked(
             log_dir / f"{launch.name}.log",
             instances[launch.name],
             launch.service or launch.name,
+            supervisor,
         )
         for launch in launches
     ]
@@ -307,11 +316,63 @@ def not_ready_error(pending: list[RunningPart], deadline_s: float) -> ShopError:
 
 
 def stop_process(part: RunningPart, grace_s: float = 10.0) -> None:
-    """SIGTERM (graceful: in-flight handlers finish), then SIGKILL."""
+    """SIGTERM (graceful: in-flight handlers finish), then SIGKILL. A forked
+    part is marked stopped first, so its supervisor leaves it down."""
+    if isinstance(part.process, ForkedProcess):
+        stop_supervised(part.log_path, part.process.pid, grace_s)
+        return
     if part.process.poll() is not None:
         return
     stop_pid(part.process.pid, grace_s)
     part.process.wait(timeout=5)  # reap it
+
+
+def supervised(log_path: Path) -> dict[str, Any] | None:
+    """What the supervisor last wrote of a forked part (pid, state, restarts,
+    started_at, last_exit, supervisor), or None."""
+    try:
+        found = json.loads(status_file(log_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def supervisor_alive(status: dict[str, Any] | None) -> bool:
+    return status is not None and pid_runs(int(status["supervisor"]), "shop supervisor")
+
+
+def stop_supervised(log_path: Path, pid: int, grace_s: float = 10.0) -> None:
+    """Stop a forked part by hand: mark it stopped (its supervisor will not
+    start it again), stop its process, and wait until the supervisor saw it."""
+    stopped_file(log_path).touch()
+    status = supervised(log_path)
+    current = int(status["pid"]) if status else pid
+    if pid_alive(current):
+        stop_pid(current, grace_s)
+    deadline = time.monotonic() + 5
+    while supervisor_alive(status) and time.monotonic() < deadline:
+        status = supervised(log_path)
+        if status is None or status["state"] == "stopped":
+            return
+        time.sleep(0.02)
+
+
+def start_supervised(log_path: Path, timeout_s: float = 10.0) -> int | None:
+    """Lift a forked part's stop: its supervisor forks it again. Returns the
+    new pid, or None when no supervisor is alive to do it."""
+    status = supervised(log_path)
+    if not supervisor_alive(status):
+        return None
+    assert status is not None
+    before = int(status["pid"])
+    stopped_file(log_path).unlink(missing_ok=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = supervised(log_path)
+        if status is not None and status["state"] == "running" and status["pid"] != before:
+            return int(status["pid"])
+        time.sleep(0.02)
+    raise ShopError(f"the supervisor did not start {log_path.stem} again within {timeout_s:g} s")
 
 
 def pid_alive(pid: int) -> bool:

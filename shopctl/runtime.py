@@ -23,6 +23,7 @@ class PartStatus:
     health: str  # ready, not ready, -
     port: int | None
     started_at: float | None
+    restarts: int = 0  # times it was started again after it exited by itself
 
 
 @dataclass(frozen=True)

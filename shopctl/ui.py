@@ -87,10 +87,12 @@ def summary(report: UpReport, admin_notice: str, extra_urls: dict[str, str]) -> 
 
 
 def status_table(rows: list[PartStatus]) -> Table:
-    table = Table("part", "runtime", "state", "health", "port", "uptime")
+    table = Table("part", "runtime", "state", "health", "port", "uptime", "restarts")
     now = time.time()
     for row in rows:
-        state_style = {"running": "green", "exited": "red"}.get(row.state, "dim")
+        state_style = {"running": "green", "exited": "red", "restarting": "yellow"}.get(
+            row.state, "dim"
+        )
         health_style = {"ready": "green", "not ready": "yellow"}.get(row.health, "dim")
         uptime = uptime_text(now - row.started_at) if row.started_at else "-"
         table.add_row(
@@ -100,6 +102,7 @@ def status_table(rows: list[PartStatus]) -> Table:
             Text(row.health, style=health_style),
             str(row.port) if row.port else "-",
             uptime,
+            Text(str(row.restarts), style="yellow" if row.restarts else "dim"),
         )
     return table
 

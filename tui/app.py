@@ -316,7 +316,7 @@ class ShopTui(App[None]):
         orders.add_column("status", key="status", width=30)
         orders.add_column("took", key="took", width=5)
         self.query_one("#parts-table", DataTable).add_columns(
-            "part", "state", "health", "port", "uptime"
+            "part", "state", "health", "port", "uptime", "restarts"
         )
         self.query_one("#dead-letters", DataTable).add_columns("dead-letter queue", "messages")
         self.query_one("#scenarios-table", DataTable).add_columns("file", "scenario")
@@ -544,10 +544,19 @@ class ShopTui(App[None]):
         for status in parts:
             state = Text(
                 status.state,
-                style={"running": "green", "paused": "yellow"}.get(status.state, "red"),
+                style={"running": "green", "paused": "yellow", "restarting": "yellow"}.get(
+                    status.state, "red"
+                ),
             )
             uptime = uptime_text(time.time() - status.started_at) if status.started_at else "-"
-            cells = (status.name, state, status.health, str(status.port or "-"), uptime)
+            cells = (
+                status.name,
+                state,
+                status.health,
+                str(status.port or "-"),
+                uptime,
+                str(status.restarts),
+            )
             if status.name in table.rows:
                 for column, value in zip(table.columns, cells, strict=True):
                     table.update_cell(status.name, column, value)

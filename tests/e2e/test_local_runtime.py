@@ -61,8 +61,30 @@ def database_sessions(env: dict[str, str]) -> str:
 
 
 def pids(env: dict[str, str]) -> dict[str, int]:
+    """Each part's pid now: its supervisor's word (a restart changes it)."""
     state = json.loads((Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").read_text())
-    return {name: int(entry["pid"]) for name, entry in state["parts"].items()}
+    return {
+        name: int((processes.supervised(Path(entry["log"])) or entry)["pid"])
+        for name, entry in state["parts"].items()
+    }
+
+
+def shopctl_rows(env: dict[str, str]) -> dict[str, str]:
+    """`shopctl status`, a row a part, keyed by the part's name."""
+    status = shopctl(env, "status")
+    assert status.returncode == 0, status.stderr
+    rows = [line.strip("│ ") for line in status.stdout.splitlines() if " local " in line]
+    return {row.split()[0]: " ".join(row.replace("│", " ").split()) for row in rows}
+
+
+def wait_for_status(env: dict[str, str], condition, timeout: float = 30.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = shopctl_rows(env)
+        if condition(rows):
+            return rows
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
 
 
 @pytest.mark.timeout(300)
@@ -91,6 +113,34 @@ def test_up_checkout_status_logs_down(sandbox_env):
     assert status.returncode == 0
     rows = [line for line in status.stdout.splitlines() if " local " in line]
     assert len(rows) == len(PARTS) and all("running" in r and "ready" in r for r in rows)
+
+    # a part killed by hand comes back by itself, counted, as docker's restart policy does
+    supervisor = json.loads((Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").read_text())[
+        "supervisors"
+    ][0]
+    # each part has its own title: pgrep -f for one finds it alone (this
+    # sandbox's, -P: other sandboxes may run on this machine)
+    found = subprocess.run(
+        ["pgrep", "-P", str(supervisor), "-f", "services.payment"], capture_output=True, text=True
+    )
+    assert [int(pid) for pid in found.stdout.split()] == [started["payment"]]
+    killed_at = time.monotonic()
+    subprocess.run(["pkill", "-KILL", "-P", str(supervisor), "-f", "services.payment"], check=True)
+    back = wait_for_status(env, lambda rows: rows["payment"].split()[2:4] == ["running", "ready"])
+    took = time.monotonic() - killed_at
+    assert took < 15, f"payment back and ready after {took:.1f} s"
+    assert back["payment"].split()[-1] == "1", back["payment"]  # its restart, counted
+    assert pids(env)["payment"] != started["payment"]
+    others = {name: row for name, row in back.items() if name != "payment"}
+    assert all(row.split()[2:4] == ["running", "ready"] for row in others.values()), others
+    assert all(row.split()[-1] == "0" for row in others.values())
+    # stopped by hand, it stays stopped
+    assert shopctl(env, "stop", "payment").returncode == 0
+    time.sleep(1)  # a restart would come within 0.1 s: give it time to show
+    assert shopctl_rows(env)["payment"].split()[2] == "stopped"
+    assert shopctl(env, "start", "payment").returncode == 0
+    assert shopctl_rows(env)["payment"].split()[2:4] == ["running", "ready"]
+    started = pids(env)
 
     logs = shopctl(env, "logs", "gateway", "order")
     assert logs.returncode == 0

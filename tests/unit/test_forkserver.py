@@ -1,12 +1,15 @@
 """The local runtime starts its parts from one fork server: each child is
-its own process group with its own environment and log, ready as itself,
-found by the sandbox's marker, stopped alone, and its exit code is known."""
+its own process group with its own environment, log and process title,
+ready as itself, found by the sandbox's marker, stopped alone, and its exit
+code is known. A supervisor starts a part that exits again, as docker's
+restart policy does, and leaves one stopped by hand down."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -42,8 +45,31 @@ def whoami(part: processes.RunningPart) -> dict[str, object]:
 def started():
     parts: list[processes.RunningPart] = []
     yield parts
+    for supervisor in {part.supervisor for part in parts}:  # it stops its parts
+        if supervisor is not None and processes.pid_runs(supervisor, "shop supervisor"):
+            processes.stop_pid(supervisor, grace_s=10)
     for part in parts:
         processes.stop_process(part, grace_s=2)
+
+
+def pgrep(pattern: str, parts: list[processes.RunningPart]) -> set[int]:
+    """pgrep -f among the processes of these parts' supervisor (other
+    sandboxes may run on this machine)."""
+    supervisor = str(parts[0].supervisor)
+    found = subprocess.run(
+        ["pgrep", "-P", supervisor, "-f", pattern], capture_output=True, text=True
+    )
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def wait_for(condition, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout} s")
 
 
 def test_forked_parts_are_each_themselves(tmp_path: Path, started):
@@ -63,11 +89,18 @@ def test_forked_parts_are_each_themselves(tmp_path: Path, started):
     assert (catalog["own"], order["own"]) == ("c", "o")
     assert catalog["instance"] != order["instance"]
     assert Path(f"/proc/{catalog['pid']}/comm").read_text().strip() == "catalog"
-    assert os.getppid() != catalog["pid"]
+    # each has its own title: pgrep -f for one part finds that part alone
+    assert pgrep(r"shop catalog \[local\]", parts) == {parts[0].process.pid}
+    assert pgrep(r"shop order \[local\] tests\.forked_app", parts) == {parts[1].process.pid}
+    title = Path(f"/proc/{parts[0].supervisor}/cmdline").read_text().rstrip("\0")
+    assert title == "shop supervisor [local]"
+    assert parts[0].supervisor == parts[1].supervisor
     # `down` finds them by the sandbox's marker even without a state file
+    # (the titles did not take the environment's memory)
     assert processes.marked_processes(marker) == {
         parts[0].process.pid: "catalog",
         parts[1].process.pid: "order",
+        parts[0].supervisor: "supervisor",
     }
     # one stops alone, gracefully (ended by its SIGTERM, read from its file)
     processes.stop_process(parts[1], grace_s=10)
@@ -75,6 +108,50 @@ def test_forked_parts_are_each_themselves(tmp_path: Path, started):
     assert "Application shutdown complete" in parts[1].log_path.read_text()
     assert parts[0].process.poll() is None and whoami(parts[0])["service"] == "catalog"
     assert "Started server process" in parts[0].log_path.read_text()
+    # stopped by hand, it stays down (the supervisor said so, and did nothing)
+    assert processes.supervised(parts[1].log_path)["state"] == "stopped"
+    time.sleep(0.5)  # a restart, were one coming, takes 0.1 s: give it time to show
+    assert not pgrep(r"shop order \[local\]", parts)
+
+
+def test_a_part_that_dies_is_started_again_and_counted(tmp_path: Path, started):
+    marker = f"{tmp_path}/sandbox"
+    parts = processes.start_forked(
+        [launch("payment", marker), launch("shipping", marker)], tmp_path
+    )
+    started.extend(parts)
+    processes.wait_ready(parts, deadline_s=30)
+    payment = parts[0]
+    first = payment.process.pid
+    os.killpg(first, signal.SIGKILL)
+    status = wait_for(
+        lambda: (s := processes.supervised(payment.log_path)) and s["pid"] != first and s
+    )
+    assert status["restarts"] == 1 and status["state"] == "running"
+    assert status["last_exit"] == -signal.SIGKILL
+    again = processes.RunningPart(
+        "payment",
+        payment.port,
+        processes.ForkedProcess(status["pid"], Path("-")),
+        payment.log_path,
+        payment.instance,
+        "payment",
+    )
+    processes.wait_ready([again], deadline_s=30)  # back, ready as itself
+    assert whoami(again)["pid"] == status["pid"] and pgrep(r"shop payment \[local\]", parts) == {
+        status["pid"]
+    }
+    assert whoami(parts[1])["pid"] == parts[1].process.pid  # the other part untouched
+    # a stop by hand and a start: no restart counted, a new process
+    processes.stop_supervised(payment.log_path, status["pid"], grace_s=5)
+    assert processes.supervised(payment.log_path)["state"] == "stopped"
+    pid = processes.start_supervised(payment.log_path)
+    assert pid not in (None, status["pid"])
+    assert processes.supervised(payment.log_path)["restarts"] == 1
+    # stopping the supervisor stops every part it runs
+    supervisor = payment.supervisor
+    processes.stop_pid(supervisor, grace_s=15)
+    assert not pgrep(r"shop (payment|shipping) \[local\]", parts)
 
 
 def test_a_forked_part_that_cannot_start_says_so_with_its_code(tmp_path: Path, started):
