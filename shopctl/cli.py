@@ -795,7 +795,7 @@ def scenario_fuzz(
     ] = "cart,order,inventory,payment,shipping",
     kinds: Annotated[
         str, typer.Option(help="fault kinds drawn, comma-separated")
-    ] = "delay,fail,lose_ack,duplicate,publish_twice",
+    ] = "delay,fail,lose_ack,duplicate,publish_twice,crash",  # fuzz.DEFAULT_KINDS
     max_faults: Annotated[int, typer.Option(min=1, max=10, help="faults in one schedule")] = 3,
     out_dir: Annotated[
         Path, typer.Option("--out", help="where the shrunk failing scenario is written")
@@ -874,8 +874,16 @@ def _scenario_target(settings: SandboxSettings, gateway: str) -> Any:
         with exclusive(settings, action):
             control(current_runtime(settings), action, name, lambda *_: None)
 
+    def unready() -> list[str]:
+        return [s.name for s in current_runtime(settings).status() if s.health != "ready"]
+
     return Target(
-        gateway, broker_url(), (settings.admin_email, settings.admin_password), control_part
+        gateway,
+        broker_url(),
+        (settings.admin_email, settings.admin_password),
+        control_part,
+        unready,
+        settings.ready_timeout_s,
     )
 
 

@@ -6,6 +6,7 @@ removes exactly what this project made."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import queue
 import re
@@ -40,6 +41,34 @@ from .stack import (
 _OWN_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 PROJECT_LABEL = "shop.project"
 PART_LABEL = "shop.part"
+CONTENT_LABEL = "shop.content"  # the app image's build inputs, hashed (content_hash)
+# What compose/Dockerfile copies into the app image (.dockerignore leaves the rest out).
+IMAGE_INPUTS = (
+    "compose/Dockerfile",
+    "requirements.lock",
+    "pyproject.toml",
+    "README.md",
+    "services",
+    "shopctl",
+    "tui",
+    "frontend/dist",
+)
+
+
+def content_hash(base_image: str) -> str:
+    """A hash of everything the app image is built from (the files the
+    Dockerfile copies and the base image's name), as compose and Tilt tag
+    builds: a change anywhere in them makes another image."""
+    digest = hashlib.sha256(base_image.encode())
+    for name in IMAGE_INPUTS:
+        root = PROJECT_ROOT / name
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for file in files:
+            if not file.is_file() or "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            digest.update(str(file.relative_to(PROJECT_ROOT)).encode() + b"\0")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def docker_engine_error() -> str | None:
@@ -362,7 +391,9 @@ class DockerRuntime:
                 del existing[name]
                 self.notes.append(f"removed {name}: not in --replicas any more")
         states = self._states()
-        if all(
+        self.notes.append(frontend.ensure_built())  # the image takes frontend/dist: first
+        fresh = not build and self._app_image_current()
+        if fresh and all(
             spec.part in states and self._is_ready(spec, states, lambda *_: None) for spec in specs
         ):
             for spec in specs:
@@ -497,26 +528,40 @@ class DockerRuntime:
                         hint="without a registry, build the stand-ins with "
                         "scripts/build-local-images and set SHOP_IMAGES=local",
                     ) from None
-        try:
-            self.client.images.get(self.plan.app_image)
-            if not build:
-                return
-        except ImageNotFound:
-            pass
+        existed = self._app_image() is not None
+        if not build and self._app_image_current():
+            return
         started = time.monotonic()
-        self._build_app_image(progress)
+        content = self._build_app_image(progress)
+        why = "" if build or not existed else "the code changed since the last build: "
         self.notes.append(
-            f"built the app image {self.plan.app_image} in {time.monotonic() - started:.1f} s"
+            f"{why}built the app image {self.plan.app_image} (content {content}) "
+            f"in {time.monotonic() - started:.1f} s"
         )
 
-    def _build_app_image(self, progress: Progress) -> None:
-        self.notes.append(frontend.ensure_built())  # the image takes frontend/dist
+    def _app_image(self) -> Any | None:
+        from docker.errors import ImageNotFound
+
+        try:
+            return self.client.images.get(self.plan.app_image)
+        except ImageNotFound:
+            return None
+
+    def _app_image_current(self) -> bool:
+        """Whether the app image was built from the files as they are now."""
+        image = self._app_image()
+        labels = (image.labels or {}) if image is not None else {}
+        return labels.get(CONTENT_LABEL) == content_hash(self.settings.image("python"))
+
+    def _build_app_image(self, progress: Progress) -> str:
+        """Build the app image, labelled with the hash of what went in."""
+        content = content_hash(self.settings.image("python"))
         for chunk in self.client.api.build(
             path=str(PROJECT_ROOT),
             dockerfile="compose/Dockerfile",
             tag=self.plan.app_image,
             buildargs={"PYTHON_IMAGE": self.settings.image("python")},
-            labels=self.labels,
+            labels={**self.labels, CONTENT_LABEL: content},
             rm=True,
             decode=True,
         ):
@@ -527,6 +572,7 @@ class DockerRuntime:
                 for spec in self.plan.all():
                     if spec.image == self.plan.app_image:
                         progress(spec.part, "starting", f"building image: {stream.split(':')[0]}")
+        return content
 
     def _ensure_network(self) -> None:
         if not self.client.networks.list(names=[self.plan.network]):
@@ -540,7 +586,12 @@ class DockerRuntime:
             # database sized for more processes after --replicas): its data
             # is in its volume, so it is made again.
             command = existing.attrs.get("Config", {}).get("Cmd")
-            if existing.status == "running" and spec.command in (None, command):
+            image = self.client.images.get(spec.image).id  # a rebuilt app image: made again
+            if (
+                existing.status == "running"
+                and spec.command in (None, command)
+                and existing.attrs.get("Image") == image
+            ):
                 progress(spec.part, "starting", "running")
                 return
             existing.remove(force=True)

@@ -72,4 +72,8 @@ class Backend:
         def act(action: str, part: str) -> None:
             control(self.runtime, action, part, lambda *_: None)
 
-        return await run_scenario(scenario, Target(gateway, self.broker_url, admin, act))
+        def unready() -> list[str]:
+            return [s.name for s in self.runtime.status() if s.health != "ready"]
+
+        target = Target(gateway, self.broker_url, admin, act, unready)
+        return await run_scenario(scenario, target)

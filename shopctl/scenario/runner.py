@@ -62,6 +62,10 @@ class Target:
     # (action, part): restart, stop, start, pause or resume a part (or
     # restart the broker) through the stack's runtime
     control: Callable[[str, str], None] | None = None
+    # the parts not running and ready now (a crashed one restarting): the
+    # rollbacks wait for none, so the next scenario starts from a healthy stack
+    unready: Callable[[], list[str]] | None = None
+    ready_timeout_s: float = 90.0
     # how long the invariants wait for stock and payments to settle
     settle_s: float = 15.0
 
@@ -171,11 +175,23 @@ class Run:
             self.result.failure = message
 
     async def restore_parts(self) -> None:
-        """Resume what the scenario paused and start what it stopped."""
+        """Resume what the scenario paused, start what it stopped, and wait
+        until every part is running and ready (one a crash fault took down
+        comes back by its runtime's restart policy)."""
         for name in sorted(self.paused):
             await self.control("resume", name)
         for name in sorted(self.stopped):
             await self.control("start", name)
+        if self.target.unready is None:
+            return
+        deadline = time.monotonic() + self.target.ready_timeout_s
+        while unready := await asyncio.to_thread(self.target.unready):
+            if time.monotonic() > deadline:
+                raise Failed(
+                    f"{', '.join(unready)} not ready {self.target.ready_timeout_s:g} s "
+                    "after the scenario"
+                )
+            await asyncio.sleep(0.2)
 
     async def parallel(self, client: httpx.AsyncClient, parallel: dict[str, Any]) -> None:
         """``count`` copies of the steps at once; the first failure fails the step."""

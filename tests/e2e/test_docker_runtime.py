@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import httpx
@@ -171,6 +172,25 @@ def test_docker_up_checkout_down(docker_env):
 
     status = shopctl(env, "status")
     assert status.returncode == 0 and status.stdout.count(" docker ") == 15
+
+    # code changed since the image was built: `up` without --build runs the new code
+    probe = Path(__file__).parents[2] / "frontend" / "dist" / f"probe-{RUN_ID}.txt"
+    probe.write_text(f"built from this checkout as it is now: {uuid.uuid4()}")
+    try:
+        changed = shopctl(env, "up", "--runtime", "docker", timeout=600)
+        assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
+        text = " ".join(changed.stdout.split())
+        assert "the code changed since the last build: built the app image" in text, text
+        served = httpx.get(f"{gateway}/{probe.name}", timeout=30)
+        assert served.status_code == 200 and served.text == probe.read_text()
+        unchanged = shopctl(env, "up", "--runtime", "docker", timeout=300)
+        assert unchanged.returncode == 0 and "already running" in unchanged.stdout
+        _rest_of_the_walk(env)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _rest_of_the_walk(env: dict[str, str]) -> None:
 
     down = shopctl(env, "down", timeout=300)
     assert down.returncode == 0

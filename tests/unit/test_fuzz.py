@@ -103,3 +103,13 @@ def test_nothing_to_draw_is_a_usage_error():
     with pytest.raises(ShopError) as raised:
         fuzz(lambda s: result(True), seed=1, runs=1, parts=["gateway"], kinds=["delay"])
     assert raised.value.exit_code == 2
+
+
+def test_the_cli_draws_the_default_kinds_crash_among_them():
+    import inspect
+
+    from shopctl.cli import scenario_fuzz
+    from shopctl.scenario.fuzz import DEFAULT_KINDS
+
+    default = inspect.signature(scenario_fuzz).parameters["kinds"].default
+    assert default.split(",") == list(DEFAULT_KINDS) and "crash" in DEFAULT_KINDS
