@@ -52,3 +52,51 @@ async def queue_states(broker_url: str, queues: list[str]) -> dict[str, tuple[in
                 if not channel.is_closed:
                     await channel.close()
     return found
+
+
+def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(queues, exchanges) a stack with this environment declares on its
+    broker: every consumer queue and its dead letters, the live stream's, the
+    retry delays' (as its SHOP_* settings make them) and the exchanges."""
+    from services.common.consumer import dead_letter_queue_name, retry_queue_name
+    from services.common.faults import CONTROL_EXCHANGE
+    from services.common.settings import ServiceSettings
+    from services.gateway.stream import STREAM_QUEUE
+
+    from .stack import PARTS
+
+    given = {k[5:].lower(): v for k, v in env.items() if k.startswith("SHOP_")}
+    settings = ServiceSettings.model_validate(given)
+    delays = sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)})
+    retries = [retry_queue_name(delay) for delay in delays]
+    consumed = [queue for part in PARTS for queue in part.queues()]
+    queues = [*consumed, *map(dead_letter_queue_name, consumed), STREAM_QUEUE, *retries]
+    exchanges = [
+        settings.events_exchange,
+        settings.dead_letter_exchange,
+        CONTROL_EXCHANGE,
+        *retries,
+    ]
+    return queues, exchanges
+
+
+async def drop_topology(broker_url: str, queues: list[str], exchanges: list[str]) -> int:
+    """Delete these queues (with what they hold) and exchanges; returns how
+    many queues there were. Meant for a stack that is down (no consumers)."""
+    import aiormq.exceptions
+
+    dropped = 0
+    async with broker_connection(broker_url, "shopctl down") as connection:
+        channel = await connection.channel()
+        for queue in queues:
+            try:
+                await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                channel = await connection.channel()  # the failed check closed it
+                continue
+            await channel.queue_delete(queue)
+            dropped += 1
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+        await channel.close()
+    return dropped

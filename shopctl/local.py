@@ -3,6 +3,7 @@ running on this machine: one database per service, uvicorn per part."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from . import frontend, processes
+from . import amqp, frontend, processes
 from .budget import ConnectionBudget, read_budget
 from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
@@ -390,6 +391,11 @@ class LocalRuntime:
         if volumes:
             self.stack.drop_databases()
             stopped.append("databases")
+            queues, exchanges = amqp.stack_topology(
+                {**self.stack.config.extra_env, "SHOP_BROKER_URL": self.settings.broker_url}
+            )
+            dropped = asyncio.run(amqp.drop_topology(self.settings.broker_url, queues, exchanges))
+            stopped.append(f"{dropped} queues and the exchanges on the broker")
         self.state_file.unlink(missing_ok=True)
         return stopped
 

@@ -159,6 +159,18 @@ def test_up_checkout_status_logs_down(sandbox_env):
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"{part.name} still listens"
     assert "nothing was running" in shopctl(env, "down").stdout
 
+    # --volumes drops the data: the databases, and the stack's queues and exchanges
+    vhost = env["SHOP_BROKER_URL"].rsplit("/", 1)[1]
+    listed = ["rabbitmqctl", "-q", "-p", vhost]
+    queues = subprocess.run([*listed, "list_queues", "name"], capture_output=True, text=True)
+    assert "order.cart.checked_out.dlq" in queues.stdout.split()  # kept by a plain down
+    dropped = shopctl(env, "down", "--volumes")
+    assert dropped.returncode == 0 and "queues and the exchanges" in dropped.stdout
+    queues = subprocess.run([*listed, "list_queues", "name"], capture_output=True, text=True)
+    exchanges = subprocess.run([*listed, "list_exchanges", "name"], capture_output=True, text=True)
+    assert queues.returncode == 0 and set(queues.stdout.split()) <= {"name"}, queues.stdout
+    assert not [e for e in exchanges.stdout.split() if e.startswith("shop.")], exchanges.stdout
+
 
 def test_a_taken_port_is_one_sentence_and_exit_1(sandbox_env):
     with socket.socket() as squatter:
