@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -73,10 +74,24 @@ def refusal(exc: ValidationError) -> str:
     return reason if reason.startswith(where) else f"{where}: {reason}"
 
 
+# Settings a scenario may change for its run (sandbox mode only), in seconds.
+TunableName = Literal["saga_step_timeout_s", "saga_shipping_timeout_s"]
+
+
 class FaultCommand(BaseModel):
-    action: Literal["set", "clear"]
+    action: Literal["set", "clear", "tune"]
     fault: FaultSpec | None = None
-    id: str | None = None  # clear one; none: clear all of the part
+    id: str | None = None  # clear one; none: clear all of the part (and every tuning)
+    # tune: these settings take these values until a clear of all
+    tuning: dict[TunableName, float] = Field(default_factory=dict)
+
+    @field_validator("tuning")
+    @classmethod
+    def _positive(cls, tuning: dict[str, float]) -> dict[str, float]:
+        for name, value in tuning.items():
+            if not 0 < value <= 3600:
+                raise ValueError(f"{name}: a number of seconds above 0, at most 3600")
+        return tuning
 
 
 class InjectedFailure(Exception):
@@ -108,6 +123,13 @@ class FaultSwitchboard:
         self.faults: dict[str, FaultSpec] = {}
         self._used: dict[str, int] = {}
         self._held: list[tuple[_Held, str | None]] = []
+        self.tuning: dict[str, float] = {}
+        self._on_tuning: list[Callable[[dict[str, float]], None]] = []
+
+    def on_tuning(self, listener: Callable[[dict[str, float]], None]) -> None:
+        """Call ``listener`` with the tuned settings whenever they change
+        (an empty dict: back to the process's own settings)."""
+        self._on_tuning.append(listener)
 
     async def listen(self, broker: Broker) -> None:
         """Bind this process's own queue to the control exchange."""
@@ -138,7 +160,11 @@ class FaultSwitchboard:
             self.faults[command.fault.id] = command.fault
             self._used[command.fault.id] = 0
             log.warning("fault on: %s", command.fault.model_dump(exclude_none=True))
+        elif command.action == "tune":
+            self._tune({**self.tuning, **dict(command.tuning.items())})
         elif command.action == "clear":
+            if not command.id and self.tuning:
+                self._tune({})
             cleared = [command.id] if command.id else list(self.faults)
             for fault_id in cleared:
                 self.faults.pop(fault_id, None)
@@ -146,6 +172,12 @@ class FaultSwitchboard:
                 if held.fault.id in cleared:
                     held.released.set()
             log.warning("faults cleared: %s", ", ".join(cleared) or "none were on")
+
+    def _tune(self, tuning: dict[str, float]) -> None:
+        self.tuning = tuning
+        log.warning("tuning: %s", tuning or "back to the settings")
+        for listener in self._on_tuning:
+            listener(dict(tuning))
 
     def decide(self, event_type: str, correlation_id: str | None) -> Decision:
         """The fault that applies to this message, counting its use."""

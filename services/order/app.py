@@ -57,4 +57,6 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         subscriptions=handlers.subscriptions(),
         background=[cancel_overdue_orders],
     )
+    if runtime.faults is not None:  # sandbox mode: a scenario may shorten the saga's timeouts
+        runtime.faults.on_tuning(handlers.retune)
     return create_service_app(runtime, title="shop order", routers=[api.router])

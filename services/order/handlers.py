@@ -3,6 +3,8 @@ or cancel."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
@@ -45,7 +47,18 @@ class OrderHandlers:
     """Handlers bound to the order timeout settings."""
 
     def __init__(self, timeouts: Timeouts) -> None:
+        self.settings = timeouts  # what the process was started with
         self.timeout = timeouts
+
+    def retune(self, tuning: dict[str, float]) -> None:
+        """A scenario's own saga timeouts (sandbox mode), or back to the
+        settings when ``tuning`` is empty; orders created from now on get them."""
+        step = tuning.get("saga_step_timeout_s")
+        shipping = tuning.get("saga_shipping_timeout_s", step)
+        self.timeout = Timeouts(
+            step=timedelta(seconds=step) if step else self.settings.step,
+            shipping=timedelta(seconds=shipping) if shipping else self.settings.shipping,
+        )
 
     async def create_order(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
         data = event.data

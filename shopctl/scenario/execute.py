@@ -28,7 +28,10 @@ async def run_scenario(scenario: Scenario, target: Target) -> Result:
         httpx.AsyncClient(base_url=target.gateway, timeout=30) as client,
     ):
         run = Run(scenario, target, tap)
+        run.dead_before = dead_before
         try:
+            if "saga_timeout" in scenario.document:
+                await run.tune_saga_timeout(float(scenario.document["saga_timeout"]))
             for step in scenario.section("steady_state"):
                 await run.step(client, step)
             for step in scenario.section("method"):

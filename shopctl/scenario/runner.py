@@ -19,6 +19,7 @@ import orjson
 
 from services.common.faults import FaultCommand, FaultSpec
 
+from .. import deadletters
 from ..amqp import broker_connection
 from ..errors import ShopError
 from ..fault_switch import send
@@ -89,6 +90,7 @@ class Run:
         self.stopped: set[str] = set()  # parts the rollbacks start again
         self.paused: set[str] = set()  # parts the rollbacks resume
         self.label_prefix = ""
+        self.dead_before: dict[str, int | None] = {}  # dead-letter depths at the start
 
     def branch(self, index: int) -> Run:
         """A copy for one branch of a parallel step: its own variables
@@ -137,6 +139,8 @@ class Run:
                 await self.clear_faults(step["clear_faults"])
             elif "publish" in step:
                 await self.publish(step["publish"])
+            elif "dlq" in step:
+                await self.dead_letters(step["dlq"])
             elif "await" in step:
                 await self.expect_order(step["await"])
             elif "orders" in step:
@@ -291,6 +295,41 @@ class Run:
         if restock and restock.group(1) in self.skus:
             sku = restock.group(1)
             self.stock_in[sku] = self.stock_in.get(sku, 0) + int(body.get("quantity", 0))
+
+    async def tune_saga_timeout(self, seconds: float) -> None:
+        """The order service's step and shipping timeouts for this run (the
+        rollbacks' clear of all faults puts the settings back)."""
+        started = time.monotonic()
+        tuning = {"saga_step_timeout_s": seconds, "saga_shipping_timeout_s": seconds}
+        try:
+            await send(self.target.broker_url, "order", FaultCommand(action="tune", tuning=tuning))
+        except ShopError as exc:
+            self._journal(f"saga timeout {seconds:g} s", f"failed: {exc.message}", started)
+            raise Failed(f"saga_timeout: {exc.message}") from None
+        self._journal(f"saga timeout {seconds:g} s", "ok", started)
+
+    async def dead_letters(self, dlq: dict[str, Any]) -> None:
+        """Wait for new dead letters in a queue, replay its letters, or purge them."""
+        if "purge" in dlq:
+            await deadletters.purge(self.target.broker_url, dlq["purge"])
+        elif "replay" in dlq:
+            if not await deadletters.replay(self.target.broker_url, dlq["replay"]):
+                raise Failed(f"no dead letter to replay in {dlq['replay']}")
+        else:
+            queue, wanted = dlq["await"], int(dlq.get("letters", 1))
+            before = self.dead_before.get(queue) or 0
+            deadline = time.monotonic() + float(dlq.get("until", 30))
+            while True:
+                now = (await deadletters.depths(self.target.broker_url, [queue])).get(queue)
+                new = (now or 0) - before
+                if new >= wanted:
+                    return
+                if time.monotonic() >= deadline:
+                    raise Failed(
+                        f"{queue} holds {new} new dead letters after "
+                        f"{float(dlq.get('until', 30)):g} s, expected {wanted}"
+                    )
+                await asyncio.sleep(0.2)
 
     async def clear_faults(self, part: str) -> None:
         parts = [p.name for p in PARTS] if part == "all" else [part]
