@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from .errors import ShopError
 
@@ -54,11 +54,35 @@ async def queue_states(broker_url: str, queues: list[str]) -> dict[str, tuple[in
     return found
 
 
+async def browse(channel: AbstractChannel, queue: str, limit: int) -> list[AbstractIncomingMessage]:
+    """Up to ``limit`` messages of ``queue``, taken unacked: closing the
+    channel puts them all back, in order."""
+    source = await channel.get_queue(queue, ensure=True)
+    taken = []
+    for _ in range(limit):
+        message = await source.get(no_ack=False, fail=False, timeout=5)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+def retry_queues(env: dict[str, str]) -> list[str]:
+    """The retry delays' queues a stack with this environment declares."""
+    from services.common.consumer import retry_queue_name
+    from services.common.settings import ServiceSettings
+
+    given = {k[5:].lower(): v for k, v in env.items() if k.startswith("SHOP_")}
+    settings = ServiceSettings.model_validate(given)
+    delays = sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)})
+    return [retry_queue_name(delay) for delay in delays]
+
+
 def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
     """(queues, exchanges) a stack with this environment declares on its
     broker: every consumer queue and its dead letters, the live stream's, the
     retry delays' (as its SHOP_* settings make them) and the exchanges."""
-    from services.common.consumer import dead_letter_queue_name, retry_queue_name
+    from services.common.consumer import dead_letter_queue_name
     from services.common.faults import CONTROL_EXCHANGE
     from services.common.settings import ServiceSettings
     from services.gateway.stream import STREAM_QUEUE
@@ -67,8 +91,7 @@ def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
 
     given = {k[5:].lower(): v for k, v in env.items() if k.startswith("SHOP_")}
     settings = ServiceSettings.model_validate(given)
-    delays = sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)})
-    retries = [retry_queue_name(delay) for delay in delays]
+    retries = retry_queues(env)
     consumed = [queue for part in PARTS for queue in part.queues()]
     queues = [*consumed, *map(dead_letter_queue_name, consumed), STREAM_QUEUE, *retries]
     exchanges = [

@@ -18,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from services.common.broker import make_message
 
-from .amqp import broker_connection
+from .amqp import broker_connection, browse
 from .errors import ShopError
 from .stack import PARTS
 
@@ -96,14 +96,7 @@ def _letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
 
 
 async def _take(channel: AbstractChannel, queue: str, limit: int) -> list[AbstractIncomingMessage]:
-    source = await channel.get_queue(_checked(queue), ensure=True)
-    taken = []
-    for _ in range(limit):
-        message = await source.get(no_ack=False, fail=False, timeout=5)
-        if message is None:
-            break
-        taken.append(message)
-    return taken
+    return await browse(channel, _checked(queue), limit)
 
 
 async def show(broker_url: str, queue: str, limit: int = 10) -> list[DeadLetter]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import socket
@@ -391,9 +392,7 @@ class LocalRuntime:
         if volumes:
             self.stack.drop_databases()
             stopped.append("databases")
-            queues, exchanges = amqp.stack_topology(
-                {**self.stack.config.extra_env, "SHOP_BROKER_URL": self.settings.broker_url}
-            )
+            queues, exchanges = amqp.stack_topology({**os.environ, **self.stack.config.extra_env})
             dropped = asyncio.run(amqp.drop_topology(self.settings.broker_url, queues, exchanges))
             stopped.append(f"{dropped} queues and the exchanges on the broker")
         self.state_file.unlink(missing_ok=True)

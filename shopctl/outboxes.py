@@ -1,5 +1,7 @@
 """The outbox rows of one saga in every service's database: what was
-committed to be published, and whether it has been (for bundles and `why`)."""
+committed to be published, and whether it has been (for bundles and `why`).
+Rows retention took out of an outbox are read from the service's saga
+history (kept 7 days by default), so an old order's saga is still there."""
 
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ class OutboxRow:
         return self.published_at is None
 
 
+def _both(statement: str) -> str:
+    """``statement`` (with ``{table}``) over the outbox and the saga history."""
+    return " UNION ALL ".join(statement.format(table=t) for t in ("outbox", "saga_history"))
+
+
 def _read_outboxes(
     runtime: Runtime, statement: str
 ) -> tuple[list[tuple[str, list[list[str | None]]]], list[str]]:
@@ -56,8 +63,10 @@ def outbox_events(runtime: Runtime, since_s: float) -> tuple[list[tuple[str, byt
     that could not be read."""
     answers, problems = _read_outboxes(
         runtime,
-        "SELECT created_at, routing_key, convert_from(body, 'UTF8') FROM outbox"
-        f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds' ORDER BY id",
+        _both(
+            "SELECT created_at, routing_key, convert_from(body, 'UTF8') FROM {table}"
+            f" WHERE created_at > now() - interval '{float(since_s):.3f} seconds'"
+        ),
     )
     found = [
         (event_time(created or "", body or ""), key or "", (body or "").encode())
@@ -96,10 +105,14 @@ def whole_id(runtime: Runtime, start: str) -> str:
     does; UsageError when more than one does."""
     if not _PREFIX.fullmatch(start):
         raise UsageError(f"{start!r} is not the start of an order id")
+    start = start.lower()
     answers, _ = _read_outboxes(
         runtime,
-        "SELECT DISTINCT correlation_id FROM outbox"
-        f" WHERE correlation_id LIKE '{start.lower()}%' LIMIT {_SHOWN + 1}",
+        "SELECT DISTINCT correlation_id FROM ("
+        + _both(
+            f"SELECT correlation_id FROM {{table}} WHERE correlation_id LIKE '{start.lower()}%'"
+        )
+        + f") AS found LIMIT {_SHOWN + 1}",
     )
     found = sorted({row[0] for _, rows in answers for row in rows if row[0]})
     return pick(start, found)
@@ -125,7 +138,10 @@ def outbox_rows(runtime: Runtime, correlation_id: str) -> tuple[list[OutboxRow],
         runtime,
         "SELECT event_type, event_id, created_at, published_at, publish_attempts,"
         " last_error, routing_key, convert_from(body, 'UTF8') FROM outbox"
-        f" WHERE correlation_id = '{correlation_id}' ORDER BY id",
+        f" WHERE correlation_id = '{correlation_id}'"
+        " UNION ALL SELECT event_type, event_id, created_at, published_at, 1, NULL,"
+        " routing_key, convert_from(body, 'UTF8') FROM saga_history"
+        f" WHERE correlation_id = '{correlation_id}'",
     )
     rows = [
         OutboxRow(

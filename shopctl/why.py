@@ -11,23 +11,27 @@ messages its handlers hold, the faults it obeys) are asked about the step."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiormq
 import orjson
 
+from services.common.consumer import ATTEMPT, ERROR
 from services.common.events import EVENT_MODELS
 from services.common.faults import ORDER_START
 
-from .amqp import queue_states
+from .amqp import broker_connection, browse, queue_states, retry_queues
 from .deadletters import show
 from .errors import ShopError, UsageError
 from .outboxes import OutboxRow, outbox_rows, whole_id
 from .runtime import Runtime
 from .timeline import Timeline, TimelineEvent, TimelineStore
 
+_BROWSED = 500  # messages looked at in each retry delay queue, at most
 _ORDER_ID = re.compile(rf"[0-9a-fA-F-]{{{ORDER_START},36}}")  # an id, or its start
 
 
@@ -69,7 +73,7 @@ def explain(runtime: Runtime, order: str) -> Explanation:
     timeline = saga_of(rows, order)
     if not len(timeline):
         raise ShopError(
-            f"no event of order {order} in any outbox",
+            f"no event of order {order} in any outbox or saga history",
             hint="is it an order id? (shopctl trace shows them as they come)",
         )
     if timeline.outcome is not None:
@@ -164,6 +168,13 @@ def _why_waiting(
                 f"shopctl dlq replay {queue}.dlq",
             )
         )
+    for delay_queue, attempt, error in asyncio.run(_retrying(url, queue, order)):
+        found.append(
+            Finding(
+                f"{waiting.after} waits in the retry delay {delay_queue} to go back to {queue} "
+                f"for attempt {attempt}; it failed: {error[:200]}"
+            )
+        )
     status = next((s for s in runtime.status() if s.name == waiting.part), None)
     if status is not None and status.state == "paused":
         found.append(Finding(f"{waiting.part} is paused", f"shopctl resume {waiting.part}"))
@@ -218,6 +229,34 @@ def _why_waiting(
             )
         )
     return explanation
+
+
+async def _retrying(url: str, queue: str, order: str) -> list[tuple[str, int, str]]:
+    """(retry delay queue, next attempt, last error) of each copy of this
+    order's message for ``queue`` that sits out a retry delay now."""
+    found = []
+    async with broker_connection(url, "shopctl why") as connection:
+        for delay_queue in retry_queues(dict(os.environ)):
+            channel = await connection.channel()
+            try:
+                for message in await browse(channel, delay_queue, _BROWSED):
+                    if message.routing_key != queue or _correlation(message.body) != order:
+                        continue
+                    headers = message.headers or {}
+                    error = headers.get(ERROR, b"")
+                    found.append(
+                        (
+                            delay_queue,
+                            int(str(headers.get(ATTEMPT, 0))),
+                            error.decode() if isinstance(error, bytes) else str(error),
+                        )
+                    )
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                continue  # that delay was never used
+            finally:
+                if not channel.is_closed:
+                    await channel.close()  # what was browsed goes back
+    return found
 
 
 def _correlation(body: bytes) -> str | None:

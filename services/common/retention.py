@@ -1,8 +1,10 @@
 """Retention of the messaging tables: a published outbox row and an inbox
-record are deleted once they are older than they are kept for
+record leave their table once they are older than they are kept for
 (``SHOP_OUTBOX_KEEP_S``, ``SHOP_INBOX_KEEP_S``); unsent outbox rows are
-never deleted. Without it both tables grow by every event for as long as
-the database lives.
+never touched. Without it both tables grow by every event for as long as
+the database lives. A published outbox row moves to the saga history (the
+same event, less the relay's bookkeeping), which keeps it for
+``SHOP_HISTORY_KEEP_S`` (7 days), so an old order's saga can still be told.
 
 An inbox record is what makes a second copy of an event a no-op, so it is
 kept far longer than any copy can come again (a relay's lease, a retry's
@@ -36,15 +38,24 @@ def _prune(table: str, old: str) -> sa.TextClause:
     )
 
 
-_PRUNE_OUTBOX = _prune("outbox", "published_at")  # NULL (unsent) is never older
+# NULL (unsent) is never older; what leaves the outbox goes to the history
+_PRUNE_OUTBOX = sa.text(
+    "WITH moved AS (DELETE FROM outbox WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM outbox WHERE published_at < now() - make_interval(secs => :keep)"
+    " LIMIT :batch)) RETURNING event_id, event_type, routing_key, correlation_id, body,"
+    " created_at, published_at)"
+    " INSERT INTO saga_history SELECT * FROM moved ON CONFLICT (event_id) DO NOTHING"
+)
 _PRUNE_INBOX = _prune("inbox", "handled_at")
+_PRUNE_HISTORY = _prune("saga_history", "published_at")
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(:k)")
 
 
 @dataclass(frozen=True)
 class Pruned:
-    outbox: int
+    outbox: int  # moved to the history
     inbox: int
+    history: int = 0
 
 
 async def prune_once(
@@ -56,6 +67,7 @@ async def prune_once(
     for statement, keep in (
         (_PRUNE_OUTBOX, settings.outbox_keep_s),
         (_PRUNE_INBOX, settings.inbox_keep_s),
+        (_PRUNE_HISTORY, settings.history_keep_s),
     ):
         total = 0
         while True:
@@ -67,7 +79,7 @@ async def prune_once(
             if deleted < batch:
                 break
         counts.append(total)
-    return Pruned(outbox=counts[0], inbox=counts[1])
+    return Pruned(outbox=counts[0], inbox=counts[1], history=counts[2])
 
 
 async def prune_forever(engine: AsyncEngine, settings: ServiceSettings) -> None:
@@ -81,10 +93,12 @@ async def prune_forever(engine: AsyncEngine, settings: ServiceSettings) -> None:
         except Exception as exc:
             log.warning("retention: pruning the messaging tables failed: %s", exc)
         else:
-            if pruned is not None and (pruned.outbox or pruned.inbox):
+            if pruned is not None and (pruned.outbox or pruned.inbox or pruned.history):
                 log.info(
-                    "retention: deleted %d published outbox rows and %d inbox records",
+                    "retention: moved %d published outbox rows to the saga history, deleted "
+                    "%d inbox records and %d history rows",
                     pruned.outbox,
                     pruned.inbox,
+                    pruned.history,
                 )
         await asyncio.sleep(settings.prune_interval_s)

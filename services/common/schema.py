@@ -38,6 +38,22 @@ inbox = sa.Table(
     ),
 )
 
+# The compact history of the events a service published: outbox rows move
+# here when retention takes them out of the outbox (an hour after they were
+# published), and are kept for days, so `shopctl why` and `trace --since`
+# still tell an old order's saga. Nothing on the hot path reads or writes it.
+saga_history = sa.Table(
+    "saga_history",
+    messaging_metadata,
+    sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("routing_key", sa.Text, nullable=False),
+    sa.Column("correlation_id", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 OUTBOX_CHANNEL = "shop_outbox"
 
 
@@ -81,3 +97,23 @@ def drop_messaging_tables(op: Any) -> None:
     op.drop_table("inbox")
     op.drop_index("outbox_unsent", table_name="outbox")
     op.drop_table("outbox")
+
+
+def create_history_table(op: Any) -> None:
+    """Called from a service's second migration: the saga history."""
+    op.create_table(
+        "saga_history",
+        sa.Column("event_id", UUID(as_uuid=True), primary_key=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("routing_key", sa.Text, nullable=False),
+        sa.Column("correlation_id", sa.Text, nullable=False),
+        sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("saga_history_correlation", "saga_history", ["correlation_id"])
+    op.create_index("saga_history_published", "saga_history", ["published_at"])
+
+
+def drop_history_table(op: Any) -> None:
+    op.drop_table("saga_history")

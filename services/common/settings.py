@@ -81,7 +81,15 @@ class ServiceSettings(BaseSettings):
     )
 
     outbox_keep_s: float = Field(
-        default=3600.0, gt=0, description="published outbox rows are deleted after this long"
+        default=3600.0,
+        gt=0,
+        description="published outbox rows move to the saga history after this long",
+    )
+    history_keep_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="the saga history (what `shopctl why` and `trace --since` read of an old "
+        "order) is deleted after this long",
     )
     inbox_keep_s: float = Field(
         default=86_400.0,

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from services.common.schema import create_messaging_tables
+from services.common.schema import create_history_table, create_messaging_tables
 
 revision = "0001"
 down_revision = None
@@ -17,6 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     create_messaging_tables(op)
+    create_history_table(op)
     op.create_table(
         "effects",
         sa.Column("key", sa.Text, primary_key=True),

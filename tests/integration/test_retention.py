@@ -1,5 +1,6 @@
 """The messaging tables' retention against the real database: what is past
-its keep goes, unsent outbox rows and recent records stay."""
+its keep goes (a published outbox row into the saga history, which keeps it
+for days), unsent outbox rows and recent records stay."""
 
 from __future__ import annotations
 
@@ -69,10 +70,33 @@ async def test_only_what_is_past_its_keep_is_deleted(settings, engine):
         await add_inbox(engine, age_s=25 * HOUR)
     remembered = await add_inbox(engine, age_s=23 * HOUR)
 
+    history_before = await ids(engine, "saga_history")
     assert await prune_once(engine, settings, batch=2) == Pruned(outbox=5, inbox=3)
     assert await ids(engine, "outbox") == {recent, unsent}
     assert await ids(engine, "inbox") == {remembered}
+    assert len(await ids(engine, "saga_history") - history_before) == 5  # moved, whole
     assert await prune_once(engine, settings, batch=2) == Pruned(outbox=0, inbox=0)
+
+
+async def test_the_saga_history_keeps_an_event_for_days_then_lets_it_go(settings, engine):
+    settings = settings.model_copy(update={"outbox_keep_s": HOUR, "history_keep_s": 7 * 24 * HOUR})
+    last_week = await add_outbox(engine, age_s=6 * 24 * HOUR, published=True)
+    too_old = await add_outbox(engine, age_s=8 * 24 * HOUR, published=True)
+    await prune_once(engine, settings)
+    outbox, history = await ids(engine, "outbox"), await ids(engine, "saga_history")
+    assert {last_week, too_old}.isdisjoint(outbox)
+    assert last_week in history and too_old not in history
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT event_type, routing_key, correlation_id, body FROM saga_history"
+                    " WHERE event_id = :id"
+                ),
+                {"id": last_week},
+            )
+        ).one()
+    assert tuple(row) == ("OrderCompleted", "order.completed", "x", b"\x00")
 
 
 async def test_one_process_of_a_service_prunes_at_a_time(settings, engine):
