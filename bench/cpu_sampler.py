@@ -3,7 +3,7 @@ bench/flamegraph.py ("frame;frame;frame count" a line).
 
 py-spy on this machine counts a thread that was preempted but could run
 as busy in the frame it stopped in, most often a ``send`` that woke
-another process (docs/performance.md), and cProfile's per-call cost
+another process (docs/performance-journal.md), and cProfile's per-call cost
 inflates call-heavy code. This samples the Python stack from
 ``ITIMER_PROF``, whose signal the kernel sends only as the process spends
 CPU (user and system): a sample lands where the CPU went, C calls counted

@@ -73,7 +73,7 @@ LOAD = "shopctl bench (the load)"  # this process, in the CPU table
 # A flood's tap takes only the ends of the orders (what holds its slots and
 # counts them); the steps between are read back after the run
 # (read_steps_back). Taking every event live took the bench twice the CPU
-# (docs/performance.md, "What an order costs beside a bare journey; the
+# (docs/performance-journal.md, "What an order costs beside a bare journey; the
 # bench's own tap").
 TERMINAL_KEYS = (OrderCompleted.routing_key, OrderCancelled.routing_key)
 BARE = "the bare pipeline"  # this process while --baseline measures
@@ -246,7 +246,7 @@ def process_table(pids: dict[str, list[int]]) -> dict[str, dict[int, tuple[float
     backends that ended: the postmaster reaps them, and their CPU would
     otherwise leave the table with them (a backend of a connection a pool
     closed under load: until 2026-12-01 most of the stack's PostgreSQL CPU
-    went missing that way; docs/performance.md)."""
+    went missing that way; docs/performance-journal.md)."""
     found: dict[str, dict[int, tuple[float, float]]] = {}
     for name, group in pids.items():
         for pid in group:

@@ -149,7 +149,7 @@ class DockerPlan:
             # The quorum queues' shared write-ahead log is kept in memory
             # until it rolls over at 512 MB by default: RabbitMQ's memory then
             # grows by that much under any steady traffic (the soak,
-            # docs/performance.md). 64 MB bounds it.
+            # docs/performance-journal.md). 64 MB bounds it.
             environment={
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
                     "+sbwt none +sbwtdcpu none +sbwtdio none -ra wal_max_size_bytes 67108864"

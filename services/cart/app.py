@@ -27,7 +27,7 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
     )
     app = create_service_app(runtime, title="shop cart", routers=[api.router])
     # aiohttp through the shared client: httpx's pool cost a request about
-    # 1.7 ms of CPU (docs/performance.md), and a cart is filled a line at a time
+    # 1.7 ms of CPU (docs/performance-journal.md), and a cart is filled a line at a time
     catalog = domain.Catalog(settings.catalog_url, Upstreams(timeout_s=5.0, connect_s=2.0))
     app.state.catalog = catalog
     runtime.close_on_stop(catalog.http.close)

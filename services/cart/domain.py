@@ -41,7 +41,7 @@ class Cart(BaseModel):
 
 
 # Built once, run on the driver's connection: building a statement and its
-# cache key on every request cost more than running it (docs/performance.md).
+# cache key on every request cost more than running it (docs/performance-journal.md).
 _select_cart = sa.select(carts).where(carts.c.id == sa.bindparam("cart_id"))
 _LOAD = Prepared(_select_cart)
 _LOAD_LOCKED = Prepared(_select_cart.with_for_update())

@@ -27,7 +27,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
     for ``db_ping_after_idle_s`` is pinged before use, a dead one replaced, so
     a PostgreSQL restart heals itself. A connection in steady use is not
     pinged: that round trip on every checkout cost about 5 % of a busy
-    service's time (docs/performance.md); should it have died meanwhile, the
+    service's time (docs/performance-journal.md); should it have died meanwhile, the
     statement fails as transient (a consumer retries it without spending an
     attempt, a request answers 503) and the pool drops its connections."""
     options = (
@@ -41,7 +41,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         # to a pool already holding ``pool_size`` idle ones, and under a burst
         # of requests that made a new PostgreSQL backend (a fork, the login,
         # cold caches) for a good part of the transactions: a fifth of the
-        # machine's CPU in a flood (docs/performance.md). The consumer's
+        # machine's CPU in a flood (docs/performance-journal.md). The consumer's
         # handlers take at most ``db_pool_size`` of them (ConsumerRunner), so
         # ``db_max_overflow`` stay for requests and the relay.
         pool_size=settings.db_pool_size + settings.db_max_overflow,
@@ -127,7 +127,7 @@ class Driver:
     every message runs: the messaging core's own (the inbox row, the outbox
     rows, marking rows sent) and the handlers' ``Prepared`` ones. SQLAlchemy's
     execution path (its greenlet hand-off, the compiled cache, the result
-    wrapper) cost 2.5 times psycopg's own CPU for them (docs/performance.md,
+    wrapper) cost 2.5 times psycopg's own CPU for them (docs/performance-journal.md,
     bench/core_pipeline.py). A failure is raised as the exception SQLAlchemy
     would have raised, with a lost connection invalidated, so callers and
     the pool see no difference. Handlers write their statements in
@@ -306,7 +306,7 @@ class Pooled:
     on the same pooled connection only when code asks for it, and then it
     commits and gives the connection back. SQLAlchemy's connection, begin,
     commit and close cost a greenlet hand-off each, about 200 us a
-    transaction (docs/performance.md). Given back (``release``) by the
+    transaction (docs/performance-journal.md). Given back (``release``) by the
     pool's own check-in, which rolls back whatever was not committed and
     drops a connection that cannot."""
 
@@ -445,7 +445,7 @@ class Prepared:
     """An SQLAlchemy Core statement compiled once for the service's dialect,
     to run on the driver's connection (``Driver.run``) without SQLAlchemy's
     execution path: the hot path's statements, which every message runs
-    (docs/performance.md). The parameters go through the same bind
+    (docs/performance-journal.md). The parameters go through the same bind
     processors SQLAlchemy applies (JSON, enums), so the statement sees the
     same values. A statement needing what only SQLAlchemy's execution does
     (Python-side column defaults, expanding IN parameters, result

@@ -67,7 +67,7 @@ class CartCheckedOut(EventData):
 # The saga's events carry what its later steps need (event-carried state):
 # payment charges from StockReserved and shipping ships from
 # PaymentSucceeded, so neither takes CartCheckedOut nor waits to have seen it.
-# Two deliveries an order fewer (docs/performance.md) and no race between a
+# Two deliveries an order fewer (docs/performance-journal.md) and no race between a
 # step and the checkout it depends on. The carried fields extend API.md's
 # table, so they are optional: an event made to the table alone (`shopctl
 # inject`, another team's producer) is still valid; payment declines one it
@@ -228,7 +228,7 @@ def envelope_of(model: type[EventData]) -> type[Envelope[Any]]:
     parametrised generics in a weak cache: with no event of a type alive, a
     garbage collection dropped its class and the next event rebuilt class,
     schema and validator on the message's path (4 % of a paced service's
-    samples; docs/performance.md)."""
+    samples; docs/performance-journal.md)."""
     return Envelope[model]  # type: ignore[valid-type]
 
 

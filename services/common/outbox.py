@@ -11,7 +11,7 @@ The fast path: a transaction of a process whose relay runs writes its rows
 already claimed by that relay (``claimed_until`` a lease ahead) and hands
 them over at commit; the relay publishes them at once and marks a whole
 batch sent in one statement. No claim query, no NOTIFY, no waking of other
-relays: a hop costs a few round trips fewer (docs/performance.md). If the
+relays: a hop costs a few round trips fewer (docs/performance-journal.md). If the
 process dies before it publishes, the lease expires and any relay's sweep
 takes the rows, as for a claim."""
 

@@ -5,7 +5,7 @@ Every event of ``shop.events`` is kept a short while in a RabbitMQ stream
 (``STREAM_QUEUE``: an append-only log, read without taking anything out of
 it). Nobody watching, nothing is read: reading every event of a flood cost
 the gateway half its CPU and RabbitMQ a delivery an event, about 5 % of the
-machine (docs/performance.md). The first watcher starts the reading from
+machine (docs/performance-journal.md). The first watcher starts the reading from
 ``replay_s`` back, so a page opened just after its checkout still sees the
 first steps; the reading stops ``idle_s`` after the last watcher left."""
 

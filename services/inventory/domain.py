@@ -52,7 +52,7 @@ async def restock(conn: AsyncConnection, sku: str, quantity: int) -> dict[str, A
 
 
 # The saga's statements: built once, with bind parameters, and run on the
-# driver's connection (services.common.db.Prepared, docs/performance.md).
+# driver's connection (services.common.db.Prepared, docs/performance-journal.md).
 _RESERVATION = Prepared(
     sa.select(reservations.c.status, reservations.c["items"])
     .where(reservations.c.order_id == sa.bindparam("order_id"))

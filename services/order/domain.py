@@ -81,7 +81,7 @@ def _advance_to(target: OrderStatus) -> Any:
 
 
 # Built once: one statement per target state (building it per event cost
-# more than running it; docs/performance.md).
+# more than running it; docs/performance-journal.md).
 _ADVANCE: dict[OrderStatus, Prepared] = {
     target: Prepared(_advance_to(target)) for target in _RANK if target is not OrderStatus.PENDING
 }

@@ -25,7 +25,7 @@ from services.common.outbox import UnitOfWork
 from .domain import OrderStatus, Timeouts, advance, cancel
 from .models import orders
 
-# Built once (docs/performance.md).
+# Built once (docs/performance-journal.md).
 _CREATE = Prepared(
     insert(orders)
     .values(

@@ -27,7 +27,7 @@ from .models import intents, payments
 # Records what StockReserved asks to charge and takes the intent's row lock
 # (making the row when OrderCancelled has not): a charge and a cancel of one
 # order run one after the other, never interleaved. Built once
-# (docs/performance.md).
+# (docs/performance-journal.md).
 _intent = insert(intents).values(
     order_id=sa.bindparam("order_id"),
     customer_id=sa.bindparam("customer_id"),

@@ -28,7 +28,7 @@ class NoDestination(Exception):
 
 # Records where PaymentSucceeded asks to ship and takes the destination's row
 # lock (making the row when OrderCancelled has not): a shipment and a cancel
-# of one order run one after the other. Built once (docs/performance.md).
+# of one order run one after the other. Built once (docs/performance-journal.md).
 _destination = insert(destinations).values(
     order_id=sa.bindparam("order_id"),
     customer_id=sa.bindparam("customer_id"),

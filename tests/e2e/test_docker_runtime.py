@@ -117,7 +117,7 @@ def test_docker_up_checkout_down(docker_env):
     assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
 
     # the quorum queues' write-ahead log rolls over at 64 MB, not 512 MB
-    # (RabbitMQ's memory stays bounded: docs/performance.md)
+    # (RabbitMQ's memory stays bounded: docs/performance-journal.md)
     import docker
 
     broker = docker.from_env().containers.get(f"{env['SHOP_PROJECT']}-rabbitmq")

@@ -1,5 +1,5 @@
 """The pool pings a connection that sat idle and replaces it when dead; a
-connection in steady use is not pinged (docs/performance.md)."""
+connection in steady use is not pinged (docs/performance-journal.md)."""
 
 from __future__ import annotations
 
