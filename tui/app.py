@@ -216,7 +216,8 @@ class ShopTui(App[None]):
     CSS = """
     TabbedContent { height: 1fr; }
     #saga-body { height: 1fr; }
-    #orders { width: 48; height: 1fr; }
+    /* its columns (8 + 30 + 5, a cell's padding each side) and the scrollbar */
+    #orders { width: 51; height: 1fr; }
     #timeline { width: 1fr; height: 1fr; padding: 0 1; }
     .narrow #saga-body { layout: vertical; }
     .narrow #orders { width: 1fr; height: 7; }

@@ -126,3 +126,26 @@ def test_saga_screen_light(snap_compare):
         await pilot.pause(0.1)
 
     assert snap_compare(app(), terminal_size=(120, 40), run_before=run_before)
+
+
+async def test_the_order_list_shows_every_column_whole_with_its_scrollbar():
+    """At 130 columns, with more orders than the list's height (a scrollbar),
+    the took column is whole: it was cut to 'too'."""
+    tui = app()
+    async with tui.run_test(size=(130, 30)) as pilot:
+        for n in range(60):
+            body = {
+                "id": str(uuid.uuid4()),
+                "type": "CartCheckedOut",
+                "source": "cart",
+                "time": datetime.fromtimestamp(T0 + n, UTC).isoformat(),
+                "correlationid": str(uuid.uuid4()),
+                "data": {},
+            }
+            tui.feed(parse_event(orjson.dumps(body), "k", seen_at=T0 + n))
+        await pilot.pause(0.3)
+        orders = tui.query_one("#orders")
+        orders.move_cursor(row=3)
+        await pilot.pause(0.1)
+        assert orders.show_vertical_scrollbar
+        assert orders.virtual_size.width <= orders.scrollable_content_region.width
