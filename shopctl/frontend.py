@@ -16,7 +16,7 @@ from .settings import PROJECT_ROOT
 
 FRONTEND = PROJECT_ROOT / "frontend"
 DIST = FRONTEND / "dist"
-SOURCES = ("src", "index.html", "package.json", "package-lock.json", "vite.config.ts")
+SOURCES = ("src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts")
 
 
 def _newest_source() -> float:

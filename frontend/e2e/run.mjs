@@ -41,6 +41,12 @@ try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(15_000);
+  // files the pages ask for and the gateway does not have (the API's 404s are answers)
+  report.missing_files = [];
+  page.on("response", (response) => {
+    const path = new URL(response.url()).pathname;
+    if (response.status() === 404 && !path.startsWith("/api/")) report.missing_files.push(path);
+  });
 
   // first load: size and time of everything the products page needs
   const started = Date.now();

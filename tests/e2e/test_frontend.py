@@ -74,6 +74,9 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     page = httpx.get(f"{gateway}/orders/123")  # a page path: the app, for its router
     assert page.status_code == 200 and '<div id="root">' in page.text
     assert httpx.get(f"{gateway}/nope.js").status_code == 404
+    icon = httpx.get(f"{gateway}/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+    assert '<link rel="icon"' in page.text
     assert httpx.get(f"{gateway}/api/nothing-here").status_code == 404
     script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
     asset = httpx.get(f"{gateway}{script}", headers={"Accept-Encoding": "gzip"})
@@ -96,6 +99,7 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert done.returncode == 0 and report["ok"], report.get("error")
     assert "Payment accepted" in report["completed_steps"]
+    assert report["missing_files"] == [], report["missing_files"]  # the favicon among them
     assert "declined" in report["declined_reason"]
     for name in ("01-products", "02-admin", "05-order-completed", "07-order-declined", "08-orders"):
         assert (shots / f"{name}.png").stat().st_size > 5000, name

@@ -2,7 +2,7 @@ import { render, screen } from "@testing-library/react";
 import { Route, Routes } from "react-router-dom";
 
 import { renderAt } from "../test/render";
-import { OrderPage, Steps } from "./Order";
+import { offset, OrderPage, Steps } from "./Order";
 
 const realFetch = window.fetch;
 afterEach(() => {
@@ -33,6 +33,15 @@ test("each saga step in words, in the order they happened", () => {
   );
   const steps = screen.getAllByRole("listitem").map((li) => li.querySelector(".step-label")?.textContent);
   expect(steps).toEqual(["Order placed", "Payment declined", "Items back in stock"]);
+  // the first at its clock time, the others by how long after it they came
+  const times = screen.getAllByRole("listitem").map((li) => li.querySelector("time")?.textContent);
+  expect(times.slice(1)).toEqual(["+200 ms", "+300 ms"]);
+  expect(times[0]).toBe(new Date("2026-11-25T10:00:00.100Z").toLocaleTimeString());
+});
+
+test("offsets of a second and more read in seconds", () => {
+  expect(offset(1450)).toBe("+1.4 s");
+  expect(offset(12)).toBe("+12 ms");
 });
 
 test("an order the stream's snapshot calls over is read again: its reason shows", async () => {

@@ -23,16 +23,29 @@ function time(iso: string): string {
   return Number.isNaN(when.getTime()) ? iso : when.toLocaleTimeString();
 }
 
+/** "+200 ms", "+1.4 s": how long after the saga's first step, as the TUI shows it. */
+export function offset(ms: number): string {
+  return ms < 1000 ? `+${Math.round(ms)} ms` : `+${(ms / 1000).toFixed(1)} s`;
+}
+
 export function Steps({ events }: { events: SagaEvent[] }) {
   const sorted = [...events].sort((a, b) => a.time.localeCompare(b.time));
+  const start = sorted.length ? new Date(sorted[0].time).getTime() : NaN;
   return (
     <ol className="steps" aria-label="order steps">
-      {sorted.map((event) => (
-        <li key={event.id} data-event={event.type} className={`step step-${event.type}`}>
-          <span className="step-label">{STEP_LABELS[event.type] ?? event.type}</span>{" "}
-          <time dateTime={event.time}>{time(event.time)}</time>
-        </li>
-      ))}
+      {sorted.map((event, index) => {
+        const after = new Date(event.time).getTime() - start;
+        // the first step at its clock time; the rest by how long after it they came
+        const shown = index === 0 || Number.isNaN(after) ? time(event.time) : offset(after);
+        return (
+          <li key={event.id} data-event={event.type} className={`step step-${event.type}`}>
+            <span className="step-label">{STEP_LABELS[event.type] ?? event.type}</span>{" "}
+            <time dateTime={event.time} title={time(event.time)}>
+              {shown}
+            </time>
+          </li>
+        );
+      })}
     </ol>
   );
 }
