@@ -30,14 +30,26 @@ setup_venv() {
     if [ ! -f "$stamp" ] || [ "$ROOT/requirements.lock" -nt "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         say "installing the locked dependencies"
         local log="$VENV/install.log"
-        if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check -r "$ROOT/requirements.lock" &&
-               "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e "$ROOT"; } >"$log" 2>&1; then
+        if ! install_locked >"$log" 2>&1; then
             tail -n 30 "$log" >&2
             die "installing the dependencies failed; the whole log is in $log"
         fi
         touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
+}
+
+install_locked() {  # uv from PyPI when it can be had (its cache makes a new venv quick), else pip
+    local pip=("$VENV/bin/python" -m pip install --disable-pip-version-check)
+    if "${pip[@]}" --quiet uv && [ -x "$VENV/bin/uv" ]; then
+        # the system's certificates: a machine whose traffic passes a proxy of its own
+        local uv=(env UV_NATIVE_TLS=1 "$VENV/bin/uv" pip install --python "$VENV/bin/python")
+        if "${uv[@]}" -r "$ROOT/requirements.lock" && "${uv[@]}" --no-deps -e "$ROOT"; then
+            return 0
+        fi
+        echo "uv failed: installing with pip instead"
+    fi
+    "${pip[@]}" -r "$ROOT/requirements.lock" && "${pip[@]}" --no-deps -e "$ROOT"
 }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
@@ -78,6 +90,8 @@ ensure_rabbitmq() {
     fi
 }
 
+FRONTEND_SOURCES=(src public index.html package.json package-lock.json vite.config.ts tsconfig.json)
+
 ensure_frontend() {  # frontend/node_modules from the committed lock, when missing or stale
     if ! command -v npm >/dev/null 2>&1; then
         echo "npm not found: the frontend will not be built (install Node.js 20 and npm)"
@@ -91,6 +105,34 @@ ensure_frontend() {  # frontend/node_modules from the committed lock, when missi
     fi
 }
 
+frontend_current() {  # dist is there and no source is newer (what shopctl up checks too)
+    local index="$ROOT/frontend/dist/index.html"
+    [ -f "$index" ] || return 1
+    [ -z "$(cd "$ROOT/frontend" && find "${FRONTEND_SOURCES[@]}" -newer "$index" 2>/dev/null | head -n 1)" ]
+}
+
+ensure_frontend_build() {  # frontend/dist, from the build cache when these sources were built before
+    command -v npm >/dev/null 2>&1 || return 0  # shopctl up says what that means
+    frontend_current && return 0
+    local key cache
+    key="$(cd "$ROOT/frontend" && find "${FRONTEND_SOURCES[@]}" -type f 2>/dev/null | LC_ALL=C sort |
+        xargs sha256sum | sha256sum | cut -c1-16)"
+    cache="${XDG_CACHE_HOME:-$HOME/.cache}/shop/frontend-$key"
+    if [ ! -f "$cache/index.html" ]; then
+        ensure_frontend
+        say "building the frontend"
+        (cd "$ROOT/frontend" && npm run build >"$ROOT/frontend/build.log" 2>&1) ||
+            { tail -n 20 "$ROOT/frontend/build.log" >&2; die "npm run build failed in frontend/"; }
+        mkdir -p "$(dirname "$cache")"
+        rm -rf "$cache.tmp" && cp -a "$ROOT/frontend/dist" "$cache.tmp" && rm -rf "$cache" &&
+            mv "$cache.tmp" "$cache"
+    else
+        say "the frontend, built before from these sources ($cache)"
+        rm -rf "$ROOT/frontend/dist" && cp -a "$cache" "$ROOT/frontend/dist"
+    fi
+    touch "$ROOT/frontend/dist/index.html"  # newer than every source now
+}
+
 ensure_chromium() {  # Debian's chromium, for the browser tests
     [ -x /usr/bin/chromium ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -102,4 +144,20 @@ ensure_chromium() {  # Debian's chromium, for the browser tests
     else
         echo "no /usr/bin/chromium and no root to install it: the browser tests will skip"
     fi
+}
+
+# The frontend's install and build take as long as the Python install: run
+# them beside it (start_frontend STEP...), then wait (finish_frontend).
+start_frontend() {
+    FRONTEND_LOG="$(mktemp)"
+    (for step in "$@"; do "$step" || exit 1; done) >"$FRONTEND_LOG" 2>&1 &
+    FRONTEND_PID=$!
+}
+
+finish_frontend() {
+    local failed=0
+    wait "$FRONTEND_PID" || failed=1
+    cat "$FRONTEND_LOG"
+    rm -f "$FRONTEND_LOG"
+    [ "$failed" = 0 ] || die "the frontend could not be set up (see above)"
 }

@@ -283,7 +283,8 @@ def test_two_ups_at_once_start_one_stack_and_down_finds_every_process(sandbox_en
     assert any("already running" in out for out, _ in outputs), outputs
     marker = str((Path(env["SHOP_STATE_DIR"]) / "local").resolve())
     running = processes.marked_processes(marker)
-    assert sorted(running.values()) == sorted(p.name for p in PARTS)  # one each, not two
+    # one each, not two, and one supervisor
+    assert sorted(running.values()) == sorted([*(p.name for p in PARTS), "supervisor"])
 
     # the state file lost: down still finds them by their mark
     (Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").unlink()
