@@ -736,6 +736,17 @@ def scenario_list(targets: Targets) -> None:
     out.print(table)
 
 
+SettleOption = Annotated[
+    float,
+    typer.Option(
+        min=0.5,
+        max=600,
+        help="seconds the invariants wait for stock and payments to settle after a scenario "
+        "(what a failing one costs; longer than its longest fault delay)",
+    ),
+]
+
+
 @scenario.command("run")
 def scenario_run(
     targets: Targets,
@@ -747,6 +758,7 @@ def scenario_run(
     keep_up: Annotated[
         bool, typer.Option("--keep-up", help="leave a stack started for this run up")
     ] = False,
+    settle: SettleOption = 15.0,
 ) -> None:
     """Run scenarios against the stack (started first when it is not up, and
     stopped after unless --keep-up); exit 1 when any fails."""
@@ -765,7 +777,7 @@ def scenario_run(
     if started_here:
         up(runtime=runtime, build=False)
     try:
-        results = _run_scenarios(loaded, settings, gateway, bundle)
+        results = _run_scenarios(loaded, settings, gateway, bundle, settle)
     finally:
         if started_here and not keep_up:
             out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
@@ -807,6 +819,7 @@ def scenario_fuzz(
     keep_up: Annotated[
         bool, typer.Option("--keep-up", help="leave a stack started for this run up")
     ] = False,
+    settle: SettleOption = 8.0,
 ) -> None:
     """Random fault schedules over a checkout's saga (Hypothesis), the
     invariants as the oracle; a failure is shrunk and written out as a
@@ -838,7 +851,7 @@ def scenario_fuzz(
 
     try:
         target = _scenario_target(settings, gateway)
-        target.settle_s = 8.0
+        target.settle_s = settle
         report = fuzz(
             executor(target, seed),
             seed=seed,
@@ -888,7 +901,11 @@ def _scenario_target(settings: SandboxSettings, gateway: str) -> Any:
 
 
 def _run_scenarios(
-    loaded: list[Any], settings: SandboxSettings, gateway: str, bundle: Path | None
+    loaded: list[Any],
+    settings: SandboxSettings,
+    gateway: str,
+    bundle: Path | None,
+    settle_s: float,
 ) -> list[Any]:
     import asyncio
 
@@ -896,6 +913,7 @@ def _run_scenarios(
     from .scenario.runner import render_timeline
 
     target = _scenario_target(settings, gateway)
+    target.settle_s = settle_s
     results = []
     for item in loaded:
         out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")

@@ -173,42 +173,36 @@ def test_docker_up_checkout_down(docker_env):
     status = shopctl(env, "status")
     assert status.returncode == 0 and status.stdout.count(" docker ") == 15
 
-    # code changed since the image was built: `up` without --build runs the new code
+    # code changed since the image was built: `up` without --build runs the new
+    # code (checked on the warm start below, which starts every container anew)
     probe = Path(__file__).parents[2] / "frontend" / "dist" / f"probe-{RUN_ID}.txt"
-    probe.write_text(f"built from this checkout as it is now: {uuid.uuid4()}")
     try:
-        changed = shopctl(env, "up", "--runtime", "docker", timeout=600)
-        assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
-        text = " ".join(changed.stdout.split())
+        down = shopctl(env, "down", timeout=300)
+        assert down.returncode == 0
+        left = project_objects(env["SHOP_PROJECT"])
+        assert left["containers"] == [] and left["networks"] == []
+        assert len(left["volumes"]) == 7 + 1  # data kept without --volumes
+
+        # A warm start (images built, data kept); with the official images asked
+        # for and not to be had, the stand-ins are used and that is said once.
+        official = {k: v for k, v in env.items() if k != "SHOP_IMAGES"}
+        probe.write_text(f"built from this checkout as it is now: {uuid.uuid4()}")
+        warm = shopctl(official, "up", "--runtime", "docker", timeout=600)
+        assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+        print(warm.stdout.splitlines()[-4])  # the warm time to ready, for the record
+        text = " ".join(warm.stdout.split())
         assert "the code changed since the last build: built the app image" in text, text
         served = httpx.get(f"{gateway}/{probe.name}", timeout=30)
         assert served.status_code == 200 and served.text == probe.read_text()
-        unchanged = shopctl(env, "up", "--runtime", "docker", timeout=300)
+        unchanged = shopctl(official, "up", "--runtime", "docker", timeout=300)
         assert unchanged.returncode == 0 and "already running" in unchanged.stdout
-        _rest_of_the_walk(env)
+        if not _official_images_here():
+            text = " ".join(warm.stdout.split())
+            assert text.count("using the local stand-in images") == 1
+            assert "is not here and cannot be pulled" in text
+        assert shopctl(env, "down", timeout=300).returncode == 0
+
+        assert shopctl(env, "down", "--volumes", timeout=300).returncode == 0
+        assert project_objects(env["SHOP_PROJECT"])["volumes"] == []
     finally:
         probe.unlink(missing_ok=True)
-
-
-def _rest_of_the_walk(env: dict[str, str]) -> None:
-
-    down = shopctl(env, "down", timeout=300)
-    assert down.returncode == 0
-    left = project_objects(env["SHOP_PROJECT"])
-    assert left["containers"] == [] and left["networks"] == []
-    assert len(left["volumes"]) == 7 + 1  # data kept without --volumes
-
-    # A warm start (images built, data kept); with the official images asked
-    # for and not to be had, the stand-ins are used and that is said once.
-    official = {k: v for k, v in env.items() if k != "SHOP_IMAGES"}
-    warm = shopctl(official, "up", "--runtime", "docker", timeout=300)
-    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
-    print(warm.stdout.splitlines()[-4])  # the warm time to ready, for the record
-    if not _official_images_here():
-        text = " ".join(warm.stdout.split())
-        assert text.count("using the local stand-in images") == 1
-        assert "is not here and cannot be pulled" in text
-    assert shopctl(env, "down", timeout=300).returncode == 0
-
-    assert shopctl(env, "down", "--volumes", timeout=300).returncode == 0
-    assert project_objects(env["SHOP_PROJECT"])["volumes"] == []

@@ -72,6 +72,10 @@ def test_fuzz_finds_a_planted_bug_and_writes_a_scenario_that_fails_the_same_way(
         "--out",
         str(found),
         "--keep-up",
+        # no delay among the faults: stock settles at once or never, so a
+        # failing schedule need not wait the default 8 s to be called so
+        "--settle",
+        "3",
         timeout=500,
     )
     print(fuzzed.stdout[-6000:])
@@ -86,7 +90,7 @@ def test_fuzz_finds_a_planted_bug_and_writes_a_scenario_that_fails_the_same_way(
     written = found / "fuzz-seed-7.yaml"
     assert "kind: duplicate" in written.read_text()
 
-    replayed = shopctl(bugged, "scenario", "run", str(written), timeout=200)
+    replayed = shopctl(bugged, "scenario", "run", str(written), "--settle", "3", timeout=200)
     assert replayed.returncode == 1, replayed.stdout[-3000:]
     assert "invariant:" in replayed.stdout and "still has stock reserved" in replayed.stdout
 
