@@ -393,11 +393,18 @@ class Run:
             has_all = _in_order(types, [w["type"] for w in wanted])
             return has_all and (outcome is None or timeline.outcome == outcome)
 
+        def decided(timeline: Timeline) -> bool:
+            # an order's outcome is final: ended otherwise, it never will be as expected
+            ended_otherwise = outcome is not None and timeline.outcome not in (None, outcome)
+            return done(timeline) or ended_otherwise
+
         try:
-            timeline = await self.tap.wait_for(order, done, deadline)
+            timeline = await self.tap.wait_for(order, decided, deadline)
         except TimeoutError:
             seen = self.tap.store.get(order)
             raise Failed(expected_versus_seen(wanted, outcome, seen, deadline)) from None
+        if not done(timeline):
+            raise Failed(expected_versus_seen(wanted, outcome, timeline, deadline))
         self.result.orders[order] = timeline
         for want in wanted:
             within = want.get("within")
