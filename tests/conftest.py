@@ -225,6 +225,28 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
     await broker.close()
 
 
+# Fixtures that start a stack of the machine's servers: the tests that use one
+# run in one xdist group, so that with `-n 2 --dist loadgroup` (scripts/test)
+# at most two stacks share PostgreSQL's connections at a time.
+SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that stop the broker run last, so nothing else sees the outage."""
-    items.sort(key=lambda item: item.get_closest_marker("restarts_servers") is not None)
+    """Tests that stop the broker run last, so nothing else sees the outage
+    (scripts/test runs them on their own, after the rest). With xdist, the
+    tests on the session's stack (and the integration tests, before it
+    starts) are one group and the sandboxes' tests another."""
+    # the stack-level tests after the others: the integration tests' pools and
+    # the session's stack then never hold the server's connections at once
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("restarts_servers") is not None,
+            "/e2e/" in str(item.path),
+        )
+    )
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SANDBOX_FIXTURES:
+            item.add_marker(pytest.mark.xdist_group("sandboxes"))
+        elif "stack" in fixtures or "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("servers"))
