@@ -225,19 +225,20 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
     await broker.close()
 
 
-# Fixtures that start a stack of the machine's servers: the tests that use one
-# run in one xdist group, so that with `-n 2 --dist loadgroup` (scripts/test)
-# at most two stacks share PostgreSQL's connections at a time.
+# Fixtures that start a stack of the machine's servers: with `-n 2 --dist
+# loadgroup` (scripts/test) the tests on the session's stack are one group,
+# and the tests that start a sandbox of their own (or, as the integration
+# tests do, services with pools of their own) another: besides the session's
+# stack (8 processes) one of them at a time holds PostgreSQL's connections,
+# whose default 100 the stacks share (case L1).
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that stop the broker run last, so nothing else sees the outage
     (scripts/test runs them on their own, after the rest). With xdist, the
-    tests on the session's stack (and the integration tests, before it
-    starts) are one group and the sandboxes' tests another."""
-    # the stack-level tests after the others: the integration tests' pools and
-    # the session's stack then never hold the server's connections at once
+    tests on the session's stack are one group, and the sandboxes' and the
+    integration tests another."""
     items.sort(
         key=lambda item: (
             item.get_closest_marker("restarts_servers") is not None,
@@ -246,7 +247,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & SANDBOX_FIXTURES:
-            item.add_marker(pytest.mark.xdist_group("sandboxes"))
-        elif "stack" in fixtures or "/integration/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("servers"))
+        if fixtures & SANDBOX_FIXTURES or "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("own-servers"))
+        elif "stack" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("session-stack"))
