@@ -234,6 +234,7 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that stop the broker run last, so nothing else sees the outage
     (scripts/test runs them on their own, after the rest). With xdist, the
