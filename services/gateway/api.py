@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -168,11 +169,12 @@ async def order_stream(
             if ended:
                 ends_at = loop.time() + settings.stream_linger_s
             elif order["status"] in ("COMPLETED", "CANCELLED"):
-                if not earlier:
-                    return  # over before this gateway saw any of it: the snapshot says it all
+                if not earlier and _ended_before(order, settings.stream_replay_s):
+                    return  # none of its events can come any more: the snapshot says it all
                 # Over in the database, but its terminal event (published
-                # after the commit) has not reached this gateway yet: wait
-                # for it as long as for the compensations after it.
+                # after the commit) has not reached this gateway yet, or the
+                # reading this stream started replays its steps still: wait
+                # for them as long as for the compensations after them.
                 ends_at = loop.time() + settings.stream_linger_s
             while True:
                 if ends_at is None:
@@ -195,6 +197,17 @@ async def order_stream(
                     ends_at = loop.time() + settings.stream_linger_s
 
     return EventSourceResponse(events(), ping=15)
+
+
+def _ended_before(order: dict[str, Any], replay_s: float) -> bool:
+    """Whether the order ended longer ago than the live stream reads back
+    (or says not when): none of its events is still to come."""
+    try:
+        ended = datetime.fromisoformat(str(order.get("updated_at")))
+    except ValueError:
+        return True
+    ended = ended if ended.tzinfo else ended.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - ended).total_seconds() > replay_s
 
 
 @router.get("/openapi.json", include_in_schema=False)

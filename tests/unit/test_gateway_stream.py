@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -24,7 +25,9 @@ from tests.http_server import ServedApp
 class SlowOrderService(ServedApp):
     """A real HTTP server answering 404 until the order 'exists'."""
 
-    def __init__(self, found_after: int, status: str = "COMPLETED") -> None:
+    def __init__(
+        self, found_after: int, status: str = "COMPLETED", updated_at: str | None = None
+    ) -> None:
         self.calls = 0
         self.found_after = found_after
         self.read_twice = threading.Event()
@@ -37,7 +40,7 @@ class SlowOrderService(ServedApp):
                 self.read_twice.set()
             if self.calls <= self.found_after:
                 return JSONResponse({"error": {"code": "not_found", "message": "no"}}, 404)
-            return JSONResponse({"id": order_id, "status": status})
+            return JSONResponse({"id": order_id, "status": status, "updated_at": updated_at})
 
         super().__init__(app)
 
@@ -118,3 +121,34 @@ async def test_an_order_over_in_the_database_waits_for_its_last_events(seen_befo
         assert 0.5 <= took < 3  # the linger after OrderCancelled, then the end
     else:
         assert kinds == ["snapshot"] and took < 0.5
+
+
+async def test_an_order_that_just_ended_waits_for_the_steps_the_reading_replays():
+    """The order completed an instant before its page opened, and the first
+    watcher's reading (from a few seconds back) brings its steps only after
+    the snapshot was read: the stream carries them (it ended with the
+    snapshot alone, and the page never showed its steps: CI's browser test)."""
+    just_now = datetime.now(UTC).isoformat()
+    with SlowOrderService(0, status="COMPLETED", updated_at=just_now) as orders:
+        settings = GatewaySettings(order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5)
+        app = create_app(settings)
+        order_id = str(uuid.uuid4())
+        broadcaster = app.state.broadcaster
+
+        async def the_replay_arrives() -> None:
+            await asyncio.to_thread(orders.read_twice.wait, 5)  # the snapshot, read while watching
+            await asyncio.sleep(0.1)
+            for kind in ("OrderCreated", "StockReserved", "OrderCompleted"):
+                broadcaster.deliver(order_id, saga_event(order_id, kind))
+
+        token = issue_token(settings, Caller(uuid.uuid4(), "customer"))
+        transport = httpx.ASGITransport(app=app)
+        late = asyncio.create_task(the_replay_arrives())
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            answer = await client.get(
+                f"/api/orders/{order_id}/stream", headers={"Authorization": f"Bearer {token}"}
+            )
+        late.cancel()
+        await app.state.http.close()
+    kinds = [line[len("event: ") :] for line in answer.text.splitlines() if "event:" in line]
+    assert kinds == ["snapshot", "OrderCreated", "StockReserved", "OrderCompleted"]
