@@ -164,7 +164,7 @@ class _Part:
 
     launch: dict[str, Any]
     pid: int = 0
-    state: str = "running"  # running, restarting (backing off), stopped
+    state: str = "running"  # running, restarting (backing off), stopped, retired
     restarts: int = 0
     streak: int = 0  # quick exits in a row: the back-off's exponent
     started_at: float = 0.0  # wall clock, for status
@@ -213,8 +213,20 @@ class _Part:
             self.state, self.next_start = "restarting", time.monotonic() + delay
         self.write()
 
+    def owned(self) -> bool:
+        """Whether this supervisor still runs the part: a later fork server
+        (an `up` while it was stopped) writes the part's file as its own."""
+        try:
+            return int(json.loads(status_file(self.log).read_text())["supervisor"]) == os.getpid()
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+
     def tend(self) -> None:
-        """Start it again when its back-off ended, or its stop was lifted."""
+        """Start it again when its back-off ended, or its stop was lifted
+        (unless another supervisor took it over meanwhile: then never)."""
+        if self.state in ("restarting", "stopped") and not self.owned():
+            self.state = "retired"
+            return
         held = stopped_file(self.log).exists()
         if self.state == "restarting" and held:
             self.state = "stopped"
@@ -290,6 +302,10 @@ def _supervisor(launches: list[dict[str, Any]], grace_s: float) -> None:
             Path("/proc/self/comm").write_text("supervisor")
         parts = [_Part(launch) for launch in launches]
         for part in parts:
+            # claim the part first (a supervisor that held it stopped lets it
+            # go), then lift an old stop: this start is a start
+            part.write()
+            stopped_file(part.log).unlink(missing_ok=True)
             part.fork()
             print(json.dumps({"name": part.launch["name"], "pid": part.pid}), flush=True)
         os.setsid()  # its own group: a `down` finds it by the sandbox's marker

@@ -194,3 +194,33 @@ def test_a_fork_server_that_hangs_is_stopped_with_one_sentence(tmp_path: Path, m
     assert caught.value.message == "the fork server did not start cart within 1 s"
     assert time.monotonic() - started < 10
     assert processes.marked_processes(f"{tmp_path}/sandbox") == {}  # nothing left running
+
+
+def test_a_part_started_anew_is_let_go_by_the_supervisor_that_held_it_stopped(
+    tmp_path: Path, started
+):
+    """`stop payment`, then `up`: a new fork server starts payment. The old
+    supervisor must not start it as well (two on one port), and the new one
+    restarts it when it dies."""
+    payment = launch("payment", f"{tmp_path}/sandbox")
+    [first] = processes.start_forked([payment], tmp_path)
+    started.append(first)
+    processes.wait_ready([first], deadline_s=30)
+    processes.stop_process(first, grace_s=5)  # held stopped by the first supervisor
+    [second] = processes.start_forked([payment], tmp_path)
+    started.append(second)
+    assert second.supervisor != first.supervisor
+    processes.wait_ready([second], deadline_s=30)
+    time.sleep(1)  # the first supervisor looks every 0.25 s: give it time to act, wrongly
+    assert pgrep(r"shop payment \[local\]", [first]) == set()  # it let the part go
+    os.killpg(second.process.pid, signal.SIGKILL)
+    status = wait_for(
+        lambda: (
+            (s := processes.supervised(second.log_path))
+            and s["pid"] != second.process.pid
+            and s["state"] == "running"
+            and s
+        )
+    )
+    assert status["supervisor"] == second.supervisor and status["restarts"] == 1
+    assert pgrep(r"shop payment \[local\]", [first]) == set()
