@@ -99,7 +99,11 @@ def plan_budget(
 
 
 def read_budget(
-    admin_url: str, processes: int, reserve: int, own_databases: list[str] | None = None
+    admin_url: str,
+    processes: int,
+    reserve: int,
+    own_databases: list[str] | None = None,
+    ceiling: int = DEFAULT_CEILING,
 ) -> ConnectionBudget:
     """The budget off the server at ``admin_url`` as it is now. Connections
     to ``own_databases`` (the stack's own, from parts still running) are not
@@ -114,4 +118,4 @@ def read_budget(
             (own_databases or [],),
         ).fetchone()
     assert row is not None
-    return plan_budget(row[0], row[1], row[2], processes, reserve)
+    return plan_budget(row[0], row[1], row[2], processes, reserve, ceiling)

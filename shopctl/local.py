@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from . import amqp, frontend, processes
-from .budget import ConnectionBudget, read_budget
+from .budget import DEFAULT_CEILING, ConnectionBudget, read_budget
 from .errors import ShopError
 from .logs import LogLine, follow_files, read_files
 from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
@@ -53,6 +53,7 @@ class LocalStackConfig:
     # even when the state file is wrong or lost (as docker labels containers).
     marker: str = ""
     db_reserve: int = 10  # PostgreSQL connections left for people and tools
+    db_ceiling: int = DEFAULT_CEILING  # connections one process may hold at most
 
 
 def _url_with(admin_url: str, user: str | None, database: str) -> str:
@@ -156,6 +157,7 @@ class LocalStack:
                     len(self.launches()),
                     self.config.db_reserve,
                     [self.database_name(t) for t in PARTS],
+                    self.config.db_ceiling,
                 )
             except psycopg.OperationalError as exc:
                 raise self._unreachable(exc) from None
@@ -259,6 +261,7 @@ class LocalRuntime:
                 create_roles=True,
                 marker=str(self.home.resolve()),
                 db_reserve=settings.db_reserve,
+                db_ceiling=settings.db_ceiling,
                 replicas=settings.replica_counts(),
                 extra_env={
                     "SHOP_FAULT_INJECTION": str(settings.fault_injection).lower(),

@@ -55,6 +55,12 @@ class SandboxSettings(BaseSettings):
     db_reserve: int = Field(
         default=10, ge=0, description="PostgreSQL connections the stack leaves for people and tools"
     )
+    db_ceiling: int = Field(
+        default=21,
+        ge=3,
+        description="PostgreSQL connections one process may hold at most (its share of what "
+        "is free otherwise): lower it to run two stacks on one server",
+    )
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     database_prefix: str = Field(default="shop", pattern=r"^[a-z][a-z0-9_]{0,30}$")
 
