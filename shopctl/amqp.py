@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from .errors import ShopError
+
+if TYPE_CHECKING:
+    from services.common.settings import ServiceSettings
 
 
 @asynccontextmanager
@@ -67,15 +71,19 @@ async def browse(channel: AbstractChannel, queue: str, limit: int) -> list[Abstr
     return taken
 
 
-def retry_queues(env: dict[str, str]) -> list[str]:
-    """The retry delays' queues a stack with this environment declares."""
-    from services.common.consumer import retry_queue_name
+def _stack_settings(env: dict[str, str]) -> ServiceSettings:
+    """The messaging settings a stack's services read from this environment."""
     from services.common.settings import ServiceSettings
 
     given = {k[5:].lower(): v for k, v in env.items() if k.startswith("SHOP_")}
-    settings = ServiceSettings.model_validate(given)
-    delays = sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)})
-    return [retry_queue_name(delay) for delay in delays]
+    return ServiceSettings.model_validate(given)
+
+
+def retry_queues(env: dict[str, str]) -> list[str]:
+    """The retry delays' queues a stack with this environment declares."""
+    from services.common.consumer import retry_delays_ms, retry_queue_name
+
+    return [retry_queue_name(delay) for delay in retry_delays_ms(_stack_settings(env))]
 
 
 def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -84,13 +92,11 @@ def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
     retry delays' (as its SHOP_* settings make them) and the exchanges."""
     from services.common.consumer import dead_letter_queue_name
     from services.common.faults import CONTROL_EXCHANGE
-    from services.common.settings import ServiceSettings
     from services.gateway.stream import STREAM_QUEUE
 
     from .stack import PARTS
 
-    given = {k[5:].lower(): v for k, v in env.items() if k.startswith("SHOP_")}
-    settings = ServiceSettings.model_validate(given)
+    settings = _stack_settings(env)
     retries = retry_queues(env)
     consumed = [queue for part in PARTS for queue in part.queues()]
     queues = [*consumed, *map(dead_letter_queue_name, consumed), STREAM_QUEUE, *retries]

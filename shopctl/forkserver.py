@@ -57,6 +57,7 @@ BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 30.0
 STEADY_S = 10.0  # a run this long resets the back-off
 POLL_S = 0.25  # how often a stopped part's file is looked at
+SUPERVISOR_TITLE = "shop supervisor [local]"
 
 
 def exit_file(log: str | Path) -> Path:
@@ -297,7 +298,7 @@ def _supervisor(launches: list[dict[str, Any]], grace_s: float) -> None:
     """In the supervisor: fork the parts, say their pids, then watch them."""
     code = 0
     try:
-        _set_title("shop supervisor [local]")
+        _set_title(SUPERVISOR_TITLE)
         with contextlib.suppress(OSError):
             Path("/proc/self/comm").write_text("supervisor")
         parts = [_Part(launch) for launch in launches]

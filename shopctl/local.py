@@ -220,8 +220,7 @@ class LocalStack:
         (the supervisors stop their parts together)."""
         if name is None:
             for supervisor in self.supervisors:
-                if processes.pid_runs(supervisor, "shop supervisor"):
-                    processes.stop_pid(supervisor, grace_s=20)
+                processes.stop_supervisor(supervisor)
             self.supervisors.clear()
         for key in [name] if name else list(self.running):
             processes.stop_process(self.running[key])
@@ -300,6 +299,10 @@ class LocalRuntime:
                 )
         return state
 
+    def _note_supervisors(self, state: dict[str, Any]) -> None:
+        """The supervisors this shopctl started join those of the state."""
+        state["supervisors"] = sorted({*state.get("supervisors", []), *self.stack.supervisors})
+
     def _save(self, state: dict[str, Any]) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
@@ -357,7 +360,7 @@ class LocalRuntime:
                 "log": str(running.log_path),
             }
             progress(name, "starting", f"pid {running.process.pid}")
-        state["supervisors"] = sorted({*state.get("supervisors", []), *self.stack.supervisors})
+        self._note_supervisors(state)
         state["started_at"] = state.get("started_at") or time.time()
         state["budget"] = self.stack.connection_budget().describe()
         self._save(state)  # `down` can clean up even if the wait below fails
@@ -381,8 +384,7 @@ class LocalRuntime:
         running = [name for name, entry in state["parts"].items() if self._alive(name, entry)]
         # the supervisors first: each stops its parts, all at once
         for pid in state.get("supervisors", []):
-            if processes.pid_runs(int(pid), "shop supervisor"):
-                processes.stop_pid(int(pid), self.settings.stop_timeout_s + 10)
+            processes.stop_supervisor(int(pid), self.settings.stop_timeout_s + 10)
         for name in running:
             entry = state["parts"][name]
             if self._alive(name, entry):
@@ -458,9 +460,7 @@ class LocalRuntime:
 
     @staticmethod
     def _supervised(entry: dict[str, Any]) -> bool:
-        return "supervisor" in entry and processes.pid_runs(
-            int(entry["supervisor"]), "shop supervisor"
-        )
+        return "supervisor" in entry and processes.supervisor_runs(int(entry["supervisor"]))
 
     def _entry(self, state: dict[str, Any], name: str) -> dict[str, Any]:
         part(name)  # a clear error for an unknown part
@@ -498,27 +498,23 @@ class LocalRuntime:
             self.stack.start_parts([part(name)], skip=others)
             running = self.stack.running[name]
             entry.update(pid=running.process.pid, instance=running.instance, started_at=time.time())
-            state["supervisors"] = sorted({*state.get("supervisors", []), *self.stack.supervisors})
+            self._note_supervisors(state)
         else:
             entry.update(pid=pid, started_at=time.time())
         entry.pop("stopped", None)
         self._save(state)
         progress(name, "starting", f"pid {entry['pid']}")
-        url = f"http://{self.stack.config.host}:{entry['port']}"
-        deadline = time.monotonic() + self.settings.ready_timeout_s
-        while not processes.url_ready(url, replica_of(name)[0], entry.get("instance")):
-            if not processes.pid_alive(int(entry["pid"])):
-                raise ShopError(
-                    f"{name} exited while starting",
-                    hint=f"its log: {entry['log']}",
-                )
-            if time.monotonic() > deadline:
-                raise ShopError(
-                    f"{name} did not become ready within {self.settings.ready_timeout_s:.0f} s",
-                    hint=f"its log: {entry['log']}",
-                )
-            time.sleep(0.1)
-        progress(name, "ready", url)
+        log = Path(entry["log"])
+        started = processes.RunningPart(
+            name,
+            int(entry["port"]),
+            processes.ForkedProcess(int(entry["pid"]), processes.exit_file(log)),
+            log,
+            str(entry.get("instance", "")),
+            replica_of(name)[0],
+        )
+        processes.wait_ready([started], self.settings.ready_timeout_s)
+        progress(name, "ready", started.url)
 
     def pause_part(self, name: str) -> None:
         """Freeze the part (SIGSTOP): its sockets stay open, nothing moves."""

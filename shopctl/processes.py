@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ShopError
-from .forkserver import exit_file, status_file, stopped_file
+from .forkserver import SUPERVISOR_TITLE, exit_file, status_file, stopped_file
 
 
 class ForkedProcess:
@@ -337,8 +337,19 @@ def supervised(log_path: Path) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
+def supervisor_runs(pid: int) -> bool:
+    """Whether ``pid`` is a live supervisor of forked parts (not a recycled pid)."""
+    return pid_runs(pid, SUPERVISOR_TITLE)
+
+
 def supervisor_alive(status: dict[str, Any] | None) -> bool:
-    return status is not None and pid_runs(int(status["supervisor"]), "shop supervisor")
+    return status is not None and supervisor_runs(int(status["supervisor"]))
+
+
+def stop_supervisor(pid: int, grace_s: float = 20.0) -> None:
+    """Stop a supervisor, which stops every part it runs, all at once."""
+    if supervisor_runs(pid):
+        stop_pid(pid, grace_s)
 
 
 def stop_supervised(log_path: Path, pid: int, grace_s: float = 10.0) -> None:

@@ -100,9 +100,14 @@ def _quorum(**extra: Any) -> dict[str, Any]:
     }
 
 
+def retry_delays_ms(settings: ServiceSettings) -> list[int]:
+    """Every retry delay these settings use, shortest first."""
+    return sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)})
+
+
 async def declare_retry_queues(channel: AbstractChannel, settings: ServiceSettings) -> None:
     """The shared delay queues for every retry delay these settings use."""
-    for delay in sorted({settings.retry_delay_ms(a) for a in range(1, settings.max_attempts)}):
+    for delay in retry_delays_ms(settings):
         name = retry_queue_name(delay)
         exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
         # No x-dead-letter-routing-key: an expired message keeps the routing

@@ -46,8 +46,8 @@ def started():
     parts: list[processes.RunningPart] = []
     yield parts
     for supervisor in {part.supervisor for part in parts}:  # it stops its parts
-        if supervisor is not None and processes.pid_runs(supervisor, "shop supervisor"):
-            processes.stop_pid(supervisor, grace_s=10)
+        if supervisor is not None:
+            processes.stop_supervisor(supervisor, grace_s=10)
     for part in parts:
         processes.stop_process(part, grace_s=2)
 
