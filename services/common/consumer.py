@@ -411,7 +411,13 @@ class ConsumerRunner:
         event: Envelope[Any],
         attempt: int,
     ) -> str:
-        fault = self.faults.decide(event.type, event.correlationid) if self.faults else None
+        fault = (
+            self.faults.decide(
+                event.type, event.correlationid, lambda: event.data.model_dump(mode="json")
+            )
+            if self.faults
+            else None
+        )
         if fault is not None and fault.kind != "none":
             early = await self._fault_before(fault, queue, message, event)
             if early is not None:
@@ -447,6 +453,8 @@ class ConsumerRunner:
             return "retried"
         if self.faults is not None:
             self.faults.saw(event.type, event.correlationid)
+            if fault is not None and fault.kind == "crash":
+                crash()  # at: after_commit: the handler's work is in, the ack never goes
             if fault is not None and fault.kind == "lose_ack":
                 await message.nack(requeue=True)  # committed, yet it comes again
                 return "ack_lost"
@@ -475,7 +483,7 @@ class ConsumerRunner:
         if decision.kind == "drop":
             await message.ack()
             return "dropped"
-        if decision.kind == "crash":
+        if decision.kind == "crash" and fault.at == "before_handler":
             crash()
         if decision.kind == "delay":
             await asyncio.sleep(fault.ms / 1000)

@@ -1,11 +1,15 @@
 """Faults injected at the level of one message, in sandbox mode only.
 
-A fault names a part, an event type and optionally one saga (order, or the
-start of its id as trace and the TUI show it), and
-what to do to matching messages: ``delay`` the handling, ``fail`` it N
-times, ``crash`` the process on it, handle it but ``lose_ack`` (it comes
-again), ``duplicate`` it, ``drop`` it, ``hold`` it until another event of
-the saga has passed, or ``publish_twice`` an outgoing event. They are
+A fault names a part, an event type and which sagas it acts on: every one,
+one (order, or the start of its id as trace and the TUI show it), the
+``next`` N this process sees, those whose event carries a ``sku``, or whose
+event data ``match`` given values (a customer id captured before the
+checkout). It says what to do to matching messages: ``delay`` the handling,
+``fail`` it N times, ``crash`` the process on it (before the handler, or
+``at: after_commit``: committed, not acked), handle it but ``lose_ack`` (it
+comes again), ``duplicate`` it, ``drop`` it, ``hold`` it until another event
+of the saga (or of ``until_order``) has passed, or ``publish_twice`` an
+outgoing event. They are
 switched at run time on the ``shop.control`` exchange, which every replica
 of a part hears; outside sandbox mode (``SHOP_FAULT_INJECTION``) nothing
 listens, so a switch has no one to reach (RELIABILITY.md, A6). Cheap when
@@ -18,14 +22,14 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .broker import Broker
 
@@ -37,6 +41,10 @@ ORDER_START = 8  # the fewest characters of an order's id that name it (trace sh
 FaultKind = Literal[
     "delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice"
 ]
+CrashPoint = Literal["before_handler", "after_commit"]
+# what a fault's match reads: an event's data, or a function that reads it
+# only when a fault asks (most messages never need it)
+EventData = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 
 class FaultSpec(BaseModel):
@@ -50,18 +58,55 @@ class FaultSpec(BaseModel):
     times: int | None = Field(default=None, ge=1)  # how many messages; None: all
     ms: int = Field(default=0, ge=0, le=600_000)  # delay
     until: str | None = None  # hold: until this event type of the saga has passed
+    until_order: str | None = None  # hold: ... of this saga instead (its id or its start)
+    next: int | None = Field(default=None, ge=1)  # only the next N sagas seen, each whole
+    sku: str | None = None  # only sagas whose event carries this SKU
+    match: dict[str, str | int | float | bool] | None = None  # event data fields, equal
+    at: CrashPoint = "before_handler"  # crash: before the handler, or after its commit
 
-    @field_validator("order")
+    @field_validator("order", "until_order")
     @classmethod
-    def _names_one_order(cls, order: str | None) -> str | None:
+    def _names_one_order(cls, order: str | None, info: Any) -> str | None:
         if order is not None and len(order) < ORDER_START:
-            raise ValueError(f"order: its id, or its first {ORDER_START} characters")
+            raise ValueError(f"{info.field_name}: its id, or its first {ORDER_START} characters")
         return order
 
-    def matches(self, event_type: str, correlation_id: str | None) -> bool:
-        return self.event == event_type and (
-            self.order is None or (correlation_id or "").startswith(self.order)
-        )
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> FaultSpec:
+        if self.kind == "delay" and self.ms <= 0:
+            raise ValueError("delay: ms, the milliseconds to delay, above 0")
+        if self.kind == "hold" and not self.until:
+            raise ValueError("hold: until, the event type that lets it go")
+        if self.until_order and self.kind != "hold":
+            raise ValueError("until_order: only a hold waits on another order")
+        if self.at != "before_handler" and self.kind != "crash":
+            raise ValueError("at: only a crash has a point (before_handler, after_commit)")
+        return self
+
+    def matches(
+        self, event_type: str, correlation_id: str | None, data: EventData | None = None
+    ) -> bool:
+        """Whether this fault is for the message (``next`` aside: the
+        switchboard counts sagas)."""
+        if self.event != event_type:
+            return False
+        if self.order is not None and not (correlation_id or "").startswith(self.order):
+            return False
+        if self.sku is None and not self.match:
+            return True
+        fields = (data() if callable(data) else data) or {}
+        if self.sku is not None and self.sku not in carried_skus(fields):
+            return False
+        return all(str(fields.get(k)) == str(v) for k, v in (self.match or {}).items())
+
+
+def carried_skus(data: Mapping[str, Any]) -> set[str]:
+    """The SKUs an event's data names: its items', its skus, its sku."""
+    found = {str(i["sku"]) for i in data.get("items") or [] if isinstance(i, dict) and "sku" in i}
+    found.update(str(s) for s in data.get("skus") or [])
+    if data.get("sku") is not None:
+        found.add(str(data["sku"]))
+    return found
 
 
 def refusal(exc: ValidationError) -> str:
@@ -122,6 +167,7 @@ class FaultSwitchboard:
         self.service = service
         self.faults: dict[str, FaultSpec] = {}
         self._used: dict[str, int] = {}
+        self._sagas: dict[str, list[str | None]] = {}  # next N: the sagas each fault took
         self._held: list[tuple[_Held, str | None]] = []
         self.tuning: dict[str, float] = {}
         self._on_tuning: list[Callable[[dict[str, float]], None]] = []
@@ -159,6 +205,7 @@ class FaultSwitchboard:
         if command.action == "set" and command.fault is not None:
             self.faults[command.fault.id] = command.fault
             self._used[command.fault.id] = 0
+            self._sagas[command.fault.id] = []
             log.warning("fault on: %s", command.fault.model_dump(exclude_none=True))
         elif command.action == "tune":
             self._tune({**self.tuning, **dict(command.tuning.items())})
@@ -179,34 +226,50 @@ class FaultSwitchboard:
         for listener in self._on_tuning:
             listener(dict(tuning))
 
-    def decide(self, event_type: str, correlation_id: str | None) -> Decision:
+    def decide(
+        self, event_type: str, correlation_id: str | None, data: EventData | None = None
+    ) -> Decision:
         """The fault that applies to this message, counting its use."""
         if not self.faults:
             return NO_FAULT
         for fault in list(self.faults.values()):
-            if fault.kind == "publish_twice" or not fault.matches(event_type, correlation_id):
+            if fault.kind == "publish_twice" or not self._takes(
+                fault, event_type, correlation_id, data
+            ):
                 continue
-            used = self._used.get(fault.id, 0)
-            if fault.times is not None and used >= fault.times:
-                continue
-            self._used[fault.id] = used + 1
             log.warning(
                 "fault %s (%s) on %s of %s", fault.id, fault.kind, event_type, correlation_id
             )
             return Decision(fault, fault.kind)
         return NO_FAULT
 
-    def publishes_twice(self, event_type: str, correlation_id: str | None) -> bool:
+    def publishes_twice(
+        self, event_type: str, correlation_id: str | None, data: EventData | None = None
+    ) -> bool:
         """Whether an outgoing event is to be published twice (the relay asks)."""
-        for fault in self.faults.values():
-            if fault.kind != "publish_twice" or not fault.matches(event_type, correlation_id):
-                continue
-            used = self._used.get(fault.id, 0)
-            if fault.times is not None and used >= fault.times:
-                continue
-            self._used[fault.id] = used + 1
-            return True
-        return False
+        return any(
+            fault.kind == "publish_twice" and self._takes(fault, event_type, correlation_id, data)
+            for fault in list(self.faults.values())
+        )
+
+    def _takes(
+        self, fault: FaultSpec, event_type: str, correlation_id: str | None, data: EventData | None
+    ) -> bool:
+        """Whether ``fault`` acts on this message; counts the use when it does."""
+        if not fault.matches(event_type, correlation_id, data):
+            return False
+        used = self._used.get(fault.id, 0)
+        if fault.times is not None and used >= fault.times:
+            return False
+        if fault.next is not None:
+            # the first N sagas seen after the fault was set are its own, whole
+            taken = self._sagas.setdefault(fault.id, [])
+            if correlation_id not in taken:
+                if len(taken) >= fault.next:
+                    return False
+                taken.append(correlation_id)
+        self._used[fault.id] = used + 1
+        return True
 
     async def hold(self, fault: FaultSpec, correlation_id: str | None) -> None:
         """Until an event of type ``fault.until`` of the same saga has been
@@ -228,6 +291,7 @@ class FaultSwitchboard:
             {
                 **fault.model_dump(exclude_none=True),
                 "used": self._used.get(fault.id, 0),
+                **({"sagas": self._sagas.get(fault.id, [])} if fault.next else {}),
                 "holding": held.get(fault.id, []),
             }
             for fault in self.faults.values()
@@ -236,7 +300,12 @@ class FaultSwitchboard:
     def saw(self, event_type: str, correlation_id: str | None) -> None:
         """Every event this process handles: releases what was held for it."""
         for held, saga in self._held:
-            if held.fault.until == event_type and saga == correlation_id:
+            if held.fault.until != event_type:
+                continue
+            awaited = held.fault.until_order
+            if (awaited is None and saga == correlation_id) or (
+                awaited is not None and (correlation_id or "").startswith(awaited)
+            ):
                 held.released.set()
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -430,7 +431,10 @@ class OutboxRelay:
     async def _publish(self, row: OutboxRow) -> None:
         copies = (
             2
-            if self.faults and self.faults.publishes_twice(row.event_type, row.correlation_id)
+            if self.faults
+            and self.faults.publishes_twice(
+                row.event_type, row.correlation_id, lambda: orjson.loads(row.body).get("data") or {}
+            )
             else 1
         )
         for _ in range(copies):
