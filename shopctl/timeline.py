@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -36,6 +36,8 @@ NEXT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "StockReservationFailed": (("OrderCancelled", "order"),),
     "PaymentFailed": (("OrderCancelled", "order"),),
 }
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ class Tap:
         self.on_event = on_event
         self._connection: Any = None
         self._queue: Any = None
-        self.arrived = asyncio.Event()  # set on every event; waiters clear it
+        self.arrived = asyncio.Event()  # set, and made anew, on every event
 
     async def __aenter__(self) -> Tap:
         import aio_pika
@@ -386,27 +388,42 @@ class Tap:
             return
         if self.on_event is not None:
             self.on_event(found)
-        self.arrived.set()
+        arrival, self.arrived = self.arrived, asyncio.Event()
+        arrival.set()  # every waiter looks again
 
     async def wait_for(
         self, correlation_id: str, condition: Callable[[Timeline], bool], timeout: float
     ) -> Timeline:
         """The saga's timeline once ``condition`` holds; TimeoutError with
         what it waits on when the deadline passes first."""
+
+        def holds() -> Timeline | None:
+            timeline = self.store.get(correlation_id)
+            return timeline if timeline is not None and condition(timeline) else None
+
+        try:
+            return await self.wait_any(holds, timeout)
+        except TimeoutError:
+            timeline = self.store.get(correlation_id)
+            waiting = timeline.waiting_on() if timeline is not None else None
+            detail = "no event seen"
+            if waiting is not None:
+                detail = f"waiting on {waiting.event} from {waiting.part}"
+            raise TimeoutError(f"saga {correlation_id}: {detail} after {timeout:.0f} s") from None
+
+    async def wait_any(self, find: Callable[[], T | None], timeout: float) -> T:
+        """What ``find`` returns once it returns something, asked again as
+        each event arrives; TimeoutError when the deadline passes first.
+        Any number of waiters at once: each waits on the arrival it last
+        looked before (a new one is made per event)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            timeline = self.store.get(correlation_id)
-            if timeline is not None and condition(timeline):
-                return timeline
+            arrival = self.arrived
+            found = find()
+            if found is not None:
+                return found
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
-                waiting = timeline.waiting_on() if timeline is not None else None
-                detail = (
-                    f"waiting on {waiting.event} from {waiting.part}"
-                    if waiting
-                    else "no event seen"
-                )
-                raise TimeoutError(f"saga {correlation_id}: {detail} after {timeout:.0f} s")
-            self.arrived.clear()
+                raise TimeoutError(f"not seen after {timeout:g} s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.arrived.wait(), timeout=min(left, 0.5))
+                await asyncio.wait_for(arrival.wait(), timeout=left)

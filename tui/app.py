@@ -732,10 +732,13 @@ class ShopTui(App[None]):
         for entry in result.journal:
             style = "" if entry.outcome == "ok" else "red"
             log.write(Text(f"{entry.at:7.2f} s  {entry.step}: {entry.outcome}", style=style))
-        verdict = ("passed", "bold green") if result.passed else ("FAILED", "bold red")
-        log.write(Text(f"{verdict[0]} in {result.seconds:.1f} s", style=verdict[1]))
-        if result.failure:
-            log.write(Text(result.failure, style="red"))
+        style = "bold yellow" if result.expected_failure else "bold green"
+        style = style if result.as_expected else "bold red"
+        verdict = result.verdict if result.expect_failure else result.verdict.upper()
+        verdict = "passed" if result.passed and result.as_expected else verdict
+        log.write(Text(f"{verdict} in {result.seconds:.1f} s", style=style))
+        if result.failure or not result.as_expected:
+            log.write(Text(result.verdict_text, style="yellow" if result.as_expected else "red"))
 
     @on(Button.Pressed, "#fault-on")
     async def _fault_on(self) -> None:

@@ -62,6 +62,16 @@ Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
 
 ATTEMPT = "x-shop-attempt"
 REASON = "x-shop-reason"
+# why a message is dead-lettered (the REASON header): the body is not JSON, not
+# an envelope, of no known type, of a type its queue does not take, or its
+# handler failed every attempt
+DEAD_LETTER_REASONS = (
+    "not_json",
+    "not_an_envelope",
+    "unknown_type",
+    "unexpected_type",
+    "handler_failed",
+)
 ERROR = "x-shop-error"
 ATTEMPTS = "x-shop-attempts"
 QUEUE = "x-shop-queue"

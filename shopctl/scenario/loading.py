@@ -16,8 +16,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from ..errors import UsageError
+from . import checks
 
 _SCHEMA = json.loads(files("shopctl.scenario").joinpath("schema.json").read_text())
+_STEP_ACTIONS = [k for k in _SCHEMA["$defs"]["step"]["properties"] if k != "name"]
+_FAULT_RULES = [rule["then"] for rule in _SCHEMA["$defs"]["fault"]["allOf"]]
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,58 @@ def load(path: Path) -> Scenario:
     if not isinstance(document, dict):
         raise UsageError(f"{path}:1:1: a scenario is a mapping with name and method")
     validator = jsonschema.Draft202012Validator(_SCHEMA)
-    error = next(iter(sorted(validator.iter_errors(document), key=lambda e: list(e.path))), None)
-    if error is not None:
-        line, column = _position(document, list(error.absolute_path))
-        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
-        raise UsageError(f"{path}:{line}:{column}: {where}: {error.message}")
+    found = [(list(e.absolute_path), _said(e)) for e in validator.iter_errors(document)]
     plain = json.loads(json.dumps(document))  # ruamel's types out, plain dicts in
+    try:  # the names and variables, as far as the shape lets them be read
+        found += [(list(where), message) for where, message in checks.problems(plain)]
+    except (KeyError, TypeError, AttributeError, StopIteration):
+        if not found:
+            raise
+    if found:
+        lines = []
+        for place, message in _one_per_place(found):
+            line, column = _position(document, place)
+            named = "/".join(str(p) for p in place) or "the top level"
+            lines.append((line, column, f"{path}:{line}:{column}: {named}: {message}"))
+        raise UsageError("\n".join(text for *_, text in sorted(lines)))
     return Scenario(path, plain["name"], plain)
+
+
+def _one_per_place(found: list[tuple[list[Any], str]]) -> list[tuple[list[Any], str]]:
+    """The first problem said at each place (a bad step fails several of
+    the schema's branches at once)."""
+    seen: dict[str, tuple[list[Any], str]] = {}
+    for where, message in found:
+        seen.setdefault("/".join(map(str, where)), (where, message))
+    return list(seen.values())
+
+
+def _said(error: jsonschema.ValidationError) -> str:
+    """The schema's complaint in the words of the file."""
+    instance = error.instance
+    if error.validator == "oneOf" and isinstance(instance, dict):
+        actions = [k for k in instance if k != "name" and k in _STEP_ACTIONS]
+        if len(actions) > 1:
+            return (
+                f"one action per step; this one has {' and '.join(actions)} (make it one step each)"
+            )
+        if error.schema is _SCHEMA["$defs"]["step"]:
+            return f"a step needs one action of {', '.join(_STEP_ACTIONS)}"
+    if error.validator == "required" and error.schema in _FAULT_RULES:
+        kind = instance.get("kind") if isinstance(instance, dict) else None
+        missing = error.message.split("'")[1]
+        needs = {"ms": "how many milliseconds", "until": "the event type that lets it go"}
+        return f"a {kind} needs {missing}: {needs.get(missing, missing)}"
+    if error.validator == "enum" and isinstance(instance, str):
+        hint = checks.suggest(instance, [str(v) for v in error.validator_value])
+        return f"{instance!r} is not one of {', '.join(map(str, error.validator_value))}{hint}"
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
+        if extra and allowed:
+            hint = checks.suggest(str(extra[0]), allowed)
+            return f"{extra[0]!r} is not a field here (fields: {', '.join(allowed)}){hint}"
+    return error.message
 
 
 def scenario_files(targets: list[Path]) -> list[Path]:

@@ -7,11 +7,13 @@ ended, so a failure can be read without running it again."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -24,12 +26,12 @@ from ..amqp import broker_connection
 from ..errors import ShopError
 from ..fault_switch import send
 from ..stack import PARTS
-from ..timeline import Tap, Timeline
+from ..timeline import Tap, Timeline, TimelineEvent
+from .checks import VARIABLE
 from .loading import Scenario
 
 PART_ACTIONS = ("restart", "stop", "start", "pause", "resume")
 _RESTOCK = re.compile(r"/api/inventory/([^/]+)/restock")
-_VARIABLE = re.compile(r"\$\{(\w+)\}")
 TERMINAL_WAIT_S = 60.0
 
 
@@ -53,6 +55,38 @@ class Result:
     seconds: float = 0.0
     journal: list[JournalEntry] = field(default_factory=list)
     orders: dict[str, Timeline] = field(default_factory=dict)
+    # expect_failure: (why it must fail, text its failure must hold or None)
+    expect_failure: tuple[str, str | None] | None = None
+
+    @property
+    def expected_failure(self) -> bool:
+        """Failed, as it was meant to (and with the failure named, if one was)."""
+        if self.expect_failure is None or self.passed:
+            return False
+        text = self.expect_failure[1]
+        return text is None or text in self.failure
+
+    @property
+    def as_expected(self) -> bool:
+        return self.expected_failure if self.expect_failure is not None else self.passed
+
+    @property
+    def verdict(self) -> str:
+        if self.expect_failure is None:
+            return "passed" if self.passed else "failed"
+        if self.expected_failure:
+            return "failed as expected"
+        return "passed, expected to fail" if self.passed else "failed, not as expected"
+
+    @property
+    def verdict_text(self) -> str:
+        """What went wrong, for a result not as expected."""
+        if self.expect_failure is None or self.expected_failure:
+            return self.failure
+        why, text = self.expect_failure
+        if self.passed:
+            return f"passed, but it is expected to fail ({why})"
+        return f"failed, but not with {text!r} as expected ({why}):\n{self.failure}"
 
 
 @dataclass
@@ -91,6 +125,7 @@ class Run:
         self.paused: set[str] = set()  # parts the rollbacks resume
         self.label_prefix = ""
         self.dead_before: dict[str, int | None] = {}  # dead-letter depths at the start
+        self.started_wall = time.time()  # dead letters after this are the scenario's
 
     def branch(self, index: int) -> Run:
         """A copy for one branch of a parallel step: its own variables
@@ -102,15 +137,23 @@ class Run:
         copy.label_prefix = f"{self.label_prefix}[{index}] "
         return copy
 
+    def named(self, name: str) -> Run:
+        """A copy for one named branch of a concurrent step: the same
+        variables (a capture is seen after the block), customer and result."""
+        copy = object.__new__(Run)
+        copy.__dict__.update(self.__dict__)
+        copy.label_prefix = f"{self.label_prefix}[{name}] "
+        return copy
+
     # values ---------------------------------------------------------------
 
     def fill(self, value: Any) -> Any:
         """``value`` with every ${name} replaced (recursively)."""
         if isinstance(value, str):
-            whole = _VARIABLE.fullmatch(value)
+            whole = VARIABLE.fullmatch(value)
             if whole:
                 return self._variable(whole.group(1))
-            return _VARIABLE.sub(lambda m: str(self._variable(m.group(1))), value)
+            return VARIABLE.sub(lambda m: str(self._variable(m.group(1))), value)
         if isinstance(value, list):
             return [self.fill(v) for v in value]
         if isinstance(value, dict):
@@ -142,16 +185,27 @@ class Run:
             elif "dlq" in step:
                 await self.dead_letters(step["dlq"])
             elif "await" in step:
-                await self.expect_order(step["await"])
+                await self.expect_order(client, step["await"])
+            elif "await_event" in step:
+                await self.await_event(step["await_event"])
             elif "orders" in step:
                 await self.expect_orders(step["orders"])
+            elif "sequence" in step:
+                await self.expect_sequence(step["sequence"])
+            elif "dead_letter" in step:
+                await self.expect_dead_letter(step["dead_letter"])
             elif "sleep" in step:
                 await asyncio.sleep(float(step["sleep"]))
             elif "parallel" in step:
                 await self.parallel(client, step["parallel"])
+            elif "concurrent" in step:
+                await self.concurrent(client, step["concurrent"])
             else:
                 action = next(k for k in step if k in PART_ACTIONS)
                 await self.control(action, step[action])
+        except asyncio.CancelledError:
+            self._journal(label, "cancelled (another branch failed)", started)
+            raise
         except (Failed, ShopError) as exc:
             message = exc.message if isinstance(exc, ShopError) else str(exc)
             self._journal(label, f"failed: {message}", started)
@@ -211,6 +265,29 @@ class Run:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise Failed(f"{len(failures)} of {len(results)} branches failed; first: {failures[0]}")
+
+    async def concurrent(self, client: httpx.AsyncClient, branches: dict[str, Any]) -> None:
+        """Named branches at once, each its steps in order; the block ends
+        when all have. The first failure cancels the others and fails it."""
+
+        async def run(name: str, steps: list[dict[str, Any]]) -> None:
+            branch = self.named(name)
+            for step in steps:
+                await branch.step(client, step)
+
+        tasks = {
+            name: asyncio.create_task(run(name, steps), name=f"branch {name}")
+            for name, steps in branches.items()
+        }
+        try:
+            await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        for name, task in tasks.items():
+            if not task.cancelled() and task.exception() is not None:
+                raise Failed(f"branch {name}: {task.exception()}")
 
     def _journal(self, label: str, outcome: str, started: float) -> None:
         self.result.journal.append(
@@ -356,6 +433,110 @@ class Run:
 
     # expectations ---------------------------------------------------------
 
+    async def await_event(self, spec: dict[str, Any]) -> None:
+        """Wait for an event of any saga (or of one order) whose data holds
+        the fields given; capture fields of its data."""
+        spec = self.fill(spec)
+        wanted, fields, order = spec["type"], spec.get("data") or {}, spec.get("order")
+        within = float(spec.get("within", 30))
+
+        def find() -> TimelineEvent | None:
+            timelines = (
+                [self.tap.store.get(str(order))]
+                if order is not None
+                else list(self.tap.store.timelines.values())
+            )
+            for timeline in timelines:
+                for event in timeline or ():
+                    if event.type == wanted and _holds(event.data, fields):
+                        return event
+            return None
+
+        try:
+            event = await self.tap.wait_any(find, within)
+        except TimeoutError:
+            where = f" of order {order}" if order else ""
+            with_fields = f" with {fields}" if fields else ""
+            raise Failed(f"no {wanted}{where}{with_fields} within {within:g} s") from None
+        for name, key in (spec.get("capture") or {}).items():
+            source = {"order": event.correlation_id, "id": event.id, **event.data}
+            if key not in source:
+                raise Failed(f"{wanted} has no {key!r} to capture (it has {sorted(source)})")
+            self.variables[name] = source[key]
+
+    async def expect_sequence(self, spec: dict[str, Any]) -> None:
+        """Events of several orders happened in this order (each one's first
+        of its type, by the time it happened)."""
+        spec = self.fill(spec)
+        wanted = [(str(i["order"]), str(i["event"])) for i in spec["events"]]
+        within = float(spec.get("within", 30))
+
+        def find() -> list[TimelineEvent] | None:
+            found = []
+            for order, event_type in wanted:
+                timeline = self.tap.store.get(order)
+                event = next((e for e in timeline or () if e.type == event_type), None)
+                if event is None:
+                    return None
+                found.append(event)
+            return found
+
+        try:
+            seen = await self.tap.wait_any(find, within)
+        except TimeoutError:
+            missing = [
+                f"{t} of {o[:8]}" for o, t in wanted if t not in _types(self.tap.store.get(o))
+            ]
+            raise Failed(
+                f"sequence: {', '.join(missing)} not seen within {within:g} s\n"
+                + _merged(self.tap, {o for o, _ in wanted})
+            ) from None
+        for (before, after), (first, then) in zip(
+            itertools.pairwise(wanted), itertools.pairwise(seen), strict=True
+        ):
+            if then.at < first.at:
+                raise Failed(
+                    f"sequence: expected {before[1]} of {before[0][:8]} before {after[1]} of "
+                    f"{after[0][:8]}, seen {then.at - first.at:+.3f} s after it\n"
+                    + _merged(self.tap, {o for o, _ in wanted})
+                )
+
+    async def expect_dead_letter(self, spec: dict[str, Any]) -> None:
+        """The dead letters a queue took during the scenario that match:
+        exactly ``count`` (1) of them, within ``within`` seconds."""
+        spec = self.fill(spec)
+        queue, count = spec["queue"], int(spec.get("count", 1))
+        within = float(spec.get("within", 30))
+        deadline = time.monotonic() + within
+        while True:
+            letters = await deadletters.show(self.target.broker_url, queue, limit=1000)
+            mine = [d for d in letters if self._new_letter(d)]
+            matching = [d for d in mine if _letter_matches(d, spec)]
+            if len(matching) == count:
+                return
+            if time.monotonic() >= deadline or len(matching) > count:
+                described = (
+                    "\n".join(
+                        f"  {d.type or '?'} of {_letter_order(d) or '?'}: {d.reason} after "
+                        f"{d.attempts} attempts: {d.error[:160]}"
+                        for d in mine
+                    )
+                    or "  (none)"
+                )
+                raise Failed(
+                    f"{queue}: expected {count} new dead letter{'s' if count != 1 else ''} "
+                    f"matching {_letter_filter(spec)}, found {len(matching)} after "
+                    f"{within:g} s; its new letters:\n{described}"
+                )
+            await asyncio.sleep(0.2)
+
+    def _new_letter(self, letter: deadletters.DeadLetter) -> bool:
+        try:
+            when = datetime.fromisoformat(letter.dead_lettered_at).timestamp()
+        except ValueError:
+            return True
+        return when >= self.started_wall - 0.5
+
     async def expect_orders(self, expectation: dict[str, Any]) -> None:
         """Every order placed ends within the deadline, with these outcomes."""
         wanted = {str(k): int(v) for k, v in expectation["outcomes"].items()}
@@ -381,31 +562,62 @@ class Run:
         if counted != wanted or sum(wanted.values()) != len(ended):
             raise Failed(f"{len(ended)} orders: expected {_counts(wanted)}, seen {_counts(seen)}")
 
-    async def expect_order(self, expectation: dict[str, Any]) -> Timeline:
+    async def expect_order(
+        self, client: httpx.AsyncClient, expectation: dict[str, Any]
+    ) -> Timeline:
+        """The order's saga: its events in order, counts of each type, its
+        outcome, none of ``never``, its payments and shipments by status.
+        Fails as soon as the order ends otherwise or a count is passed."""
         expectation = self.fill(expectation)
         order = str(expectation["order"])
         wanted = [e if isinstance(e, dict) else {"type": e} for e in expectation.get("events", [])]
         outcome = expectation.get("outcome")
         deadline = float(expectation.get("within", 30))
+        ends_at = time.monotonic() + deadline
+        bounds = {t: _bounds(c) for t, c in (expectation.get("counts") or {}).items()}
+        upper = any(high is not None for _, high in bounds.values())
+
+        def counts_reached(timeline: Timeline) -> bool:
+            return all(_count(timeline, t) >= low for t, (low, _) in bounds.items())
+
+        def over_count(timeline: Timeline) -> str | None:
+            for event_type, (_, high) in bounds.items():
+                if high is not None and _count(timeline, event_type) > high:
+                    return event_type
+            return None
 
         def done(timeline: Timeline) -> bool:
-            types = timeline.types
-            has_all = _in_order(types, [w["type"] for w in wanted])
-            return has_all and (outcome is None or timeline.outcome == outcome)
+            return (
+                _in_order(timeline.types, [w["type"] for w in wanted])
+                and (outcome is None or _outcome_is(timeline.outcome, outcome))
+                and counts_reached(timeline)
+                # an upper bound is known only once the saga is over
+                and (not upper or timeline.outcome is not None)
+            )
 
         def decided(timeline: Timeline) -> bool:
             # an order's outcome is final: ended otherwise, it never will be as expected
-            ended_otherwise = outcome is not None and timeline.outcome not in (None, outcome)
-            return done(timeline) or ended_otherwise
+            ended_otherwise = (
+                outcome is not None
+                and timeline.outcome is not None
+                and not _outcome_is(timeline.outcome, outcome)
+            )
+            return done(timeline) or ended_otherwise or over_count(timeline) is not None
 
         try:
             timeline = await self.tap.wait_for(order, decided, deadline)
         except TimeoutError:
             seen = self.tap.store.get(order)
-            raise Failed(expected_versus_seen(wanted, outcome, seen, deadline)) from None
-        if not done(timeline):
-            raise Failed(expected_versus_seen(wanted, outcome, timeline, deadline))
+            raise Failed(expected_versus_seen(wanted, outcome, seen, deadline, bounds)) from None
         self.result.orders[order] = timeline
+        too_many = over_count(timeline)
+        if too_many is not None:
+            raise Failed(
+                f"{_count(timeline, too_many)} {too_many}, expected "
+                f"{_bounds_text(bounds[too_many])}\n{render_timeline(timeline)}"
+            )
+        if not done(timeline):
+            raise Failed(expected_versus_seen(wanted, outcome, timeline, deadline, bounds))
         for want in wanted:
             within = want.get("within")
             event = next(e for e in timeline if e.type == want["type"])
@@ -417,7 +629,36 @@ class Run:
         for never in expectation.get("never", []):
             if never in timeline.types:
                 raise Failed(f"{never} happened, and must never\n{render_timeline(timeline)}")
+        for kind in ("payments", "shipments"):
+            if kind in expectation:
+                await self._records(client, kind, order, expectation[kind], ends_at)
         return timeline
+
+    async def _records(
+        self,
+        client: httpx.AsyncClient,
+        kind: str,
+        order: str,
+        wanted: dict[str, int],
+        ends_at: float,
+    ) -> None:
+        """An order's payments or shipments, counted by status, as wanted
+        (statuses not named are not counted), read as the admin until they
+        are or the expectation's time is up (at least the settle time)."""
+        headers = await self.token(client, "admin")
+        deadline = max(ends_at, time.monotonic() + self.target.settle_s)
+        while True:
+            answer = await client.get(f"/api/{kind}", params={"order_id": order}, headers=headers)
+            if answer.status_code != 200:
+                raise Failed(f"GET /api/{kind}?order_id={order}: {answer.status_code}")
+            seen: dict[str, int] = {}
+            for record in answer.json().get("items", []):
+                seen[record.get("status")] = seen.get(record.get("status"), 0) + 1
+            if all(seen.get(status, 0) == n for status, n in wanted.items()):
+                return
+            if time.monotonic() >= deadline:
+                raise Failed(f"{kind} of {order}: expected {_counts(wanted)}, seen {_counts(seen)}")
+            await asyncio.sleep(0.2)
 
 
 async def _patient_post(
@@ -435,6 +676,80 @@ async def _patient_post(
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+
+
+def _bounds(count: int | dict[str, int]) -> tuple[int, int | None]:
+    """(at least, at most) of a count: a number is exact."""
+    if isinstance(count, int):
+        return count, count
+    low = count.get("exactly", count.get("at_least", 0))
+    return low, count.get("exactly", count.get("at_most"))
+
+
+def _bounds_text(bounds: tuple[int, int | None]) -> str:
+    low, high = bounds
+    if low == high:
+        return f"exactly {low}"
+    if high is None:
+        return f"at least {low}"
+    return f"at most {high}" if low == 0 else f"{low} to {high}"
+
+
+def _count(timeline: Timeline, event_type: str) -> int:
+    """Events of this type in the saga, each once (a delivery again is not another)."""
+    return sum(1 for event in timeline if event.type == event_type)
+
+
+def _outcome_is(seen: str | None, wanted: str) -> bool:
+    """CANCELLED matches a cancellation for any reason; CANCELLED (timeout) one."""
+    if seen is None:
+        return False
+    return seen == wanted or (" (" not in wanted and seen.split(" (")[0] == wanted)
+
+
+def _types(timeline: Timeline | None) -> list[str]:
+    return timeline.types if timeline is not None else []
+
+
+def _holds(data: dict[str, Any], fields: dict[str, Any]) -> bool:
+    return all(str(data.get(key)) == str(value) for key, value in fields.items())
+
+
+def _letter_order(letter: deadletters.DeadLetter) -> str | None:
+    try:
+        envelope = orjson.loads(letter.body)
+    except orjson.JSONDecodeError:
+        return None
+    found = envelope.get("correlationid") if isinstance(envelope, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _letter_matches(letter: deadletters.DeadLetter, spec: dict[str, Any]) -> bool:
+    order = _letter_order(letter) or ""
+    return (
+        ("event" not in spec or letter.type == spec["event"])
+        and ("reason" not in spec or letter.reason == spec["reason"])
+        and ("order" not in spec or order.startswith(str(spec["order"])))
+        and ("error" not in spec or str(spec["error"]) in letter.error)
+    )
+
+
+def _letter_filter(spec: dict[str, Any]) -> str:
+    named = [f"{k} {spec[k]}" for k in ("event", "reason", "order", "error") if k in spec]
+    return ", ".join(named) or "anything"
+
+
+def _merged(tap: Tap, orders: set[str]) -> str:
+    """Several orders' events in one list, by when they happened."""
+    events = sorted(
+        (e for o in orders for e in (tap.store.get(o) or ())), key=lambda e: (e.at, e.seen_at)
+    )
+    if not events:
+        return "  (no event seen for these orders)"
+    start = events[0].at
+    return "\n".join(
+        f"  {e.at - start:7.3f} s  {e.correlation_id[:8]}  {e.source:<9} {e.type}" for e in events
+    )
 
 
 def _in_order(seen: list[str], wanted: list[str]) -> bool:
@@ -463,10 +778,16 @@ def render_timeline(timeline: Timeline | None) -> str:
 
 
 def expected_versus_seen(
-    wanted: list[dict[str, Any]], outcome: str | None, seen: Timeline | None, deadline: float
+    wanted: list[dict[str, Any]],
+    outcome: str | None,
+    seen: Timeline | None,
+    deadline: float,
+    bounds: dict[str, tuple[int, int | None]] | None = None,
 ) -> str:
     expected = " -> ".join(w["type"] for w in wanted) or "(any events)"
     text = f"within {deadline:.0f} s expected {expected}"
+    if bounds:
+        text += " with " + ", ".join(f"{_bounds_text(b)} {t}" for t, b in bounds.items())
     if outcome:
         text += f", ending {outcome}"
     got = seen.outcome if seen is not None else None

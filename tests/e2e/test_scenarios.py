@@ -80,7 +80,7 @@ def test_a_wrong_expectation_fails_with_expected_versus_seen_and_a_bundle(sandbo
     assert "expected StockReserved -> PaymentSucceeded -> OrderCompleted, ending COMPLETED" in text
     assert "(ended CANCELLED (payment_declined))" in text
     assert "payment   PaymentFailed" in text  # the timeline as seen
-    assert "error: 1 of 1 scenarios failed" in result.stderr
+    assert "error: 1 of 1 scenarios did not end as expected" in result.stderr
     failure = ElementTree.parse(junit).getroot().find("testcase/failure")
     assert failure is not None and "PaymentSucceeded" in failure.get("message", "")
 
