@@ -9,6 +9,7 @@ here once the broker confirmed the publish: nothing is lost in between."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,14 +115,22 @@ async def show(broker_url: str, queue: str, limit: int = 10) -> list[DeadLetter]
         return letters
 
 
-async def replay(broker_url: str, queue: str, limit: int | None = None) -> list[DeadLetter]:
-    """Put dead letters back on the queues they died on; returns them."""
+async def replay(
+    broker_url: str,
+    queue: str,
+    limit: int | None = None,
+    select: Callable[[DeadLetter], bool] | None = None,
+) -> list[DeadLetter]:
+    """Put dead letters (those ``select`` picks, when given) back on the
+    queues they died on; returns them. The others stay, in their order."""
     async with broker_connection(broker_url, "shopctl dlq") as connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         replayed: list[DeadLetter] = []
         try:
             for message in await _take(channel, queue, limit or 10_000):
                 letter = _letter(queue, message)
+                if select is not None and not select(letter):
+                    continue  # unacked: back on the queue when the channel closes
                 headers = {
                     k: v
                     for k, v in letter.headers.items()
@@ -156,11 +165,20 @@ async def replay(broker_url: str, queue: str, limit: int | None = None) -> list[
         return replayed
 
 
-async def purge(broker_url: str, queue: str) -> int:
-    """Drop every dead letter of ``queue``; returns how many."""
+async def purge(
+    broker_url: str, queue: str, select: Callable[[DeadLetter], bool] | None = None
+) -> int:
+    """Drop every dead letter of ``queue`` (or those ``select`` picks); returns how many."""
     async with broker_connection(broker_url, "shopctl dlq") as connection:
         channel = await connection.channel()
         try:
+            if select is not None:
+                dropped = 0
+                for message in await _take(channel, queue, 10_000):
+                    if select(_letter(queue, message)):
+                        await message.ack()
+                        dropped += 1
+                return dropped
             target = await channel.get_queue(_checked(queue), ensure=True)
             result = await target.purge()
             return int(result.message_count or 0)

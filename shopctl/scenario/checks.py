@@ -134,6 +134,8 @@ def _step(step: dict[str, Any], where: Path, defined: set[str]) -> Iterator[Prob
                 f"no queue takes routing key {key!r} (a message to it is lost)"
                 + suggest(key, ROUTING_KEYS),
             )
+    elif action in ("dead_letter", "sequence"):
+        yield from _expectation(action, body, here)
     elif action == "dlq":
         for verb in ("await", "replay", "purge"):
             if verb in body and (why := _queue(body[verb])) is not None:
@@ -171,6 +173,14 @@ def _fault(fault: dict[str, Any], where: Path) -> Iterator[Problem]:
         yield [*where, "until"], f"until is for a hold, not a {kind}"
     if "until_order" in fault and kind != "hold":
         yield [*where, "until_order"], f"until_order is for a hold, not a {kind}"
+    until = fault.get("until")
+    if kind == "hold" and until in EVENT_MODELS and until not in CONSUMED.get(part, ()):
+        yield (
+            [*where, "until"],
+            f"{part} never handles {until}, so it would not let the message go "
+            f"(a hold waits on an event the same part handles: "
+            f"{', '.join(CONSUMED.get(part, ())) or 'none'})",
+        )
     if "at" in fault and kind != "crash":
         yield [*where, "at"], f"at is for a crash, not a {kind}"
 

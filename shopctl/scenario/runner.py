@@ -387,11 +387,14 @@ class Run:
 
     async def dead_letters(self, dlq: dict[str, Any]) -> None:
         """Wait for new dead letters in a queue, replay its letters, or purge them."""
+        # only the letters of this scenario: others on the broker are not its own
         if "purge" in dlq:
-            await deadletters.purge(self.target.broker_url, dlq["purge"])
+            await deadletters.purge(self.target.broker_url, dlq["purge"], self._new_letter)
         elif "replay" in dlq:
-            if not await deadletters.replay(self.target.broker_url, dlq["replay"]):
-                raise Failed(f"no dead letter to replay in {dlq['replay']}")
+            if not await deadletters.replay(
+                self.target.broker_url, dlq["replay"], select=self._new_letter
+            ):
+                raise Failed(f"no dead letter of this scenario to replay in {dlq['replay']}")
         else:
             queue, wanted = dlq["await"], int(dlq.get("letters", 1))
             before = self.dead_before.get(queue) or 0
