@@ -906,12 +906,16 @@ def _scenario_target(settings: SandboxSettings, gateway: str) -> Any:
     def unready() -> list[str]:
         return [s.name for s in current_runtime(settings).status() if s.health != "ready"]
 
+    # A gateway that answers while this sandbox's runtime runs no part is a
+    # stack of someone else's (a test's, another tool's): its parts cannot be
+    # controlled from here, nor waited on
+    managed = any(s.state == "running" for s in current_runtime(settings).status())
     return Target(
         gateway,
         broker_url(),
         (settings.admin_email, settings.admin_password),
-        control_part,
-        unready,
+        control_part if managed else None,
+        unready if managed else None,
         settings.ready_timeout_s,
     )
 

@@ -34,7 +34,7 @@ ISOLATED = {
 
 
 def shopctl(
-    env: dict[str, str], *args: str, timeout: float = 180
+    env: dict[str, str], *args: str, timeout: float = 180, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from shopctl.cli import main; main()", *args],
@@ -42,6 +42,7 @@ def shopctl(
         text=True,
         timeout=timeout,
         env={**os.environ, **ISOLATED, **env, "COLUMNS": "200"},
+        cwd=cwd,
     )
 
 

@@ -57,6 +57,13 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
     cases = suite.findall("testcase")
     assert {c.get("classname") for c in cases} == {p.stem for p in shipped}
     assert all(c.find("failure") is None for c in cases)
+    # the negative example failed as it says it must, reported as pytest reports an xfail
+    [xfail] = [c for c in cases if c.find("skipped") is not None]
+    assert xfail.get("classname") == "deliberately-wrong"
+    assert xfail.find("skipped").get("type") == "expected-failure"
+    assert "seen (ended CANCELLED (payment_declined))" in xfail.findtext("skipped")
+    assert suite.get("skipped") == "1"
+    assert "failed as expected" in result.stdout
     assert all("ok" in (c.findtext("system-out") or "") for c in cases)
 
 
@@ -122,3 +129,27 @@ def test_the_shipped_scenarios_are_valid():
     result = shopctl({}, "scenario", "check", str(SHIPPED))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("ok ") == len(list(SHIPPED.glob("*.yaml")))
+
+
+def test_what_a_scenario_says_of_its_own_failure_is_held_to(stack_env, tmp_path):
+    """expect_failure that passes, or fails otherwise, is not as expected; a
+    failing branch cancels the others at once; a count passed fails at once
+    (each would otherwise take its 30 or 60 s)."""
+    junit = tmp_path / "negative.xml"
+    result = shopctl(
+        stack_env, "scenario", "run", str(HERE / "negative"), "--junit", str(junit), timeout=120
+    )
+    assert result.returncode == 1
+    assert "error: 4 of 4 scenarios did not end as expected" in result.stderr
+    cases = {c.get("classname"): c for c in ElementTree.parse(junit).getroot()}
+    said = {name: case.find("failure").get("message") for name, case in cases.items()}
+    assert said["passes-but-expected-to-fail"] == (
+        "passed, but it is expected to fail (nothing here can fail)"
+    )
+    assert said["fails-the-wrong-way"].startswith("failed, but not with 'expected 418'")
+    assert said["a-branch-fails-fast"].startswith("step 'concurrent': branch broken:")
+    journal = cases["a-branch-fails-fast"].findtext("system-out")
+    assert "[slow] sleep: cancelled (another branch failed)" in journal
+    assert said["too-many"].startswith("step 'expect order': 1 StockReserved, expected exactly 0")
+    for name in ("a-branch-fails-fast", "too-many"):
+        assert float(cases[name].get("time")) < 10, name  # not the 60 s sleep, nor the 30 s
