@@ -19,10 +19,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from services.common.events import EVENT_MODELS
-
 from ..errors import UsageError
 from ..stack import SERVICES
+from .checks import CONSUMED, PRODUCED
 from .execute import run_scenario
 from .loading import Scenario
 from .runner import Result, Target
@@ -36,14 +35,6 @@ DEFAULT_KINDS = ("delay", "fail", "lose_ack", "duplicate", "publish_twice", "cra
 KINDS = (*DEFAULT_KINDS, "drop", "hold")
 CARDS = ("tok_visa", "tok_chargeDeclined", "tok_chargeDeclinedInsufficientFunds")
 _IDS = re.compile(r"SC-\w+|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?( s)?")
-_TYPE_OF_KEY = {model.routing_key: event_type for event_type, model in EVENT_MODELS.items()}
-_PRODUCED = {  # what each part's relay publishes, for publish_twice
-    "cart": ("CartCheckedOut",),
-    "order": ("OrderCreated", "OrderCompleted", "OrderCancelled"),
-    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased"),
-    "payment": ("PaymentSucceeded", "PaymentFailed", "PaymentRefunded"),
-    "shipping": ("ShippingCreated",),
-}
 
 
 @dataclass(frozen=True)
@@ -87,9 +78,9 @@ def fault_choices(parts: list[str], kinds: list[str]) -> list[tuple[str, str, st
     for service in SERVICES:
         if service.name not in parts:
             continue
-        consumed = [_TYPE_OF_KEY[key] for key in service.consumes if key in _TYPE_OF_KEY]
+        consumed = CONSUMED.get(service.name, ())
         for kind in kinds:
-            events = _PRODUCED.get(service.name, ()) if kind == "publish_twice" else consumed
+            events = PRODUCED.get(service.name, ()) if kind == "publish_twice" else consumed
             choices.extend((service.name, event, kind) for event in events)
     return choices
 
