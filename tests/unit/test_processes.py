@@ -123,5 +123,8 @@ def test_marked_processes_finds_only_its_own_sandbox(tmp_path, started):
         tmp_path,
     )
     started.append(marked)
+    # Popen returns once the exec began; the new program's environment shows
+    # in /proc only a moment later (it was read empty under load in CI)
+    processes.wait_ready([marked], deadline_s=15)
     assert processes.marked_processes(marker) == {marked.process.pid: "gateway"}
     assert processes.marked_processes(marker + "-other") == {}
