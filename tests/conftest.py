@@ -143,6 +143,9 @@ def settings(database_url: str, broker_url: str) -> ServiceSettings:
         outbox_poll_interval_s=0.5,
         outbox_failure_backoff_s=0.2,
         reconnect_interval_s=0.5,
+        # at most 3 + 3 (+ 1 LISTEN): the connection budget above counts on it
+        db_pool_size=3,
+        db_max_overflow=3,
         publish_timeout_s=3.0,
         shutdown_grace_s=3.0,
     )
@@ -228,10 +231,16 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
 # Fixtures that start a stack of the machine's servers: with `-n 2 --dist
 # loadgroup` (scripts/test) the tests on the session's stack are one group,
 # and the tests that start a sandbox of their own (or, as the integration
-# tests do, services with pools of their own) another: besides the session's
-# stack (8 processes) one of them at a time holds PostgreSQL's connections,
-# whose default 100 the stacks share (case L1).
+# tests do, services with pools of their own) two more, so both workers
+# have a share of the sandboxes (one group was the run's long pole, 480 s
+# on one worker against 320 on the other). PostgreSQL's default 100
+# connections (97 past the superuser's) hold the worst case by construction:
+# the session's stack (8 processes x 5, kept while its worker lives) and a
+# test of each sandbox group at once (7 x 4 each, SHOP_DB_CEILING below;
+# an integration test's service at most 3 + 3 + 1): 40 + 28 + 28 = 96 (case L1).
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
+# sandbox tests of the second group: long ones, so the two groups even out
+SECOND_SANDBOX_GROUP = {"test_fuzz.py", "test_bench.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
@@ -248,7 +257,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & SANDBOX_FIXTURES or "/integration/" in str(item.path):
+        if fixtures & SANDBOX_FIXTURES and item.path.name in SECOND_SANDBOX_GROUP:
+            item.add_marker(pytest.mark.xdist_group("own-servers-2"))
+        elif fixtures & SANDBOX_FIXTURES or "/integration/" in str(item.path):
             item.add_marker(pytest.mark.xdist_group("own-servers"))
         elif "stack" in fixtures:
             item.add_marker(pytest.mark.xdist_group("session-stack"))

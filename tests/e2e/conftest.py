@@ -74,9 +74,9 @@ def stack(broker_url: str) -> Iterator[Stack]:
             log_dir=log_dir,
             database_prefix=f"shoptest_{RUN_ID}",
             replicas={"inventory": 2},  # two competing consumers on one queue
-            # 8 x 6 connections at most: a sandbox of the other xdist worker
-            # (7 x 5, SHOP_DB_CEILING below) fits beside it in PostgreSQL's 100
-            db_ceiling=6,
+            # 8 x 5 connections at most: two sandboxes (7 x 4 each,
+            # SHOP_DB_CEILING below) fit beside it in PostgreSQL's 100
+            db_ceiling=5,
             extra_env={
                 "SHOP_ADMIN_EMAIL": ADMIN[0],
                 "SHOP_ADMIN_PASSWORD": ADMIN[1],
@@ -227,7 +227,7 @@ def sandbox(state_dir: Path, name: str) -> Iterator[dict[str, str]]:
             "SHOP_BROKER_URL": amqp_url(vhost),
             "SHOP_DATABASE_PREFIX": f"shoptest_{RUN_ID}_{name}",
             "SHOP_ADMIN_PASSWORD": "local-runtime-test",
-            "SHOP_DB_CEILING": "5",  # beside the session's stack (tests/e2e/conftest.py)
+            "SHOP_DB_CEILING": "4",  # beside the session's stack (tests/conftest.py)
             # up's own deadline below pytest's, so a failure shows the part's log
             "SHOP_READY_TIMEOUT_S": "90",
             **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},

@@ -34,11 +34,12 @@ def test_too_few_connections_is_one_sentence():
     assert "raise max_connections (now 30)" in (caught.value.hint or "")
 
 
-# it reads the server's free connections: not while a sandbox of the other
-# xdist worker holds some (tests/conftest.py)
+# it reads the server's free connections: in the group that holds no sandbox
+# meanwhile; beside the session's stack and the other group's sandbox (40 +
+# 28 at most, tests/conftest.py) 29 are left, 4 a process with no reserve
 @pytest.mark.xdist_group("own-servers")
 def test_read_off_this_machines_server():
-    budget = read_budget(PG_ADMIN_URL, len(PARTS), reserve=10)
+    budget = read_budget(PG_ADMIN_URL, len(PARTS), reserve=0)
     assert budget.max_connections >= 20
     assert budget.held_by_others >= 0
     assert 3 <= budget.per_process <= DEFAULT_CEILING
