@@ -1,7 +1,7 @@
 """The bare pipeline against the same seven hops run through the shared core.
 
 `shopctl bench --baseline` floods a bare seven-hop pipeline (psycopg and
-aio-pika by hand, shopctl/baseline.py). This runs it, then the same shape
+aio-pika by hand, shopctl/bench/baseline.py). This runs it, then the same shape
 through `services.common` in one process: one ServiceRuntime, seven
 subscriptions, each hop a unit of work (inbox row, an UPDATE, the next
 event to the outbox), handed to the relay, published with a confirm, acked;
@@ -68,8 +68,8 @@ from services.common.events import (  # noqa: E402
 from services.common.outbox import UnitOfWork  # noqa: E402
 from services.common.runtime import ServiceRuntime  # noqa: E402
 from services.common.settings import ServiceSettings  # noqa: E402
-from shopctl.baseline import Window, keep_in_flight, measure_baseline  # noqa: E402
-from shopctl.bench import MACHINE, machine_busy_s  # noqa: E402
+from shopctl.bench.baseline import Window, keep_in_flight, measure_baseline  # noqa: E402
+from shopctl.bench.flood import MACHINE, machine_busy_s  # noqa: E402
 
 DATABASE = "shop_bench_core"
 BROKER = os.environ.get("SHOP_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")

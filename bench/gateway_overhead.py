@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shopctl.local import LocalStack, LocalStackConfig
+from shopctl.runtimes.local import LocalStack, LocalStackConfig
 from shopctl.stack import PARTS
 
 VHOST = "shopbench"

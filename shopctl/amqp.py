@@ -12,7 +12,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
-from .errors import ShopError
+from shopctl.errors import ShopError
 
 if TYPE_CHECKING:
     from services.common.settings import ServiceSettings
@@ -93,8 +93,7 @@ def stack_topology(env: dict[str, str]) -> tuple[list[str], list[str]]:
     from services.common.consumer import dead_letter_queue_name
     from services.common.faults import CONTROL_EXCHANGE
     from services.gateway.stream import STREAM_QUEUE
-
-    from .stack import PARTS
+    from shopctl.stack import PARTS
 
     settings = _stack_settings(env)
     retries = retry_queues(env)

@@ -16,14 +16,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .doctor import run_checks
-from .errors import ShopError, UsageError
-from .lock import sandbox_lock
-from .runtime import current_runtime, select_runtime
-from .settings import SandboxSettings
-from .stack import PARTS, part, replica_of
-from .ui import LogPrinter, UpDisplay, status_table, summary
+from shopctl import __version__
+from shopctl.doctor import run_checks
+from shopctl.errors import ShopError, UsageError
+from shopctl.runtimes.lock import sandbox_lock
+from shopctl.runtimes.select import current_runtime, select_runtime
+from shopctl.settings import SandboxSettings
+from shopctl.stack import PARTS, part, replica_of
+from shopctl.ui import LogPrinter, UpDisplay, status_table, summary
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ def catalog() -> None:
 @app.command()
 def compose() -> None:
     """Print the docker-compose file of the stack (compose/docker-compose.yml)."""
-    from .compose import render
+    from shopctl.runtimes.compose import render
 
     sys.stdout.write(render())
 
@@ -88,7 +88,7 @@ def seed(
     ] = "admin",
 ) -> None:
     """Load the demo catalog: a dozen products with stock."""
-    from .demo import load_demo_catalog
+    from shopctl.demo import load_demo_catalog
 
     result = load_demo_catalog(gateway, admin_email, admin_password)
     out.print(
@@ -165,7 +165,7 @@ def status() -> None:
     out.print(status_table(rows))
     gateway = next((r for r in rows if r.name == "gateway"), None)
     if gateway is not None and gateway.state == "running":
-        from .frontend import served_dir
+        from shopctl.frontend import served_dir
 
         if chosen.name == "docker" or served_dir() is not None:
             out.print(f"frontend: http://127.0.0.1:{settings.gateway_port}/")
@@ -200,7 +200,7 @@ PartArgument = Annotated[
 
 
 def _control(action: str, name: str) -> None:
-    from .control import check, control
+    from shopctl.runtimes.control import check, control
 
     check(action, name)  # an unknown name is a usage error before anything happens
     settings = SandboxSettings()
@@ -285,9 +285,9 @@ def bench(
     """Checkouts through the gateway, every order followed to its end: orders
     a second, latencies, each saga step, errors, CPU and memory by part."""
 
-    from .bench import infrastructure_pids, parse_mix, run_bench
-    from .deadletters import dead_letter_queues
-    from .processes import url_ready
+    from shopctl.bench.flood import infrastructure_pids, parse_mix, run_bench
+    from shopctl.observe.deadletters import dead_letter_queues
+    from shopctl.runtimes.processes import url_ready
 
     if (rate is None) == (not flood):
         raise UsageError("give --rate R or --flood (one of them)")
@@ -302,7 +302,7 @@ def bench(
 
     def pids() -> dict[str, list[int]]:
         if chosen.name == "docker":
-            from .docker_runtime import DockerRuntime
+            from shopctl.runtimes.docker import DockerRuntime
 
             assert isinstance(chosen, DockerRuntime)
             return chosen.part_pids()  # the containers' processes, not the machine's
@@ -334,8 +334,8 @@ def bench(
 
     bare = None
     if baseline:
-        from .baseline import Window, measure_baseline
-        from .bench import BARE, cpu_by_part, infrastructure_pids
+        from shopctl.bench.baseline import Window, measure_baseline
+        from shopctl.bench.flood import BARE, cpu_by_part, infrastructure_pids
 
         err.print("[dim]the bare pipeline first (7 hops, same broker and database)[/]")
         # what the bare pipeline's journeys cost each part of the machine
@@ -371,7 +371,7 @@ def bench(
     )
     figures = result.summary()
     if bare is not None:
-        from .bench import MACHINE, busy_share, per_unit_ms
+        from shopctl.bench.flood import MACHINE, busy_share, per_unit_ms
 
         figures["baseline_per_s"] = round(bare, 1)
         figures["ratio_to_baseline"] = round(figures["completed_per_s"] / bare, 3) if bare else None
@@ -380,7 +380,7 @@ def bench(
             window.parts_cpu_s.get(MACHINE, 0.0), window.wall_s
         )
     if report is not None:
-        from .bench_report import write_report
+        from shopctl.bench.report import write_report
 
         write_report(result, figures, report)
         err.print(f"report: {report}")
@@ -461,7 +461,7 @@ def _print_bench(figures: dict[str, Any]) -> None:
 def _cost_against_bare(figures: dict[str, Any]) -> Table:
     """An order's CPU by part of the machine beside a bare journey's: where
     the ratio goes."""
-    from .bench import BARE, LOAD, MACHINE, OTHERS
+    from shopctl.bench.flood import BARE, LOAD, MACHINE, OTHERS
 
     bare, order = figures["baseline_cpu_ms_a_journey"], figures["cpu_ms_per_order"]
     infrastructure = ("rabbitmq", "postgresql")
@@ -515,7 +515,7 @@ def trace(
     compensations, retries, republished events and dead letters in colour."""
     import asyncio
 
-    from .trace import Filters, parse_duration
+    from shopctl.observe.trace import Filters, parse_duration
 
     if part_name is not None:
         part(part_name)
@@ -540,9 +540,9 @@ async def _trace(
 ) -> None:
     import asyncio
 
-    from .outboxes import outbox_events
-    from .timeline import Tap, TimelineEvent, TimelineStore, parse_event
-    from .trace import trace_line
+    from shopctl.observe.outboxes import outbox_events
+    from shopctl.observe.timeline import Tap, TimelineEvent, TimelineStore, parse_event
+    from shopctl.observe.trace import trace_line
 
     url = chosen.broker_url()
     shown = TimelineStore()
@@ -600,8 +600,8 @@ def why(
     """Why an order is where it is: for one not over, the step it waits on,
     where the awaited event is and what would move it on; for one over, the
     path it took and why it ended so."""
-    from .scenario.runner import render_timeline
-    from .why import explain
+    from shopctl.observe.timeline import render_timeline
+    from shopctl.observe.why import explain
 
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
@@ -642,8 +642,8 @@ def inject(
     ] = None,
 ) -> None:
     """Publish one event into shop.events, checked against its model."""
-    from .inject import build_event
-    from .inject import inject as publish_event
+    from shopctl.inject import build_event
+    from shopctl.inject import inject as publish_event
 
     event = build_event(event_type, data, correlation)
     publish_event(broker_url(), event)
@@ -682,8 +682,7 @@ def fault_set(
 
     from services.common.events import EVENT_MODELS
     from services.common.faults import FaultSpec, refusal
-
-    from .fault_switch import switch_on
+    from shopctl.fault_switch import switch_on
 
     part(part_name)
     for name in (event, until):
@@ -718,7 +717,7 @@ def fault_clear(
     fault_id: Annotated[str | None, typer.Option("--id", help="only this fault")] = None,
 ) -> None:
     """Switch PART's faults off (or one of them)."""
-    from .fault_switch import switch_off
+    from shopctl.fault_switch import switch_off
 
     part(part_name)
     switch_off(broker_url(), part_name, fault_id)
@@ -735,7 +734,7 @@ Targets = Annotated[
 @scenario.command("check")
 def scenario_check(targets: Targets) -> None:
     """Validate scenario files (YAML and schema) without running them."""
-    from .scenario.loading import load, scenario_files
+    from shopctl.scenario.loading import load, scenario_files
 
     for path in scenario_files(targets):
         out.print(f"[green]ok[/] {path}: {load(path).name}")
@@ -744,7 +743,7 @@ def scenario_check(targets: Targets) -> None:
 @scenario.command("list")
 def scenario_list(targets: Targets) -> None:
     """The scenarios in FILES|DIRS, by name."""
-    from .scenario.loading import load, scenario_files
+    from shopctl.scenario.loading import load, scenario_files
 
     table = Table("file", "scenario", "steps")
     for path in scenario_files(targets):
@@ -779,9 +778,9 @@ def scenario_run(
 ) -> None:
     """Run scenarios against the stack (started first when it is not up, and
     stopped after unless --keep-up); exit 1 when any fails."""
-    from .processes import url_ready
-    from .scenario.execute import write_junit
-    from .scenario.loading import load, scenario_files
+    from shopctl.runtimes.processes import url_ready
+    from shopctl.scenario.execute import write_junit
+    from shopctl.scenario.loading import load, scenario_files
 
     loaded = [load(path) for path in scenario_files(targets)]  # every file checked first
     # a broker restart is a step here: the tap's reconnects are the journal's
@@ -840,8 +839,8 @@ def scenario_fuzz(
     """Random fault schedules over a checkout's saga (Hypothesis), the
     invariants as the oracle; a failure is shrunk and written out as a
     scenario file. Exit 1 when one is found."""
-    from .processes import url_ready
-    from .scenario.fuzz import KINDS, executor, fuzz, write_scenario
+    from shopctl.runtimes.processes import url_ready
+    from shopctl.scenario.fuzz import KINDS, executor, fuzz, write_scenario
 
     chosen_parts = [p.strip() for p in parts.split(",") if p.strip()]
     for name in chosen_parts:
@@ -895,10 +894,10 @@ def scenario_fuzz(
 
 
 def _scenario_target(settings: SandboxSettings, gateway: str) -> Any:
-    from .scenario.runner import Target
+    from shopctl.scenario.runner import Target
 
     def control_part(action: str, name: str) -> None:
-        from .control import control
+        from shopctl.runtimes.control import control
 
         with exclusive(settings, action):
             control(current_runtime(settings), action, name, lambda *_: None)
@@ -929,8 +928,8 @@ def _run_scenarios(
 ) -> list[Any]:
     import asyncio
 
-    from .scenario.execute import run_scenario
-    from .scenario.runner import render_timeline
+    from shopctl.observe.timeline import render_timeline
+    from shopctl.scenario.execute import run_scenario
 
     target = _scenario_target(settings, gateway)
     target.settle_s = settle_s
@@ -966,7 +965,7 @@ QueueArgument = Annotated[str, typer.Argument(metavar="QUEUE", help="a dead-lett
 @dlq.command("list")
 def dlq_list() -> None:
     """Messages waiting in each dead-letter queue of the stack."""
-    from .deadletters import depths, run
+    from shopctl.observe.deadletters import depths, run
 
     found = run(depths(broker_url()))
     table = Table("dead-letter queue", "messages")
@@ -984,7 +983,7 @@ def dlq_show(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 10,
 ) -> None:
     """The first dead letters of QUEUE, with why each died (left in place)."""
-    from .deadletters import run, show
+    from shopctl.observe.deadletters import run, show
 
     letters = run(show(broker_url(), queue, limit))
     if not letters:
@@ -1005,7 +1004,7 @@ def dlq_replay(
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
 ) -> None:
     """Put QUEUE's dead letters back on the queues they died on."""
-    from .deadletters import replay, run
+    from shopctl.observe.deadletters import replay, run
 
     replayed = run(replay(broker_url(), queue, limit))
     origins = sorted({letter.origin for letter in replayed})
@@ -1020,7 +1019,7 @@ def dlq_purge(
     yes: Annotated[bool, typer.Option("--yes", help="really drop them")] = False,
 ) -> None:
     """Drop every dead letter of QUEUE."""
-    from .deadletters import purge, run
+    from shopctl.observe.deadletters import purge, run
 
     if not yes:
         raise UsageError(f"purging drops {queue}'s dead letters for good; add --yes")
@@ -1030,9 +1029,9 @@ def dlq_purge(
 def write_failure_bundle(result: Any, directory: Path, settings: SandboxSettings) -> Path:
     """The failed scenario's bundle: its timelines, journal, outbox rows,
     log lines, dead letters."""
-    from .deadletters import depths, run, show
-    from .outboxes import outbox_rows
-    from .scenario.bundle import write_bundle
+    from shopctl.observe.deadletters import depths, run, show
+    from shopctl.observe.outboxes import outbox_rows
+    from shopctl.scenario.bundle import write_bundle
 
     chosen = current_runtime(settings)
     url = chosen.broker_url()

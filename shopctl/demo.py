@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .errors import ShopError
+from shopctl.errors import ShopError
 
 DEMO_PRODUCTS: tuple[tuple[str, str, str, int, int], ...] = (
     # sku, name, description, price_cents, initial_stock

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from .runtime import port_is_free
-from .settings import SandboxSettings
+from shopctl.runtimes.base import port_is_free
+from shopctl.settings import SandboxSettings
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ def broker_file_handles() -> tuple[int, int] | None:
 
 def connection_budget_check(settings: SandboxSettings) -> Check:
     """What `up --runtime local` would give the stack of the server's connections."""
-    from .budget import read_budget
-    from .errors import ShopError
-    from .stack import PARTS
+    from shopctl.errors import ShopError
+    from shopctl.runtimes.budget import read_budget
+    from shopctl.stack import PARTS
 
     try:
         budget = read_budget(settings.pg_admin_url, len(PARTS), settings.db_reserve)
@@ -66,9 +66,9 @@ def connection_budget_check(settings: SandboxSettings) -> Check:
 
 def run_checks(settings: SandboxSettings) -> list[Check]:
     """Look at the machine; never changes anything."""
-    from .docker_runtime import docker_engine_error
-    from .errors import ShopError
-    from .local import check_broker
+    from shopctl.errors import ShopError
+    from shopctl.runtimes.docker import docker_engine_error
+    from shopctl.runtimes.local import check_broker
 
     version = sys.version_info
     checks = [

@@ -12,9 +12,8 @@ import asyncio
 import aio_pika
 
 from services.common.faults import CONTROL_EXCHANGE, FaultCommand, FaultSpec
-
-from .amqp import broker_connection
-from .errors import ShopError
+from shopctl.amqp import broker_connection
+from shopctl.errors import ShopError
 
 
 async def send(broker_url: str, part: str, command: FaultCommand) -> None:

@@ -11,8 +11,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ShopError
-from .settings import PROJECT_ROOT
+from shopctl.errors import ShopError
+from shopctl.settings import PROJECT_ROOT
 
 FRONTEND = PROJECT_ROOT / "frontend"
 DIST = FRONTEND / "dist"

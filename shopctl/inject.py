@@ -11,9 +11,8 @@ import orjson
 from pydantic import ValidationError
 
 from services.common.events import CONTENT_TYPE, EVENT_MODELS, Envelope, new_event
-
-from .amqp import broker_connection
-from .errors import ShopError, UsageError
+from shopctl.amqp import broker_connection
+from shopctl.errors import ShopError, UsageError
 
 
 def build_event(event_type: str, data: str, correlation_id: str | None) -> Envelope[Any]:

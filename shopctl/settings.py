@@ -9,8 +9,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import UsageError
-from .stack import PARTS
+from shopctl.errors import UsageError
+from shopctl.stack import PARTS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

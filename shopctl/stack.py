@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from .errors import UsageError
+from shopctl.errors import UsageError
 
 
 @dataclass(frozen=True)

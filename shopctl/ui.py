@@ -11,8 +11,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .logs import LogLine
-from .runtime import PartStatus, UpReport
+from shopctl.runtimes.base import PartStatus, UpReport
+from shopctl.runtimes.logs import LogLine
 
 _STYLE = {
     "waiting": "dim",

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 from shopctl.errors import ShopError
-from shopctl.runtime import current_runtime
+from shopctl.runtimes.select import current_runtime
 from shopctl.settings import SandboxSettings
-
-from .app import ShopTui
-from .backend import Backend
+from tui.app import ShopTui
+from tui.backend import Backend
 
 
 def main() -> None:

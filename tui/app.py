@@ -3,7 +3,7 @@ order's saga drawn across the parts, dead letters, scenarios and fault
 switches, all on the one timeline model that `shopctl trace`, `shopctl why`
 and the scenarios read.
 
-Events come from a tap (shopctl.timeline.Tap) on the app's own event loop;
+Events come from a tap (shopctl.observe.timeline.Tap) on the app's own event loop;
 they are buffered and drawn ten times a second, so a burst of a thousand a
 second costs one redraw per tick, and keys are answered meanwhile."""
 
@@ -37,11 +37,17 @@ from textual.widgets import (
 )
 
 from services.common.faults import FaultSpec, refusal
-from shopctl.timeline import Incident, Tap, Timeline, TimelineEvent, TimelineStore, parse_event
-from shopctl.trace import style_of, trace_line
+from shopctl.observe.timeline import (
+    Incident,
+    Tap,
+    Timeline,
+    TimelineEvent,
+    TimelineStore,
+    parse_event,
+)
+from shopctl.observe.trace import style_of, trace_line
 from shopctl.ui import uptime_text
-
-from .backend import Backend
+from tui.backend import Backend
 
 LANES = ("cart", "order", "inventory", "payment", "shipping")
 KINDS = ("delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice")
@@ -383,7 +389,7 @@ class ShopTui(App[None]):
         self.pending.append(item)
 
     async def _load_history(self) -> None:
-        from shopctl.outboxes import outbox_events
+        from shopctl.observe.outboxes import outbox_events
 
         if not self.history_s or self.backend is None:
             return

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from services.common.faults import FaultCommand, FaultSpec
-from shopctl import deadletters
-from shopctl.control import control
 from shopctl.fault_switch import send
-from shopctl.runtime import PartStatus, Runtime
+from shopctl.observe import deadletters
+from shopctl.runtimes.base import PartStatus, Runtime
+from shopctl.runtimes.control import control
 from shopctl.scenario.execute import run_scenario
 from shopctl.scenario.loading import Scenario, load, scenario_files
 from shopctl.scenario.runner import Result, Target

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import orjson
 
-from ..deadletters import DeadLetter
-from ..logs import LogLine
-from ..outboxes import OutboxRow
-from .runner import Result, render_timeline
+from shopctl.observe.deadletters import DeadLetter
+from shopctl.observe.outboxes import OutboxRow
+from shopctl.observe.timeline import render_timeline
+from shopctl.runtimes.logs import LogLine
+from shopctl.scenario.runner import Result
 
 
 def write_bundle(

@@ -14,8 +14,7 @@ from typing import Any
 
 from services.common.consumer import DEAD_LETTER_REASONS
 from services.common.events import EVENT_MODELS
-
-from ..stack import SERVICES
+from shopctl.stack import SERVICES
 
 VARIABLE = re.compile(r"\$\{(\w+)\}")  # what the runner fills, and what is checked here
 Path = list[str | int]

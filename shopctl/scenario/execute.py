@@ -11,11 +11,11 @@ from xml.etree import ElementTree
 
 import httpx
 
-from ..deadletters import depths
-from ..errors import ShopError
-from ..timeline import Tap
-from .loading import Scenario
-from .runner import TERMINAL_WAIT_S, Failed, Result, Run, Target, render_timeline
+from shopctl.errors import ShopError
+from shopctl.observe.deadletters import depths
+from shopctl.observe.timeline import Tap, render_timeline
+from shopctl.scenario.loading import Scenario
+from shopctl.scenario.runner import TERMINAL_WAIT_S, Failed, Result, Run, Target
 
 
 async def run_scenario(scenario: Scenario, target: Target) -> Result:

@@ -19,12 +19,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from ..errors import UsageError
-from ..stack import SERVICES
-from .checks import CONSUMED, PRODUCED
-from .execute import run_scenario
-from .loading import Scenario
-from .runner import Result, Target
+from shopctl.errors import UsageError
+from shopctl.scenario.checks import CONSUMED, PRODUCED
+from shopctl.scenario.execute import run_scenario
+from shopctl.scenario.loading import Scenario
+from shopctl.scenario.runner import Result, Target
+from shopctl.stack import SERVICES
 
 # Kinds a schedule draws from by default: each leaves a saga that must still
 # end well (a crashed part is started again by its runtime, as docker's

@@ -15,8 +15,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from ..errors import UsageError
-from . import checks
+from shopctl.errors import UsageError
+from shopctl.scenario import checks
 
 _SCHEMA = json.loads(files("shopctl.scenario").joinpath("schema.json").read_text())
 _STEP_ACTIONS = [k for k in _SCHEMA["$defs"]["step"]["properties"] if k != "name"]

@@ -20,15 +20,15 @@ import httpx
 import orjson
 
 from services.common.faults import FaultCommand, FaultSpec
-
-from .. import deadletters
-from ..amqp import broker_connection
-from ..errors import ShopError
-from ..fault_switch import send
-from ..stack import PARTS
-from ..timeline import Tap, Timeline, TimelineEvent
-from .checks import VARIABLE
-from .loading import Scenario
+from shopctl.amqp import broker_connection
+from shopctl.client import patient_post
+from shopctl.errors import ShopError
+from shopctl.fault_switch import send
+from shopctl.observe import deadletters
+from shopctl.observe.timeline import Tap, Timeline, TimelineEvent, render_timeline
+from shopctl.scenario.checks import VARIABLE
+from shopctl.scenario.loading import Scenario
+from shopctl.stack import PARTS
 
 PART_ACTIONS = ("restart", "stop", "start", "pause", "resume")
 _RESTOCK = re.compile(r"/api/inventory/([^/]+)/restock")
@@ -302,12 +302,12 @@ class Run:
                 email, password = self.target.admin
             else:
                 email, password = f"scenario-{uuid.uuid4().hex[:10]}@example.com", "scenario-pw"
-                made = await _patient_post(
+                made = await patient_post(
                     client, "/api/auth/register", {"email": email, "password": password}
                 )
                 if made.status_code != 201:
                     raise Failed(f"could not register a customer: {made.status_code} {made.text}")
-            answer = await _patient_post(
+            answer = await patient_post(
                 client, "/api/auth/token", {"email": email, "password": password}
             )
             if answer.status_code != 200:
@@ -664,19 +664,6 @@ class Run:
             await asyncio.sleep(0.2)
 
 
-async def _patient_post(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], patience_s: float = 30.0
-) -> httpx.Response:
-    """POST as a well-behaved client does: a 503 is tried again after its
-    Retry-After (password hashing is admitted a few at a time)."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        answer = await client.post(path, json=body)
-        if answer.status_code != 503 or time.monotonic() >= deadline:
-            return answer
-        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
-
-
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
 
@@ -761,23 +748,6 @@ def _in_order(seen: list[str], wanted: list[str]) -> bool:
         if position < len(wanted) and event_type == wanted[position]:
             position += 1
     return position == len(wanted)
-
-
-def render_timeline(timeline: Timeline | None) -> str:
-    if timeline is None or not len(timeline):
-        return "  (no event seen for this order)"
-    lines = []
-    for event in timeline:
-        step = timeline.step_time(event)
-        took = f" (+{step * 1000:.0f} ms)" if step is not None else ""
-        twice = f" x{event.deliveries}" if event.deliveries > 1 else ""
-        lines.append(
-            f"  {timeline.offset(event):7.3f} s  {event.source:<9} {event.type}{took}{twice}"
-        )
-    waiting = timeline.waiting_on()
-    if waiting is not None:
-        lines.append(f"  waiting on {waiting.event} from {waiting.part}, {waiting.age():.1f} s")
-    return "\n".join(lines)
 
 
 def expected_versus_seen(

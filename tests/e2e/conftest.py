@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from shopctl.errors import ShopError
-from shopctl.local import LocalStack, LocalStackConfig
+from shopctl.runtimes.local import LocalStack, LocalStackConfig
 from shopctl.stack import PARTS
 from tests.conftest import PG_ADMIN_URL, RUN_ID, amqp_url, free_port, own_vhost
 

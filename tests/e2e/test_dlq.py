@@ -11,7 +11,7 @@ import uuid
 import aio_pika
 import pytest
 
-from shopctl.deadletters import depths, show
+from shopctl.observe.deadletters import depths, show
 from tests.e2e.test_local_runtime import shopctl
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ def test_a_queue_that_is_not_a_dead_letter_queue_is_one_sentence(broker_url):
 
 
 def test_inject_publishes_one_checked_event_that_its_consumer_takes(stack, broker_url, admin):
-    from shopctl.timeline import Tap
+    from shopctl.observe.timeline import Tap
     from tests.e2e.conftest import new_product, stock_of
 
     sku = new_product(admin, stock=5)

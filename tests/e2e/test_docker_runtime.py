@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopctl.budget import DEFAULT_CEILING
-from shopctl.docker_runtime import PROJECT_LABEL, docker_engine_error
+from shopctl.runtimes.budget import DEFAULT_CEILING
+from shopctl.runtimes.docker import PROJECT_LABEL, docker_engine_error
 from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES
 from tests.conftest import RUN_ID
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from shopctl.timeline import Tap
+from shopctl.observe.timeline import Tap
 from tests.conftest import amqp_url
 from tests.e2e.conftest import new_product
 from tests.e2e.test_local_runtime import shopctl

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopctl import processes
+from shopctl.runtimes import processes
 from shopctl.stack import PARTS
 from tests.conftest import RUN_ID
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper

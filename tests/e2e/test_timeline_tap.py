@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from shopctl.timeline import Tap
+from shopctl.observe.timeline import Tap
 from tests.e2e.conftest import new_product
 from tests.e2e.test_events import HAPPY_PATH
 
@@ -52,8 +52,8 @@ def test_retries_and_dead_letters_are_incidents_of_their_saga(broker_url, shoppe
     """A failing step's retries and a dead letter reach the saga's timeline
     from the retry and dead-letter exchanges."""
     from services.common.faults import FaultCommand, FaultSpec
-    from shopctl.deadletters import replay
     from shopctl.fault_switch import send
+    from shopctl.observe.deadletters import replay
 
     async def run():
         delays = [100 * 2 ** (a - 1) for a in range(1, 5)]  # the test stack's retry delays

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Button, DataTable, Input, RichLog, Select, TabbedContent
 
-from shopctl.local import LocalRuntime
+from shopctl.runtimes.local import LocalRuntime
 from shopctl.settings import SandboxSettings
 from tests.e2e.conftest import Shopper, login, new_product, new_shopper, sandbox
 from tests.e2e.test_local_runtime import shopctl

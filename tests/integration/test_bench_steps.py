@@ -12,8 +12,8 @@ import orjson
 from services.common.broker import Broker
 from services.common.settings import ServiceSettings
 from services.gateway.stream import SagaBroadcaster
-from shopctl.bench import read_steps_back
-from shopctl.timeline import TimelineStore
+from shopctl.bench.flood import read_steps_back
+from shopctl.observe.timeline import TimelineStore
 from tests.conftest import drop_stream
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shopctl import docker_runtime
-from shopctl.docker_runtime import IMAGE_INPUTS, content_hash
+from shopctl.runtimes import docker as docker_runtime
+from shopctl.runtimes.docker import IMAGE_INPUTS, content_hash
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import time
 import orjson
 import pytest
 
-from shopctl.bench import BenchResult, Checkout, OrderEnds, growth, parse_mix, percentiles
+from shopctl.bench.flood import BenchResult, Checkout, OrderEnds, growth, parse_mix, percentiles
 from shopctl.errors import ShopError
-from shopctl.timeline import TimelineStore, parse_event
+from shopctl.observe.timeline import TimelineStore, parse_event
 
 
 def test_the_mix_is_read_and_bad_words_are_usage_errors():
@@ -172,7 +172,7 @@ def test_postgresqls_cpu_includes_the_backends_that_ended():
     import subprocess
     import sys
 
-    from shopctl.bench import process_table
+    from shopctl.bench.flood import process_table
 
     me = {"postgresql": [os.getpid()], "order": [os.getpid()]}
     before = process_table(me)
@@ -191,7 +191,7 @@ def test_postgresqls_cpu_includes_the_backends_that_ended():
 
 
 def test_the_machines_busy_time_leaves_out_idle_iowait_and_steal():
-    from shopctl.bench import machine_busy_s
+    from shopctl.bench.flood import machine_busy_s
 
     ticks = os.sysconf("SC_CLK_TCK")
     # user nice system idle iowait irq softirq steal guest guest_nice
@@ -206,7 +206,7 @@ def test_the_machines_busy_time_leaves_out_idle_iowait_and_steal():
 
 
 def test_cpu_a_unit_by_part_names_what_no_part_accounts_for():
-    from shopctl.bench import MACHINE, OTHERS, busy_share, per_unit_ms
+    from shopctl.bench.flood import MACHINE, OTHERS, busy_share, per_unit_ms
 
     figures = per_unit_ms({"rabbitmq": 0.4, "order": 1.0, MACHINE: 2.0}, units=100)
     assert figures == {"rabbitmq": 4.0, "order": 10.0, MACHINE: 20.0, OTHERS: 6.0}
@@ -223,7 +223,7 @@ async def test_the_baseline_window_reads_the_parts_at_both_ends_of_the_measure()
     """keep_in_flight's warm-up is not counted: the parts are read when the
     measured part starts and when it ends, and the window keeps the
     difference with its journeys and its wall time."""
-    from shopctl.baseline import Window, keep_in_flight
+    from shopctl.bench.baseline import Window, keep_in_flight
 
     loop = asyncio.get_running_loop()
     readings: list[float] = []
@@ -259,7 +259,7 @@ async def test_the_baseline_window_reads_the_parts_at_both_ends_of_the_measure()
 def test_an_orders_cost_is_shown_beside_a_bare_journeys():
     from rich.console import Console
 
-    from shopctl.bench import BARE, LOAD, MACHINE, OTHERS
+    from shopctl.bench.flood import BARE, LOAD, MACHINE, OTHERS
     from shopctl.cli import _cost_against_bare
 
     figures = {

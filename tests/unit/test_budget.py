@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shopctl.budget import DEFAULT_CEILING, LISTEN_CONNECTIONS, plan_budget, read_budget
 from shopctl.errors import ShopError
+from shopctl.runtimes.budget import DEFAULT_CEILING, LISTEN_CONNECTIONS, plan_budget, read_budget
 from shopctl.stack import PARTS
 from tests.conftest import PG_ADMIN_URL
 

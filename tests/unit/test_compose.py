@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from shopctl.compose import compose_document, render
-from shopctl.docker_runtime import DockerPlan
+from shopctl.runtimes.compose import compose_document, render
+from shopctl.runtimes.docker import DockerPlan
 from shopctl.settings import SandboxSettings
 from shopctl.stack import PARTS, replica_of
 

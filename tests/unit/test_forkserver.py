@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from shopctl import processes
 from shopctl.errors import ShopError
+from shopctl.runtimes import processes
 from shopctl.stack import StackPart, uvicorn_args
 from tests.conftest import free_port
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shopctl.errors import ShopError
-from shopctl.lock import sandbox_lock
+from shopctl.runtimes.lock import sandbox_lock
 
 
 def _hold(path: Path, name: str | None, write_after_s: float, release_after_s: float) -> None:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from shopctl.errors import UsageError
-from shopctl.outboxes import event_time, pick
+from shopctl.observe.outboxes import event_time, pick
 
 
 def body(time: str) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shopctl import processes
 from shopctl.errors import ShopError
+from shopctl.runtimes import processes
 from tests.conftest import free_port
 
 # A stand-in part: answers /readyz as SERVICE with its SHOP_INSTANCE_ID (or

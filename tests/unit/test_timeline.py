@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from shopctl.timeline import Timeline, TimelineStore, parse_event
+from shopctl.observe.timeline import Timeline, TimelineStore, parse_event
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ORDER = str(uuid.uuid4())

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from shopctl.timeline import Incident, parse_event
+from shopctl.observe.timeline import Incident, parse_event
 from tui.app import ShopTui
 
 T0 = 1_790_000_000.0  # a fixed clock: ages and offsets are the same each run

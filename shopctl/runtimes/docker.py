@@ -18,14 +18,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import frontend
-from .budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
-from .errors import ShopError
-from .logs import LogLine, interleave, parse
-from .processes import url_ready
-from .runtime import PartStatus, Progress, UpReport, check_ports_free
-from .settings import LOCAL_IMAGES, OFFICIAL_IMAGES, PROJECT_ROOT, SandboxSettings
-from .stack import (
+from shopctl import frontend
+from shopctl.errors import ShopError
+from shopctl.runtimes.base import PartStatus, Progress, UpReport, check_ports_free
+from shopctl.runtimes.budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
+from shopctl.runtimes.logs import LogLine, interleave, parse
+from shopctl.runtimes.processes import url_ready
+from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES, PROJECT_ROOT, SandboxSettings
+from shopctl.stack import (
     CONTAINER_LOG_CONFIG,
     CONTAINER_PORT,
     GATEWAY,

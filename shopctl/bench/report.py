@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .bench import BenchResult
+from shopctl.bench.flood import BenchResult
 
 
 def _series(result: BenchResult) -> tuple[list[int], list[float]]:

@@ -21,13 +21,20 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from . import amqp, frontend, processes
-from .budget import DEFAULT_CEILING, ConnectionBudget, read_budget
-from .errors import ShopError
-from .logs import LogLine, follow_files, read_files
-from .runtime import PartStatus, Progress, UpReport, check_ports_distinct, check_ports_free
-from .settings import SandboxSettings
-from .stack import (
+from shopctl import amqp, frontend
+from shopctl.errors import ShopError
+from shopctl.runtimes import processes
+from shopctl.runtimes.base import (
+    PartStatus,
+    Progress,
+    UpReport,
+    check_ports_distinct,
+    check_ports_free,
+)
+from shopctl.runtimes.budget import DEFAULT_CEILING, ConnectionBudget, read_budget
+from shopctl.runtimes.logs import LogLine, follow_files, read_files
+from shopctl.settings import SandboxSettings
+from shopctl.stack import (
     PARTS,
     SERVICES,
     StackPart,

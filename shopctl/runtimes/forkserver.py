@@ -8,7 +8,7 @@ forks a supervisor, which forks one child per part. The children share the
 imported pages with each other (copy on write; ``gc.freeze`` keeps the
 collector from touching them) and start serving at once.
 
-Run as ``python -m shopctl.forkserver <app> [<app> ...]`` with the launches
+Run as ``python -m shopctl.runtimes.forkserver <app> [<app> ...]`` with the launches
 as JSON on stdin::
 
     {"launches": [{"name", "app", "uvicorn", "env", "log", "truncate"}], "grace_s": 10}

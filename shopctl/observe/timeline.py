@@ -346,7 +346,7 @@ class Tap:
         of every dead letter (the dead-letter exchange routes by queue)."""
         import aio_pika
 
-        from .stack import PARTS
+        from shopctl.stack import PARTS
 
         delays = self.retry_delays
         if delays is None:
@@ -427,3 +427,20 @@ class Tap:
                 raise TimeoutError(f"not seen after {timeout:g} s")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrival.wait(), timeout=left)
+
+
+def render_timeline(timeline: Timeline | None) -> str:
+    if timeline is None or not len(timeline):
+        return "  (no event seen for this order)"
+    lines = []
+    for event in timeline:
+        step = timeline.step_time(event)
+        took = f" (+{step * 1000:.0f} ms)" if step is not None else ""
+        twice = f" x{event.deliveries}" if event.deliveries > 1 else ""
+        lines.append(
+            f"  {timeline.offset(event):7.3f} s  {event.source:<9} {event.type}{took}{twice}"
+        )
+    waiting = timeline.waiting_on()
+    if waiting is not None:
+        lines.append(f"  waiting on {waiting.event} from {waiting.part}, {waiting.age():.1f} s")
+    return "\n".join(lines)

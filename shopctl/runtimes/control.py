@@ -3,9 +3,9 @@ or its broker: one entry for the CLI, the scenarios and the TUI."""
 
 from __future__ import annotations
 
-from .errors import UsageError
-from .runtime import Progress, Runtime
-from .stack import part
+from shopctl.errors import UsageError
+from shopctl.runtimes.base import Progress, Runtime
+from shopctl.stack import part
 
 ACTIONS = ("restart", "stop", "start", "pause", "resume")
 DONE = {

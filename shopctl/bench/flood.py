@@ -30,10 +30,9 @@ import httpx
 import orjson
 
 from services.common.events import OrderCancelled, OrderCompleted
-
-from .errors import ShopError, UsageError
-from .scenario.runner import _patient_post
-from .timeline import TERMINAL, Tap, TimelineEvent, TimelineStore, parse_event
+from shopctl.client import patient_post
+from shopctl.errors import ShopError, UsageError
+from shopctl.observe.timeline import TERMINAL, Tap, TimelineEvent, TimelineStore, parse_event
 
 CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
 ADDRESS = {
@@ -599,7 +598,7 @@ class Bench:
         return self.random.choices(names, weights=[self.mix[n] for n in names], k=orders)
 
     async def _token(self, client: httpx.AsyncClient, email: str, password: str) -> str:
-        answer = await _patient_post(
+        answer = await patient_post(
             client, "/api/auth/token", {"email": email, "password": password}
         )
         if answer.status_code != 200:
@@ -608,7 +607,7 @@ class Bench:
 
     async def _customer(self, client: httpx.AsyncClient, run: str, index: int) -> str:
         email, password = f"bench-{run}-{index}@example.com", "bench-password"
-        made = await _patient_post(
+        made = await patient_post(
             client, "/api/auth/register", {"email": email, "password": password}
         )
         if made.status_code != 201:
@@ -665,7 +664,7 @@ async def run_bench(
     sample_s: float = 10.0,
 ) -> BenchResult:
     """Prepare, warm up, then load for ``duration_s``; follow every order."""
-    from .amqp import queue_states
+    from shopctl.amqp import queue_states
 
     flood = rate is None
     planned = int((rate or 60) * (duration_s + warmup_s) * (1.0 if rate else 2.0)) + 10

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .errors import ShopError, UsageError
-from .runtime import Runtime
-from .stack import SERVICES
+from shopctl.errors import ShopError, UsageError
+from shopctl.runtimes.base import Runtime
+from shopctl.stack import SERVICES
 
 _SAFE_ID = re.compile(r"[0-9A-Za-z_.:-]{1,200}")
 _PREFIX = re.compile(r"[0-9a-fA-F-]{1,36}")  # no LIKE wildcard, no quote

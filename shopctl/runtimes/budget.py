@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from .errors import ShopError
+from shopctl.errors import ShopError
 
 LISTEN_CONNECTIONS = 1  # the relay's LISTEN (the start-up migration comes before it)
 DEFAULT_CEILING = 21  # the services' defaults: pool 10 + overflow 10 + LISTEN

@@ -69,7 +69,7 @@ class Window:
     cpu_s: float = 0.0
     journeys: int = 0
     # read at both ends of the measured part when given: CPU seconds so far
-    # by part of the machine (shopctl.bench.cpu_by_part), so a journey's
+    # by part of the machine (shopctl.bench.flood.cpu_by_part), so a journey's
     # cost to RabbitMQ and PostgreSQL can be set beside an order's
     parts: Callable[[], dict[str, float]] | None = None
     parts_cpu_s: dict[str, float] = field(default_factory=dict)

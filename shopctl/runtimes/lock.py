@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .errors import ShopError
+from shopctl.errors import ShopError
 
 NAME_WAIT_S = 1.0  # how long a holder that has not written its name yet is given
 

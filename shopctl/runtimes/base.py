@@ -1,4 +1,5 @@
-"""What every runtime offers the CLI, and how one is chosen."""
+"""What every runtime offers the CLI: the parts' states, the report of an
+`up`, the protocol, and the port checks they share."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import EXIT_NO_RUNTIME, ShopError, UsageError
-from .logs import LogLine
-from .settings import SandboxSettings
+from shopctl.errors import ShopError
+from shopctl.runtimes.logs import LogLine
 
 # part name, state ("waiting", "starting", "ready", "failed", "external"), detail
 Progress = Callable[[str, str, str], None]
@@ -113,53 +113,3 @@ def check_ports_free(ports: dict[str, int]) -> None:
             raise ShopError(
                 f"port {port} for {name} is already in use; pick another with {variable}=<port>"
             )
-
-
-def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
-    """docker, local, or auto: docker when an engine answers, local otherwise."""
-    from .docker_runtime import DockerRuntime, docker_engine_error
-    from .local import LocalRuntime
-
-    if choice == "local":
-        return LocalRuntime(settings)
-    error = docker_engine_error()
-    if choice == "docker":
-        if error:
-            raise ShopError(
-                f"no Docker engine answers ({error})",
-                hint="start dockerd, or use --runtime local",
-                exit_code=EXIT_NO_RUNTIME,
-            )
-        return DockerRuntime(settings)
-    if choice == "auto":
-        if error:
-            return LocalRuntime(settings)
-        # auto takes docker only with the configured images: a first docker
-        # `up` builds an image, which a plain `scripts/sandbox` should not.
-        docker_runtime = DockerRuntime(settings, stand_ins=False)
-        missing = docker_runtime.missing_images()
-        if missing:
-            # Without a registry a missing image cannot be pulled: stay local.
-            docker_runtime.skipped_because = f"images not here: {', '.join(missing)}"
-            local = LocalRuntime(settings)
-            local.chosen_because = docker_runtime.skipped_because
-            return local
-        return docker_runtime
-    raise UsageError(f"unknown runtime {choice!r}; use docker, local or auto")
-
-
-def current_runtime(settings: SandboxSettings) -> Runtime:
-    """The runtime whose stack is up (for down, status, logs, restart):
-    the one that left state behind, else local."""
-    from .local import LocalRuntime
-
-    local = LocalRuntime(settings)
-    if local.has_state():
-        return local
-    from .docker_runtime import DockerRuntime, docker_engine_error
-
-    if not docker_engine_error():
-        docker_runtime = DockerRuntime(settings, stand_ins=False)  # images play no part here
-        if docker_runtime.has_state():
-            return docker_runtime
-    return local

@@ -18,10 +18,9 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from services.common.broker import make_message
-
-from .amqp import broker_connection, browse
-from .errors import ShopError
-from .stack import PARTS
+from shopctl.amqp import broker_connection, browse
+from shopctl.errors import ShopError
+from shopctl.stack import PARTS
 
 DLQ_SUFFIX = ".dlq"
 ORIGIN = "x-shop-queue"

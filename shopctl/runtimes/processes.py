@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ShopError
-from .forkserver import SUPERVISOR_TITLE, exit_file, status_file, stopped_file
+from shopctl.errors import ShopError
+from shopctl.runtimes.forkserver import SUPERVISOR_TITLE, exit_file, status_file, stopped_file
 
 
 class ForkedProcess:
-    """A part forked by ``shopctl.forkserver``: not this process's child, so
+    """A part forked by ``shopctl.runtimes.forkserver``: not this process's child, so
     it is watched by pid, and its exit code is read from the file it writes
     when it ends (the parts of Popen that the runtime uses)."""
 
@@ -154,7 +154,7 @@ def start_forked(
 ) -> list[RunningPart]:
     """Start the parts from one process that imports their apps once and
     forks each under a supervisor that restarts a part that exits (see
-    shopctl.forkserver); each gets a fresh SHOP_INSTANCE_ID and logs to
+    shopctl.runtimes.forkserver); each gets a fresh SHOP_INSTANCE_ID and logs to
     ``<log_dir>/<name>.log``. Returns when all are forked."""
     if not launches:
         return []
@@ -184,7 +184,7 @@ def start_forked(
     apps = list(dict.fromkeys(launch.app for launch in launches))
     with (log_dir / "forkserver.log").open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "shopctl.forkserver", *apps],
+            [sys.executable, "-m", "shopctl.runtimes.forkserver", *apps],
             env=shared,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

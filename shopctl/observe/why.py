@@ -23,13 +23,12 @@ import orjson
 from services.common.consumer import ATTEMPT, ERROR
 from services.common.events import EVENT_MODELS
 from services.common.faults import ORDER_START
-
-from .amqp import broker_connection, browse, queue_states, retry_queues
-from .deadletters import show
-from .errors import ShopError, UsageError
-from .outboxes import OutboxRow, outbox_rows, whole_id
-from .runtime import Runtime
-from .timeline import Timeline, TimelineEvent, TimelineStore
+from shopctl.amqp import broker_connection, browse, queue_states, retry_queues
+from shopctl.errors import ShopError, UsageError
+from shopctl.observe.deadletters import show
+from shopctl.observe.outboxes import OutboxRow, outbox_rows, whole_id
+from shopctl.observe.timeline import Timeline, TimelineEvent, TimelineStore
+from shopctl.runtimes.base import Runtime
 
 _BROWSED = 500  # messages looked at in each retry delay queue, at most
 _ORDER_ID = re.compile(rf"[0-9a-fA-F-]{{{ORDER_START},36}}")  # an id, or its start

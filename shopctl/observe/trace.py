@@ -10,8 +10,8 @@ from datetime import datetime
 
 from rich.text import Text
 
-from .errors import UsageError
-from .timeline import Incident, TimelineEvent, TimelineStore
+from shopctl.errors import UsageError
+from shopctl.observe.timeline import Incident, TimelineEvent, TimelineStore
 
 FAILURES = frozenset({"PaymentFailed", "StockReservationFailed", "OrderCancelled"})
 _KEY_FIELDS = (
