@@ -4,6 +4,7 @@ one sentence."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -128,3 +129,10 @@ async def drop_topology(broker_url: str, queues: list[str], exchanges: list[str]
             await channel.exchange_delete(exchange)
         await channel.close()
     return dropped
+
+
+def quiet_broker_clients() -> None:
+    """A broker restart or a closed tap is the caller's business to say,
+    not aio-pika's tracebacks on the terminal."""
+    for noisy in ("aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)

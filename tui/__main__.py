@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
+from shopctl.amqp import quiet_broker_clients
 from shopctl.errors import ShopError
 from shopctl.runtimes.select import current_runtime
 from shopctl.settings import SandboxSettings
@@ -14,8 +14,7 @@ from tui.backend import Backend
 
 
 def main() -> None:
-    for noisy in ("aio_pika", "aiormq"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    quiet_broker_clients()
     settings = SandboxSettings()
     try:
         runtime = current_runtime(settings)

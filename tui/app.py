@@ -37,6 +37,7 @@ from textual.widgets import (
 )
 
 from services.common.faults import FaultSpec, refusal
+from shopctl.observe.history import HistoryThenLive
 from shopctl.observe.timeline import (
     Incident,
     Tap,
@@ -275,7 +276,6 @@ class ShopTui(App[None]):
         self.filter_text = ""
         self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
         self.tap_state = "not connected"
-        self._history: set[str] = set()
         self._purge_armed: tuple[str, float] | None = None
         self.drawing: Any = None  # what the saga pane shows
         self.stream_stale = False  # events arrived while the stream was hidden
@@ -369,11 +369,13 @@ class ShopTui(App[None]):
     async def run_tap(self) -> None:
         assert self.broker_url is not None
         while True:
+            merged = HistoryThenLive(self.pending.append)
             try:
-                async with Tap(self.broker_url, on_event=self._from_tap):
+                async with Tap(self.broker_url, on_event=merged.live):
                     self.tap_state = "live"
                     self._status()
-                    await self._load_history()
+                    if self.history_s and self.backend is not None:
+                        await merged.load(self.backend.runtime, self.history_s)
                     await asyncio.Event().wait()
             except asyncio.CancelledError:
                 raise
@@ -381,24 +383,6 @@ class ShopTui(App[None]):
                 self.tap_state = f"broker unreachable ({type(exc).__name__}); retrying"
                 self._status()
                 await asyncio.sleep(3)
-
-    def _from_tap(self, item: TimelineEvent | Incident) -> None:
-        if isinstance(item, TimelineEvent) and item.id in self._history:
-            self._history.discard(item.id)  # already loaded from an outbox
-            return
-        self.pending.append(item)
-
-    async def _load_history(self) -> None:
-        from shopctl.observe.outboxes import outbox_events
-
-        if not self.history_s or self.backend is None:
-            return
-        rows, _ = await asyncio.to_thread(outbox_events, self.backend.runtime, self.history_s)
-        for key, body in rows:
-            event = parse_event(body, key, seen_at=0.0)
-            if event is not None:
-                self._history.add(event.id)
-                self.pending.append(event)
 
     def flush(self) -> None:
         """Draw what arrived since the last tick, all at once."""

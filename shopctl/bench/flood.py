@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import httpx
@@ -78,6 +78,38 @@ TERMINAL_KEYS = (OrderCompleted.routing_key, OrderCancelled.routing_key)
 BARE = "the bare pipeline"  # this process while --baseline measures
 
 
+class Figures(TypedDict, total=False):
+    """What a bench measured, as `--json` prints it and the report reads it;
+    the baseline's four are there when it ran."""
+
+    mode: str
+    duration_s: float
+    checkouts: int
+    accepted: int
+    completed: int
+    completed_per_s: float
+    outcomes: dict[str, int]
+    most_in_flight: int
+    errors: dict[str, int]
+    checkout_answer_ms: dict[str, float]
+    checkout_to_completed_ms: dict[str, float]
+    steps_ms: dict[str, dict[str, float]]
+    cpu_s: dict[str, float]
+    bench_gc_pauses: dict[str, float]
+    stack_cpu_ms_per_order: float | None
+    cpu_ms_per_order: dict[str, float]
+    machine_busy_share: float | None
+    rss_mb: dict[str, float]
+    queues_at_end: dict[str, int]
+    machine: str
+    over_time: list[dict[str, Any]]
+    growth: dict[str, str]
+    baseline_per_s: float
+    ratio_to_baseline: float | None
+    baseline_cpu_ms_a_journey: dict[str, float]
+    baseline_machine_busy_share: float | None
+
+
 @dataclass
 class BenchResult:
     mode: str
@@ -116,7 +148,7 @@ class BenchResult:
             most = max(most, now)
         return most
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Figures:
         checkouts = self.measured()
         answered = [c for c in checkouts if c.status == 202 and c.order]
         outcomes: Counter[str] = Counter()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any
 
-from shopctl.bench.flood import BenchResult
+from shopctl.bench.flood import BenchResult, Figures
 
 
 def _series(result: BenchResult) -> tuple[list[int], list[float]]:
@@ -60,7 +59,7 @@ _STYLE = (
 )
 
 
-def write_report(result: BenchResult, figures: dict[str, Any], path: Path) -> None:
+def write_report(result: BenchResult, figures: Figures, path: Path) -> None:
     completed, medians = _series(result)
     steps = "".join(
         f"<tr><td>{html.escape(step)}</td><td>{v.get('p50', '-')}</td>"

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import orjson
 
-from shopctl.observe.deadletters import DeadLetter
-from shopctl.observe.outboxes import OutboxRow
+from shopctl.observe.deadletters import DeadLetter, depths, run, show
+from shopctl.observe.outboxes import OutboxRow, outbox_rows
 from shopctl.observe.timeline import render_timeline
+from shopctl.runtimes.base import Runtime
 from shopctl.runtimes.logs import LogLine
 from shopctl.scenario.runner import Result
 
@@ -80,3 +81,13 @@ def write_bundle(
         or "none\n"
     )
     return folder
+
+
+def write_failure_bundle(result: Result, directory: Path, chosen: Runtime) -> Path:
+    """The failed scenario's bundle: its timelines, journal, outbox rows,
+    log lines, dead letters."""
+    url = chosen.broker_url()
+    waiting = [q for q, n in run(depths(url)).items() if n]
+    letters = [letter for queue in waiting for letter in run(show(url, queue, 10))]
+    outboxes = {order: outbox_rows(chosen, order) for order in result.orders}
+    return write_bundle(result, directory, chosen.logs([], follow=False), letters, outboxes)

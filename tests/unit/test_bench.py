@@ -260,7 +260,7 @@ def test_an_orders_cost_is_shown_beside_a_bare_journeys():
     from rich.console import Console
 
     from shopctl.bench.flood import BARE, LOAD, MACHINE, OTHERS
-    from shopctl.cli import _cost_against_bare
+    from shopctl.commands.bench import _cost_against_bare
 
     figures = {
         "baseline_cpu_ms_a_journey": {

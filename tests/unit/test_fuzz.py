@@ -108,7 +108,7 @@ def test_nothing_to_draw_is_a_usage_error():
 def test_the_cli_draws_the_default_kinds_crash_among_them():
     import inspect
 
-    from shopctl.cli import scenario_fuzz
+    from shopctl.commands.scenarios import scenario_fuzz
     from shopctl.scenario.fuzz import DEFAULT_KINDS
 
     default = inspect.signature(scenario_fuzz).parameters["kinds"].default
