@@ -5,6 +5,7 @@ one sentence."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from services.common.settings import EVENTS_EXCHANGE
 from shopctl.errors import ShopError
 
 if TYPE_CHECKING:
@@ -136,3 +138,37 @@ def quiet_broker_clients() -> None:
     not aio-pika's tracebacks on the terminal."""
     for noisy in ("aio_pika", "aiormq"):
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
+
+
+async def publish_event(
+    broker_url: str,
+    routing_key: str,
+    body: bytes,
+    *,
+    message_id: str | None = None,
+    content_type: str | None = None,
+    client: str = "shopctl",
+) -> None:
+    """Publish one body on the events exchange, as any producer could
+    (`shopctl inject`, a scenario's raw message), confirmed; ShopError when
+    nothing is bound to its routing key (no consumer would ever see it)."""
+    async with broker_connection(broker_url, client) as connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+        try:
+            await exchange.publish(
+                aio_pika.Message(
+                    body,
+                    content_type=content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message_id or str(uuid.uuid4()),
+                ),
+                routing_key=routing_key,
+                mandatory=True,
+                timeout=10,
+            )
+        except aio_pika.exceptions.DeliveryError:
+            raise ShopError(
+                f"nothing is bound to {routing_key!r}: no part consumes it right now",
+                hint="is the stack up? shopctl status",
+            ) from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_ASSERTION = 3
 EXIT_NO_RUNTIME = 4
 
 

@@ -6,13 +6,12 @@ import asyncio
 import uuid
 from typing import Any
 
-import aio_pika
 import orjson
 from pydantic import ValidationError
 
 from services.common.events import CONTENT_TYPE, EVENT_MODELS, Envelope, new_event
-from shopctl.amqp import broker_connection
-from shopctl.errors import ShopError, UsageError
+from shopctl.amqp import publish_event
+from shopctl.errors import UsageError
 
 
 def build_event(event_type: str, data: str, correlation_id: str | None) -> Envelope[Any]:
@@ -39,30 +38,14 @@ def build_event(event_type: str, data: str, correlation_id: str | None) -> Envel
     return new_event(payload, source="shopctl", correlation_id=saga)
 
 
-async def publish(broker_url: str, routing_key: str, body: bytes, message_id: str) -> None:
-    """Publish one body to shop.events, confirmed; ShopError when nothing is
-    bound to its routing key (no consumer would ever see it)."""
-    async with broker_connection(broker_url, "shopctl inject") as connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange("shop.events", ensure=False)
-        try:
-            await exchange.publish(
-                aio_pika.Message(
-                    body,
-                    content_type=CONTENT_TYPE,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message_id,
-                ),
-                routing_key=routing_key,
-                mandatory=True,
-                timeout=10,
-            )
-        except aio_pika.exceptions.DeliveryError:
-            raise ShopError(
-                f"nothing is bound to {routing_key!r}: no part consumes it right now",
-                hint="is the stack up? shopctl status",
-            ) from None
-
-
 def inject(broker_url: str, event: Envelope[Any]) -> None:
-    asyncio.run(publish(broker_url, event.routing_key, event.to_json(), str(event.id)))
+    asyncio.run(
+        publish_event(
+            broker_url,
+            event.routing_key,
+            event.to_json(),
+            message_id=str(event.id),
+            content_type=CONTENT_TYPE,
+            client="shopctl inject",
+        )
+    )

@@ -36,7 +36,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from services.common.faults import FaultSpec, refusal
+from services.common.faults import FAULT_KINDS, FaultSpec, refusal
 from shopctl.observe.history import HistoryThenLive
 from shopctl.observe.timeline import (
     Incident,
@@ -51,7 +51,7 @@ from shopctl.ui import uptime_text
 from tui.backend import Backend
 
 LANES = ("cart", "order", "inventory", "payment", "shipping")
-KINDS = ("delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice")
+KINDS = FAULT_KINDS
 FLUSH_S = 0.1
 STREAM_LINES = 2000
 MAX_ORDERS = 500  # listed at once

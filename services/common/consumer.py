@@ -39,6 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .broker import Broker, PublishFailed
 from .events import Envelope, EventData, InvalidEvent, decode_event
 from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
+from .headers import (
+    ATTEMPT,
+    ATTEMPTS,
+    DEAD_LETTERED_AT,
+    ERROR,
+    QUEUE,
+    REASON,
+    ROUTING_KEY,
+)
 from .inbox import AlreadyHandled, claim_handled
 from .metrics import Metrics
 from .outbox import Handover, UnitOfWork, unit_of_work
@@ -59,24 +68,6 @@ def is_transient(exc: Exception) -> bool:
 
 
 Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
-
-ATTEMPT = "x-shop-attempt"
-REASON = "x-shop-reason"
-# why a message is dead-lettered (the REASON header): the body is not JSON, not
-# an envelope, of no known type, of a type its queue does not take, or its
-# handler failed every attempt
-DEAD_LETTER_REASONS = (
-    "not_json",
-    "not_an_envelope",
-    "unknown_type",
-    "unexpected_type",
-    "handler_failed",
-)
-ERROR = "x-shop-error"
-ATTEMPTS = "x-shop-attempts"
-QUEUE = "x-shop-queue"
-ROUTING_KEY = "x-shop-routing-key"
-DEAD_LETTERED_AT = "x-shop-dead-lettered-at"
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ ORDER_START = 8  # the fewest characters of an order's id that name it (trace sh
 FaultKind = Literal[
     "delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice"
 ]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)  # the one list: CLI, TUI, fuzzer, schema test
 CrashPoint = Literal["before_handler", "after_commit"]
 # what a fault's match reads: an event's data, or a function that reads it
 # only when a fault asks (most messages never need it)

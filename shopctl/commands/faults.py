@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
+from services.common.faults import FAULT_KINDS
 from shopctl.commands.common import broker_url, out
 from shopctl.errors import UsageError
 from shopctl.stack import part
 
 app = typer.Typer(help="Faults at the message level (sandbox mode only).", no_args_is_help=True)
-KINDS = "delay, fail, crash, lose_ack, duplicate, drop, hold, publish_twice"
+KINDS = ", ".join(FAULT_KINDS)
 
 
 @app.command("set")

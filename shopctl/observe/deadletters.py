@@ -18,13 +18,22 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from services.common.broker import make_message
+from services.common.headers import (
+    ATTEMPT,
+    ATTEMPTS,
+    DEAD_LETTERED_AT,
+    DEATH,
+    ERROR,
+    QUEUE,
+    REASON,
+    REPLAYED,
+)
 from shopctl.amqp import broker_connection, browse
 from shopctl.errors import ShopError
 from shopctl.stack import PARTS
 
 DLQ_SUFFIX = ".dlq"
-ORIGIN = "x-shop-queue"
-_BOOKKEEPING = ("x-shop-reason", "x-shop-error", "x-shop-attempts", "x-shop-dead-lettered-at")
+ORIGIN = QUEUE
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ def _letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
         return value.decode() if isinstance(value, bytes) else str(value)
 
     try:
-        attempts = int(headers.get("x-shop-attempts", 0))  # type: ignore[arg-type]
+        attempts = int(headers.get(ATTEMPTS, 0))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         attempts = 0
     return DeadLetter(
@@ -86,10 +95,10 @@ def _letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
         message_id=message.message_id,
         type=message.type,
         origin=text(ORIGIN) or queue.removesuffix(DLQ_SUFFIX),
-        reason=text("x-shop-reason"),
-        error=text("x-shop-error"),
+        reason=text(REASON),
+        error=text(ERROR),
         attempts=attempts,
-        dead_lettered_at=text("x-shop-dead-lettered-at"),
+        dead_lettered_at=text(DEAD_LETTERED_AT),
         body=message.body,
         headers=headers,
     )
@@ -133,10 +142,10 @@ async def replay(
                 headers = {
                     k: v
                     for k, v in letter.headers.items()
-                    if k not in _BOOKKEEPING and not k.startswith(("x-death", "x-first", "x-last"))
+                    if k not in DEATH and not k.startswith(("x-death", "x-first", "x-last"))
                 }
-                headers["x-shop-attempt"] = 1
-                headers["x-shop-replayed"] = True
+                headers[ATTEMPT] = 1
+                headers[REPLAYED] = True
                 await channel.default_exchange.publish(
                     make_message(
                         message.body,

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from services.common.consumer import ATTEMPT, ERROR, REASON
-from services.common.settings import DEAD_LETTER_EXCHANGE, ServiceSettings
+from services.common.headers import ATTEMPT, ERROR, REASON
+from services.common.settings import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, ServiceSettings
 
 TERMINAL = frozenset({"OrderCompleted", "OrderCancelled"})
 COMPENSATIONS = frozenset({"StockReleased", "PaymentRefunded", "OrderCancelled"})
@@ -296,7 +296,7 @@ class Tap:
         self,
         broker_url: str,
         *,
-        exchange: str = "shop.events",
+        exchange: str = EVENTS_EXCHANGE,
         store: TimelineStore | None = None,
         on_event: Callable[[TimelineEvent | Incident], None] | None = None,
         incidents: bool = True,

@@ -20,9 +20,9 @@ from typing import Any
 import aiormq
 import orjson
 
-from services.common.consumer import ATTEMPT, ERROR
 from services.common.events import EVENT_MODELS
 from services.common.faults import ORDER_START
+from services.common.headers import ATTEMPT, ERROR
 from shopctl.amqp import broker_connection, browse, queue_states, retry_queues
 from shopctl.errors import ShopError, UsageError
 from shopctl.observe.deadletters import show

@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from services.common.consumer import DEAD_LETTER_REASONS
 from services.common.events import EVENT_MODELS
+from services.common.headers import DEAD_LETTER_REASONS
 from shopctl.stack import SERVICES
 
 VARIABLE = re.compile(r"\$\{(\w+)\}")  # what the runner fills, and what is checked here

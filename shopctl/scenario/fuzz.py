@@ -19,6 +19,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from services.common.faults import FAULT_KINDS
 from shopctl.errors import UsageError
 from shopctl.scenario.checks import CONSUMED, PRODUCED
 from shopctl.scenario.execute import run_scenario
@@ -32,7 +33,7 @@ from shopctl.stack import SERVICES
 # and hold need a step of their own (a restart, the event to wait for) and
 # are left to hand-written scenarios.
 DEFAULT_KINDS = ("delay", "fail", "lose_ack", "duplicate", "publish_twice", "crash")
-KINDS = (*DEFAULT_KINDS, "drop", "hold")
+KINDS = FAULT_KINDS
 CARDS = ("tok_visa", "tok_chargeDeclined", "tok_chargeDeclinedInsufficientFunds")
 _IDS = re.compile(r"SC-\w+|[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?( s)?")
 

@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from services.common.faults import FaultCommand, FaultSpec
-from shopctl.amqp import broker_connection
+from shopctl.amqp import publish_event
 from shopctl.client import patient_post
 from shopctl.errors import ShopError
 from shopctl.fault_switch import send
@@ -421,18 +421,12 @@ class Run:
                     raise  # a named part that does not listen is the scenario's mistake
 
     async def publish(self, publish: dict[str, Any]) -> None:
-        import aio_pika
-
         publish = self.fill(publish)
         body = publish["body"]
         raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
-        async with broker_connection(self.target.broker_url, "shopctl scenario") as connection:
-            channel = await connection.channel(publisher_confirms=True)
-            exchange = await channel.get_exchange("shop.events", ensure=False)
-            await exchange.publish(
-                aio_pika.Message(raw, message_id=str(uuid.uuid4())),
-                routing_key=publish["routing_key"],
-            )
+        await publish_event(
+            self.target.broker_url, publish["routing_key"], raw, client="shopctl scenario"
+        )
 
     # expectations ---------------------------------------------------------
 

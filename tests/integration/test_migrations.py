@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from services.common import migrations
@@ -39,5 +41,30 @@ def test_two_replicas_migrate_a_new_database_at_once():
         engine.dispose()
         assert {"outbox", "inbox", "effects", "alembic_version"} <= tables
         assert version == "0001"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("service", ["cart", "order", "inventory", "payment"])
+def test_a_service_migrated_down_to_base_leaves_no_table(service):
+    """Every migration undoes itself: the outbox, inbox and saga history too."""
+    from alembic import command
+
+    name = f"shoptest_{RUN_ID}_down_{service}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = _pg_url(name)
+        versions = Path(__file__).resolve().parents[2] / "services" / service / "migrations"
+        migrations.upgrade(url, versions)
+        command.downgrade(migrations.alembic_config(url, versions), "base")
+        engine = sa.create_engine(async_url(url))
+        with engine.connect() as conn:
+            tables = set(
+                conn.execute(
+                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                ).scalars()
+            )
+        engine.dispose()
+        assert tables == {"alembic_version"}
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

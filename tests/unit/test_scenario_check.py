@@ -155,3 +155,15 @@ def test_a_capture_of_a_concurrent_branch_is_seen_after_the_block(tmp_path):
 def test_the_shipped_scenarios_pass_the_check():
     for path in sorted((ROOT / "scenarios").glob("*.yaml")):
         load(path)
+
+
+def test_the_schema_names_the_fault_kinds_the_core_has():
+    """The JSON Schema is data: it cannot import the kinds, so it is held to them."""
+    import json
+
+    from services.common.faults import FAULT_KINDS
+    from shopctl.scenario import fuzz
+
+    schema = json.loads((ROOT / "shopctl" / "scenario" / "schema.json").read_text())
+    assert tuple(schema["$defs"]["fault"]["properties"]["kind"]["enum"]) == FAULT_KINDS
+    assert set(fuzz.DEFAULT_KINDS) <= set(FAULT_KINDS)

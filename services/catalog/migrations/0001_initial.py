@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from services.common.schema import create_messaging_tables
+from services.common.schema import create_messaging_tables, drop_messaging_tables
 
 revision = "0001"
 down_revision = None
@@ -35,3 +35,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("products")
+    drop_messaging_tables(op)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from services.common.schema import create_messaging_tables
+from services.common.schema import create_messaging_tables, drop_messaging_tables
 
 revision = "0001"
 down_revision = None
@@ -31,3 +31,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("customers")
+    drop_messaging_tables(op)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-from services.common.schema import create_messaging_tables
+from services.common.schema import create_messaging_tables, drop_messaging_tables
 
 revision = "0001"
 down_revision = None
@@ -50,3 +50,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("payments")
     op.drop_table("intents")
+    drop_messaging_tables(op)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from services.common.schema import create_messaging_tables
+from services.common.schema import create_messaging_tables, drop_messaging_tables
 
 revision = "0001"
 down_revision = None
@@ -45,3 +45,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("shipments")
     op.drop_table("destinations")
+    drop_messaging_tables(op)
