@@ -369,7 +369,7 @@ class ShopTui(App[None]):
     async def run_tap(self) -> None:
         assert self.broker_url is not None
         while True:
-            merged = HistoryThenLive(self.pending.append)
+            merged = HistoryThenLive(self.feed)  # self.pending is swapped at each flush
             try:
                 async with Tap(self.broker_url, on_event=merged.live):
                     self.tap_state = "live"
