@@ -220,24 +220,7 @@ class ShopTui(App[None]):
     """shop sandbox: the saga, live."""
 
     TITLE = "shop sandbox"
-    CSS = """
-    TabbedContent { height: 1fr; }
-    #saga-body { height: 1fr; }
-    /* its columns (8 + 30 + 5, a cell's padding each side) and the scrollbar */
-    #orders { width: 51; height: 1fr; }
-    #timeline { width: 1fr; height: 1fr; padding: 0 1; }
-    .narrow #saga-body { layout: vertical; }
-    .narrow #orders { width: 1fr; height: 7; }
-    #filter { height: 3; }
-    #stream { height: 1fr; }
-    #dead-detail, #scenario-log { height: 1fr; border-top: solid $primary; }
-    #dead-letters, #scenarios { height: auto; max-height: 12; }
-    .fault-form { height: auto; }
-    .fault-form Select, .fault-form Input { width: 1fr; }
-    .fault-form Button { width: auto; }
-    #faults { height: 1fr; }
-    #statusline { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
-    """
+    CSS_PATH = "app.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("ctrl+t", "toggle_theme", "light/dark"),
