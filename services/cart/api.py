@@ -7,6 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.common.db import Driver, Prepared
@@ -17,19 +18,26 @@ from services.common.identity import CurrentCaller
 from services.common.money import Quantity, Sku
 from services.common.text import InputModel
 
-from . import domain
+from . import domain, prices
 from .domain import Cart
 from .models import cart_items, carts
 
 router = APIRouter()
+_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 
 
-async def catalog_client(request: Request) -> domain.Catalog:
-    client: domain.Catalog = request.app.state.catalog
+async def refused(request: Request, exc: Exception) -> JSONResponse:
+    """A refusal of the cart's rules, answered in the one error shape."""
+    assert isinstance(exc, domain.CartRefused)
+    return ApiError(_STATUS[exc.kind], str(exc)).response()
+
+
+async def catalog_client(request: Request) -> prices.Catalog:
+    client: prices.Catalog = request.app.state.catalog
     return client
 
 
-Catalog = Annotated[domain.Catalog, Depends(catalog_client)]
+Catalog = Annotated[prices.Catalog, Depends(catalog_client)]
 
 
 class ItemIn(InputModel):
@@ -93,7 +101,7 @@ async def add_item(
     cart_id: uuid.UUID, body: ItemIn, runtime: Runtime, caller: CurrentCaller, catalog: Catalog
 ) -> Cart:
     """Add to the cart's line for the SKU (created if new), at today's price."""
-    price, currency = await domain.price_of(catalog, body.sku)  # before the transaction
+    price, currency = await prices.price_of(catalog, body.sku)  # before the transaction
     async with runtime.unit_of_work() as uow:
         row = await domain.load_open(uow.db, cart_id, caller)
         await domain.set_line(uow, row, body.sku, body.quantity, price, currency, add=True)
@@ -109,7 +117,7 @@ async def set_item(
     caller: CurrentCaller,
     catalog: Catalog,
 ) -> Cart:
-    price, currency = await domain.price_of(catalog, sku)
+    price, currency = await prices.price_of(catalog, sku)
     async with runtime.unit_of_work() as uow:
         row = await domain.load_open(uow.db, cart_id, caller)
         await domain.set_line(uow, row, sku, body.quantity, price, currency, add=False)
@@ -163,10 +171,10 @@ async def checkout(
         ).first()
         if row is None:  # not the caller's (404) or not open (409)
             await domain.load_open(uow.db, cart_id, caller)
-            raise ApiError(409, f"cart {cart_id} is already checked out")
+            raise domain.CartClosed(f"cart {cart_id} is already checked out")
         items = await domain.lines(uow.db, cart_id)
         if not items:  # the rollback reopens it
-            raise ApiError(409, f"cart {cart_id} is empty")
+            raise domain.CartClosed(f"cart {cart_id} is empty")
         uow.emit(
             CartCheckedOut(
                 order_id=order_id,

@@ -1,12 +1,11 @@
-"""Cart rules: lines priced from the catalog, one currency per cart, a
-checkout that happens once."""
+"""Cart rules: one currency per cart, bounded lines, a checkout that happens
+once. The rules know no HTTP: a refusal is a CartRefused, which the routes
+answer with its status (api.py); prices come from prices.py."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -14,15 +13,31 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.db import Driver, Prepared
-from services.common.errors import ApiError, not_found
 from services.common.identity import Caller
 from services.common.outbox import UnitOfWork
-from services.common.upstream import UpstreamError, Upstreams
 
 from .models import cart_items, carts
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
+
+
+class CartRefused(Exception):
+    """A request the cart's rules refuse; ``kind`` says how."""
+
+    kind = "invalid"  # not_found, conflict, invalid
+
+
+class NoSuchCart(CartRefused):
+    """Not there, or another customer's (the same answer, A1)."""
+
+    kind = "not_found"
+
+
+class CartClosed(CartRefused):
+    """Checked out already, in another currency, or empty at the checkout."""
+
+    kind = "conflict"
 
 
 class CartLine(BaseModel):
@@ -56,14 +71,14 @@ async def load(db: Driver, cart_id: uuid.UUID, caller: Caller, *, lock: bool) ->
     """The caller's cart row; another customer's cart is 'not found' (A1)."""
     row = (await db.run(_LOAD_LOCKED if lock else _LOAD, {"cart_id": cart_id})).first()
     if row is None or row.customer_id != caller.customer_id:
-        raise not_found(f"cart {cart_id}")
+        raise NoSuchCart(f"cart {cart_id} not found")
     return row
 
 
 async def load_open(db: Driver, cart_id: uuid.UUID, caller: Caller) -> Any:
     row = await load(db, cart_id, caller, lock=True)
     if row.status != "OPEN":
-        raise ApiError(409, f"cart {cart_id} is already checked out")
+        raise CartClosed(f"cart {cart_id} is already checked out")
     return row
 
 
@@ -84,30 +99,6 @@ async def view(db: Driver, row: Any) -> Cart:
     )
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """The catalog service's prices, asked over the shared pooled client."""
-
-    base_url: str
-    http: Upstreams
-
-
-async def price_of(catalog: Catalog, sku: str) -> tuple[int, str]:
-    """The product's current price from the catalog service."""
-    try:
-        answer = await catalog.http.request(
-            "GET", f"{catalog.base_url.rstrip('/')}/products/{quote(sku, safe='')}"
-        )
-    except UpstreamError as exc:
-        raise ApiError(503, f"the catalog cannot be reached ({type(exc).__name__})") from None
-    if answer.status == 404:
-        raise not_found(f"product {sku}")
-    if answer.status != 200:
-        raise ApiError(503, f"the catalog answered {answer.status}")
-    product = answer.json()
-    return int(product["price_cents"]), str(product["currency"])
-
-
 async def set_line(
     uow: UnitOfWork,
     cart: Any,
@@ -121,16 +112,16 @@ async def set_line(
     existing = await lines(uow.db, cart.id)
     if currency != cart.currency:
         if existing:
-            raise ApiError(409, f"cart is in {cart.currency}; {sku} is priced in {currency}")
+            raise CartClosed(f"cart is in {cart.currency}; {sku} is priced in {currency}")
         await uow.conn.execute(
             carts.update().where(carts.c.id == cart.id).values(currency=currency)
         )
     current = next((line.quantity for line in existing if line.sku == sku), 0)
     if not current and len(existing) >= MAX_LINES:
-        raise ApiError(422, f"a cart holds at most {MAX_LINES} different products")
+        raise CartRefused(f"a cart holds at most {MAX_LINES} different products")
     new_quantity = current + quantity if add else quantity
     if new_quantity > MAX_QUANTITY:
-        raise ApiError(422, f"at most {MAX_QUANTITY} of one product per cart")
+        raise CartRefused(f"at most {MAX_QUANTITY} of one product per cart")
     await uow.conn.execute(
         insert(cart_items)
         .values(cart_id=cart.id, sku=sku, quantity=new_quantity, unit_price_cents=price)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from services.cart.domain import Catalog, price_of
+from services.cart.prices import Catalog, price_of
 from services.common.errors import ApiError
 from services.common.upstream import Upstreams
 from tests.conftest import free_port
