@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,6 +58,29 @@ SettleOption = Annotated[
 ]
 
 
+KeepUp = Annotated[bool, typer.Option("--keep-up", help="leave a stack started for this run up")]
+
+
+@contextmanager
+def stack_for_run(runtime: str, keep_up: bool) -> Iterator[tuple[SandboxSettings, str]]:
+    """The stack that is up, or one started for this run (and stopped after
+    it unless ``keep_up``); the settings and the gateway's URL."""
+    from shopctl.runtimes.processes import url_ready
+
+    quiet_broker_clients()  # a broker restart is a step here, not a traceback
+    settings = SandboxSettings()
+    gateway = f"http://127.0.0.1:{settings.gateway_port}"
+    started_here = not url_ready(gateway, "gateway")
+    if started_here:
+        up(runtime=runtime, build=False)
+    try:
+        yield settings, gateway
+    finally:
+        if started_here and not keep_up:
+            out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
+            down(volumes=False)
+
+
 @app.command("run")
 def scenario_run(
     targets: Targets,
@@ -64,32 +89,17 @@ def scenario_run(
         Path | None, typer.Option(help="for each failure, a folder of what it saw here")
     ] = None,
     runtime: RuntimeChoice = "auto",
-    keep_up: Annotated[
-        bool, typer.Option("--keep-up", help="leave a stack started for this run up")
-    ] = False,
+    keep_up: KeepUp = False,
     settle: SettleOption = 15.0,
 ) -> None:
     """Run scenarios against the stack (started first when it is not up, and
     stopped after unless --keep-up); exit 1 when any fails."""
-    from shopctl.runtimes.processes import url_ready
     from shopctl.scenario.execute import write_junit
     from shopctl.scenario.loading import load, scenario_files
 
     loaded = [load(path) for path in scenario_files(targets)]  # every file checked first
-    # a broker restart is a step here: the tap's reconnects are the journal's
-    # business, not tracebacks on the terminal
-    quiet_broker_clients()
-    settings = SandboxSettings()
-    gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    started_here = not url_ready(gateway, "gateway")
-    if started_here:
-        up(runtime=runtime, build=False)
-    try:
+    with stack_for_run(runtime, keep_up) as (settings, gateway):
         results = _run_scenarios(loaded, settings, gateway, bundle, settle)
-    finally:
-        if started_here and not keep_up:
-            out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
-            down(volumes=False)
     table = Table("scenario", "result", "seconds")
     for result in results:
         colour = "yellow" if result.expected_failure else "green" if result.as_expected else "red"
@@ -123,15 +133,12 @@ def scenario_fuzz(
         float, typer.Option(min=0, help="seconds spent shrinking a failure at most")
     ] = 240.0,
     runtime: RuntimeChoice = "auto",
-    keep_up: Annotated[
-        bool, typer.Option("--keep-up", help="leave a stack started for this run up")
-    ] = False,
+    keep_up: KeepUp = False,
     settle: SettleOption = 8.0,
 ) -> None:
     """Random fault schedules over a checkout's saga (Hypothesis), the
     invariants as the oracle; a failure is shrunk and written out as a
     scenario file. Exit 1 when one is found."""
-    from shopctl.runtimes.processes import url_ready
     from shopctl.scenario.fuzz import KINDS, executor, fuzz, write_scenario
 
     chosen_parts = [p.strip() for p in parts.split(",") if p.strip()]
@@ -141,12 +148,6 @@ def scenario_fuzz(
     unknown = [k for k in chosen_kinds if k not in KINDS]
     if unknown:
         raise UsageError(f"unknown fault kind {unknown[0]!r}; use {', '.join(KINDS)}")
-    quiet_broker_clients()
-    settings = SandboxSettings()
-    gateway = f"http://127.0.0.1:{settings.gateway_port}"
-    started_here = not url_ready(gateway, "gateway")
-    if started_here:
-        up(runtime=runtime, build=False)
 
     def shown(index: int, schedule: Any, result: Any, shrinking: bool) -> None:
         verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
@@ -155,7 +156,7 @@ def scenario_fuzz(
         if not result.passed:
             out.print(f"          {result.failure.splitlines()[0]}", markup=False)
 
-    try:
+    with stack_for_run(runtime, keep_up) as (settings, gateway):
         target = stack_target(settings, gateway)
         target.settle_s = settle
         report = fuzz(
@@ -168,10 +169,6 @@ def scenario_fuzz(
             shrink_budget_s=shrink_budget,
             on_run=shown,
         )
-    finally:
-        if started_here and not keep_up:
-            out.print("[dim]stopping the stack this run started (--keep-up leaves it up)[/]")
-            down(volumes=False)
     if report.minimal is None:
         note = " (a failure seen once did not come back)" if report.flaky else ""
         out.print(f"[green]{len(report.runs)} schedules from seed {seed}: no failure[/]{note}")

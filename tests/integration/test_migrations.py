@@ -57,14 +57,18 @@ def test_a_service_migrated_down_to_base_leaves_no_table(service):
         versions = Path(__file__).resolve().parents[2] / "services" / service / "migrations"
         migrations.upgrade(url, versions)
         command.downgrade(migrations.alembic_config(url, versions), "base")
-        engine = sa.create_engine(async_url(url))
-        with engine.connect() as conn:
-            tables = set(
-                conn.execute(
-                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                ).scalars()
-            )
-        engine.dispose()
-        assert tables == {"alembic_version"}
+        assert tables_of(url) == {"alembic_version"}
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def tables_of(url: str) -> set[str]:
+    engine = sa.create_engine(async_url(url))
+    with engine.connect() as conn:
+        found = set(
+            conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            ).scalars()
+        )
+    engine.dispose()
+    return found
