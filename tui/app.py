@@ -15,7 +15,6 @@ import time
 from collections import deque
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
 from rich.console import Group
 from rich.text import Text
 from textual import on, work
@@ -24,19 +23,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import (
-    Button,
     DataTable,
     Footer,
     Header,
     Input,
     RichLog,
-    Select,
     Static,
     TabbedContent,
     TabPane,
 )
 
-from services.common.faults import FAULT_KINDS, FaultSpec, refusal
 from shopctl.observe.history import HistoryThenLive
 from shopctl.observe.timeline import (
     Incident,
@@ -44,14 +40,16 @@ from shopctl.observe.timeline import (
     Timeline,
     TimelineEvent,
     TimelineStore,
-    parse_event,
 )
 from shopctl.observe.trace import style_of, trace_line
-from shopctl.ui import uptime_text
 from tui.backend import Backend
+from tui.panes import Changed
+from tui.panes.dead import DeadLettersPane
+from tui.panes.faults import FaultsPane
+from tui.panes.parts import PartsPane
+from tui.panes.scenarios import ScenariosPane
+from tui.widgets import LANES, FilterInput, OrdersTable
 
-LANES = ("cart", "order", "inventory", "payment", "shipping")
-KINDS = FAULT_KINDS
 FLUSH_S = 0.1
 STREAM_LINES = 2000
 MAX_ORDERS = 500  # listed at once
@@ -143,79 +141,6 @@ def order_status(timeline: Timeline, now: float | None = None) -> Text:
     return Text(f"⧗ {waiting.event} {waiting.age(now):.0f}s", style="yellow")
 
 
-class OrdersTable(DataTable[Any]):
-    """The orders; a move of the user's pins the one chosen (f follows again)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "app.follow", "follow newest"),
-    ]
-    user_moved = False
-
-    def action_cursor_up(self) -> None:
-        self.user_moved = True
-        super().action_cursor_up()
-
-    def action_cursor_down(self) -> None:
-        self.user_moved = True
-        super().action_cursor_down()
-
-    def action_page_up(self) -> None:
-        self.user_moved = True
-        super().action_page_up()
-
-    def action_page_down(self) -> None:
-        self.user_moved = True
-        super().action_page_down()
-
-    def action_scroll_home(self) -> None:
-        self.user_moved = True
-        super().action_scroll_home()
-
-    def action_scroll_end(self) -> None:
-        self.user_moved = True
-        super().action_scroll_end()
-
-    async def _on_click(self, event: Any) -> None:
-        self.user_moved = True
-        await super()._on_click(event)
-
-
-class FilterInput(Input):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.leave_filter", "leave the filter"),
-    ]
-
-
-class PartsTable(DataTable[Any]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "app.part('restart')", "restart"),
-        Binding("x", "app.part('stop')", "stop"),
-        Binding("g", "app.part('start')", "start"),
-        Binding("p", "app.part('pause')", "pause"),
-        Binding("u", "app.part('resume')", "resume"),
-    ]
-
-
-class DeadLetterTable(DataTable[Any]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "app.inspect_dead", "inspect", show=True),
-        Binding("R", "app.replay_dead", "replay"),
-        Binding("X", "app.purge_dead", "purge"),
-    ]
-
-
-class ScenarioTable(DataTable[Any]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "app.run_scenario", "run", show=True),
-    ]
-
-
-class FaultTable(DataTable[Any]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "app.clear_faults", "clear part's faults"),
-    ]
-
-
 class ShopTui(App[None]):
     """shop sandbox: the saga, live."""
 
@@ -259,7 +184,6 @@ class ShopTui(App[None]):
         self.filter_text = ""
         self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
         self.tap_state = "not connected"
-        self._purge_armed: tuple[str, float] | None = None
         self.drawing: Any = None  # what the saga pane shows
         self.stream_stale = False  # events arrived while the stream was hidden
 
@@ -277,26 +201,10 @@ class ShopTui(App[None]):
                     id="filter",
                 )
                 yield RichLog(id="stream", max_lines=STREAM_LINES, wrap=False, markup=False)
-            with TabPane("Parts", id="parts"):
-                yield PartsTable(id="parts-table", cursor_type="row")
-            with TabPane("Dead letters", id="dead"):
-                yield DeadLetterTable(id="dead-letters", cursor_type="row")
-                yield RichLog(id="dead-detail", wrap=True, markup=False)
-            with TabPane("Scenarios", id="scenarios"):
-                yield ScenarioTable(id="scenarios-table", cursor_type="row")
-                yield RichLog(id="scenario-log", wrap=True, markup=False)
-            with TabPane("Faults", id="faults"):
-                # two rows: both hold their words at 80 columns
-                with Horizontal(classes="fault-form"):
-                    yield Select([(p, p) for p in LANES], prompt="part", id="fault-part")
-                    yield Input(placeholder="event", id="fault-event")
-                    yield Select([(k, k) for k in KINDS], prompt="kind", id="fault-kind")
-                with Horizontal(classes="fault-form"):
-                    yield Input(placeholder="order", id="fault-order", max_length=36)
-                    yield Input(placeholder="times", id="fault-times", type="integer")
-                    yield Input(placeholder="ms", id="fault-ms", type="integer")
-                    yield Button("switch on", id="fault-on", variant="warning")
-                yield FaultTable(id="faults-table", cursor_type="row")
+            yield PartsPane("Parts", self.backend, id="parts")
+            yield DeadLettersPane("Dead letters", self.backend, id="dead")
+            yield ScenariosPane("Scenarios", self.backend, id="scenarios")
+            yield FaultsPane("Faults", self.backend, id="faults")
         yield Static(id="statusline")
         yield Footer()
 
@@ -305,15 +213,6 @@ class ShopTui(App[None]):
         orders.add_column("order", key="order", width=8)
         orders.add_column("status", key="status", width=30)
         orders.add_column("took", key="took", width=5)
-        self.query_one("#parts-table", DataTable).add_columns(
-            "part", "state", "health", "port", "uptime", "restarts"
-        )
-        self.query_one("#dead-letters", DataTable).add_columns("dead-letter queue", "messages")
-        self.query_one("#scenarios-table", DataTable).add_columns("file", "scenario")
-        self.query_one("#faults-table", DataTable).add_columns(
-            "part", "fault", "event", "kind", "order", "used"
-        )
-        self._fill_scenarios()
         self.query_one("#timeline", Static).update(saga_drawing(None))
         self._narrow()
         self.set_interval(FLUSH_S, self._quietly(self.flush))
@@ -508,72 +407,26 @@ class ShopTui(App[None]):
 
     @work(exclusive=True, group="side")
     async def refresh_side_panes(self) -> None:
+        """Parts and dead letters read again (and the faults, when shown)."""
         assert self.backend is not None
         try:
             parts = await self.backend.parts()
         except Exception as exc:
             self.notify(f"parts: {exc}", severity="error")
             parts = []
-        table = self.query_one("#parts-table", DataTable)
-        for status in parts:
-            state = Text(
-                status.state,
-                style={"running": "green", "paused": "yellow", "restarting": "yellow"}.get(
-                    status.state, "red"
-                ),
-            )
-            uptime = uptime_text(time.time() - status.started_at) if status.started_at else "-"
-            cells = (
-                status.name,
-                state,
-                status.health,
-                str(status.port or "-"),
-                uptime,
-                str(status.restarts),
-            )
-            if status.name in table.rows:
-                for column, value in zip(table.columns, cells, strict=True):
-                    table.update_cell(status.name, column, value)
-            else:
-                table.add_row(*cells, key=status.name)
+        self.query_one(PartsPane).show(parts)
         try:
             depths = await self.backend.dead_letter_depths()
         except Exception:
             depths = {}
-        dead = self.query_one("#dead-letters", DataTable)
-        for queue, count in depths.items():
-            shown = Text("-" if count is None else str(count), style="red" if count else "")
-            if queue in dead.rows:
-                dead.update_cell(queue, dead.ordered_columns[1].key, shown)
-            else:
-                dead.add_row(queue, shown, key=queue)
+        self.query_one(DeadLettersPane).show(depths)
         if self.query_one(TabbedContent).active == "faults":
-            await self._refresh_faults()
+            await self.query_one(FaultsPane).read()
         self._status()
 
-    async def _refresh_faults(self) -> None:
-        assert self.backend is not None
-        table = self.query_one("#faults-table", DataTable)
-        table.clear()
-        for part in LANES:
-            found = await self.backend.inflight(part)
-            for fault in (found or {}).get("faults") or []:
-                table.add_row(
-                    part,
-                    fault.get("id", "?"),
-                    fault.get("event", "?"),
-                    fault.get("kind", "?"),
-                    (fault.get("order") or "any")[:8],
-                    f"{fault.get('used', 0)}/{fault.get('times') or '∞'}",
-                    key=f"{part}:{fault.get('id')}",
-                )
-
-    def _fill_scenarios(self) -> None:
-        if self.backend is None:
-            return
-        table = self.query_one("#scenarios-table", DataTable)
-        for scenario in self.backend.scenarios():
-            table.add_row(scenario.path.name, scenario.name, key=str(scenario.path))
+    @on(Changed)
+    def _stack_changed(self) -> None:
+        self.refresh_side_panes()
 
     def _status(self) -> None:
         orders = sum(1 for t in self.store.timelines.values() if self._is_order(t))
@@ -620,136 +473,28 @@ class ShopTui(App[None]):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
 
-    def _row_key(self, selector: str) -> str | None:
-        table = self.query_one(selector, DataTable)
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return str(key) if key is not None else None
+    # the side panes' keys (bound on their tables) act in their pane
 
     @work(group="control")
     async def action_part(self, action: str) -> None:
-        part = self._row_key("#parts-table")
-        if part is None or self.backend is None:
-            return
-        self.notify(f"{part}: {action}…")
-        try:
-            await self.backend.control(action, part)
-        except Exception as exc:
-            self.notify(
-                f"{part}: {action} failed: {getattr(exc, 'message', exc)}", severity="error"
-            )
-            return
-        self.notify(f"{part}: {action} done")
-        self.refresh_side_panes()
+        await self.query_one(PartsPane).control(action)
 
     @work(group="dead")
     async def action_inspect_dead(self) -> None:
-        queue = self._row_key("#dead-letters")
-        if queue is None or self.backend is None:
-            return
-        detail = self.query_one("#dead-detail", RichLog)
-        detail.clear()
-        letters = await self.backend.dead_letters(queue)
-        if not letters:
-            detail.write(f"{queue} is empty")
-        for letter in letters:
-            event = parse_event(letter.body, letter.origin)
-            saga = f" order {event.correlation_id}" if event else ""
-            detail.write(
-                Text.assemble(
-                    (f"{letter.type or '?'}", "bold"),
-                    f"{saga} from {letter.origin}\n",
-                    (f"  {letter.reason} after {letter.attempts} attempts: ", "red"),
-                    f"{letter.error[:300]}\n  {letter.body[:200].decode(errors='replace')}",
-                )
-            )
+        await self.query_one(DeadLettersPane).inspect()
 
     @work(group="dead")
     async def action_replay_dead(self) -> None:
-        queue = self._row_key("#dead-letters")
-        if queue is None or self.backend is None:
-            return
-        count = await self.backend.replay(queue)
-        self.notify(f"replayed {count} from {queue}")
-        self.refresh_side_panes()
+        await self.query_one(DeadLettersPane).replay()
 
     @work(group="dead")
     async def action_purge_dead(self) -> None:
-        queue = self._row_key("#dead-letters")
-        if queue is None or self.backend is None:
-            return
-        armed = self._purge_armed
-        if armed is None or armed[0] != queue or time.monotonic() - armed[1] > 5:
-            self._purge_armed = (queue, time.monotonic())
-            self.notify(
-                f"press X again to drop {queue}'s dead letters for good", severity="warning"
-            )
-            return
-        self._purge_armed = None
-        count = await self.backend.purge(queue)
-        self.notify(f"purged {count} from {queue}")
-        self.refresh_side_panes()
+        await self.query_one(DeadLettersPane).purge()
 
     @work(exclusive=True, group="scenario")
     async def action_run_scenario(self) -> None:
-        path = self._row_key("#scenarios-table")
-        if path is None or self.backend is None:
-            return
-        scenario = next((s for s in self.backend.scenarios() if str(s.path) == path), None)
-        if scenario is None:
-            return
-        log = self.query_one("#scenario-log", RichLog)
-        log.write(Text(f"running {scenario.name}…", style="bold"))
-        result = await self.backend.run_scenario(scenario)
-        for entry in result.journal:
-            style = "" if entry.outcome == "ok" else "red"
-            log.write(Text(f"{entry.at:7.2f} s  {entry.step}: {entry.outcome}", style=style))
-        style = "bold yellow" if result.expected_failure else "bold green"
-        style = style if result.as_expected else "bold red"
-        verdict = result.verdict if result.expect_failure else result.verdict.upper()
-        verdict = "passed" if result.passed and result.as_expected else verdict
-        log.write(Text(f"{verdict} in {result.seconds:.1f} s", style=style))
-        if result.failure or not result.as_expected:
-            log.write(Text(result.verdict_text, style="yellow" if result.as_expected else "red"))
-
-    @on(Button.Pressed, "#fault-on")
-    async def _fault_on(self) -> None:
-        if self.backend is None:
-            return
-        part = self.query_one("#fault-part", Select).value
-        kind = self.query_one("#fault-kind", Select).value
-        event = self.query_one("#fault-event", Input).value.strip()
-        times = self.query_one("#fault-times", Input).value.strip()
-        ms = self.query_one("#fault-ms", Input).value.strip()
-        order = self.query_one("#fault-order", Input).value.strip()
-        if part is Select.BLANK or kind is Select.BLANK or not event:
-            self.notify("a fault needs a part, an event and a kind", severity="error")
-            return
-        try:
-            spec = FaultSpec(
-                part=str(part),
-                event=event,
-                kind=str(kind),
-                order=order or None,  # FaultSpec refuses fewer than 8 characters
-                times=int(times) if times else None,
-                ms=int(ms) if ms else 0,
-            )
-            await self.backend.set_fault(spec)
-        except Exception as exc:
-            why = refusal(exc) if isinstance(exc, ValidationError) else getattr(exc, "message", exc)
-            self.notify(f"fault refused: {why}", severity="error")
-            return
-        self.notify(f"fault {spec.id} on: {part} {kind} {event}")
-        await self._refresh_faults()
+        await self.query_one(ScenariosPane).run()
 
     @work(group="faults")
     async def action_clear_faults(self) -> None:
-        key = self._row_key("#faults-table")
-        if key is None or self.backend is None:
-            return
-        part = key.split(":", 1)[0]
-        await self.backend.clear_faults(part)
-        self.notify(f"faults off on {part}")
-        await asyncio.sleep(0.2)
-        await self._refresh_faults()
+        await self.query_one(FaultsPane).clear()
