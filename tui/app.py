@@ -41,19 +41,18 @@ from shopctl.observe.timeline import (
     TimelineEvent,
     TimelineStore,
 )
-from shopctl.observe.trace import style_of, trace_line
+from shopctl.observe.trace import style_of
 from tui.backend import Backend
 from tui.panes import Changed
 from tui.panes.dead import DeadLettersPane
+from tui.panes.events import EventsPane
 from tui.panes.faults import FaultsPane
 from tui.panes.parts import PartsPane
 from tui.panes.scenarios import ScenariosPane
-from tui.widgets import LANES, FilterInput, OrdersTable
+from tui.widgets import LANES, OrdersTable
 
 FLUSH_S = 0.1
-STREAM_LINES = 2000
 MAX_ORDERS = 500  # listed at once
-SHOWN_AGAIN = 200  # stream lines drawn when its pane comes back into view
 MAX_SAGAS = 5000  # kept in memory
 
 
@@ -178,14 +177,11 @@ class ShopTui(App[None]):
         self.open_orders: set[str] = set()  # listed and not over: their ages move
         self.keys_handled: list[float] = []  # perf_counter of each pane switch
         self.pending: list[TimelineEvent | Incident] = []
-        self.recent: deque[TimelineEvent | Incident] = deque(maxlen=STREAM_LINES)
         self.selected: str | None = None
         self.follow = True
-        self.filter_text = ""
         self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
         self.tap_state = "not connected"
         self.drawing: Any = None  # what the saga pane shows
-        self.stream_stale = False  # events arrived while the stream was hidden
 
     # layout --------------------------------------------------------------
 
@@ -195,12 +191,7 @@ class ShopTui(App[None]):
             with TabPane("Saga", id="saga"), Horizontal(id="saga-body"):
                 yield OrdersTable(id="orders", cursor_type="row")
                 yield Static(id="timeline")
-            with TabPane("Events", id="events"):
-                yield FilterInput(
-                    placeholder="filter: an event type, a part or an order (esc: leave)",
-                    id="filter",
-                )
-                yield RichLog(id="stream", max_lines=STREAM_LINES, wrap=False, markup=False)
+            yield EventsPane("Events", self.store, id="events")
             yield PartsPane("Parts", self.backend, id="parts")
             yield DeadLettersPane("Dead letters", self.backend, id="dead")
             yield ScenariosPane("Scenarios", self.backend, id="scenarios")
@@ -272,7 +263,7 @@ class ShopTui(App[None]):
             return
         batch, self.pending = self.pending, []
         changed: dict[str, None] = {}
-        accepted: list[TimelineEvent | Incident] = []
+        added: list[TimelineEvent | Incident] = []
         now = self.clock()
         for item in batch:
             if isinstance(item, TimelineEvent):
@@ -280,17 +271,10 @@ class ShopTui(App[None]):
                 self.shown_at[item.id] = now
             else:
                 self.store.add_incident(item)
-            self.recent.append(item)
-            if self._accepts(item):
-                accepted.append(item)
+            added.append(item)
             changed[item.correlation_id] = None
-        if self.query_one(TabbedContent).active == "events":
-            stream = self.query_one("#stream", RichLog)
-            # a burst writes only what the stream keeps anyway
-            for item in accepted[-STREAM_LINES:]:
-                stream.write(trace_line(self.store, item))
-        else:
-            self.stream_stale = True  # drawn when its pane is shown
+        events = self.query_one(EventsPane)
+        events.take(added, shown=self.query_one(TabbedContent).active == "events")
         orders = self.query_one("#orders", OrdersTable)
         newest = None
         for correlation in changed:
@@ -332,17 +316,6 @@ class ShopTui(App[None]):
         took = max(end - start, 0.0)
         return f"{took:.0f}s" if took >= 10 else f"{took:.1f}s"
 
-    def _accepts(self, item: TimelineEvent | Incident) -> bool:
-        text = self.filter_text.lower()
-        if not text:
-            return True
-        words = [item.correlation_id.lower()]
-        if isinstance(item, Incident):
-            words += [item.kind, item.event_type.lower(), item.part]
-        else:
-            words += [item.type.lower(), item.source]
-        return any(w.startswith(text) or text == w for w in words)
-
     def _tick(self) -> None:
         """Running sagas' times move on even when nothing arrives."""
         now = self.clock()
@@ -383,25 +356,10 @@ class ShopTui(App[None]):
         self._draw_selected()
         self._status()
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, message: Input.Changed) -> None:
-        self.filter_text = message.value.strip()
-        self._redraw_stream()
-
     @on(TabbedContent.TabActivated)
     def _pane_shown(self, message: TabbedContent.TabActivated) -> None:
-        if message.pane.id == "events" and self.stream_stale:
-            self._redraw_stream(SHOWN_AGAIN)
-
-    def _redraw_stream(self, lines: int = STREAM_LINES) -> None:
-        """The stream drawn again from what was kept: all of it for a new
-        filter, the last screenfuls when its pane comes back into view."""
-        self.stream_stale = False
-        stream = self.query_one("#stream", RichLog)
-        stream.clear()
-        accepted = [item for item in self.recent if self._accepts(item)]
-        for item in accepted[-lines:]:
-            stream.write(trace_line(self.store, item))
+        if message.pane.id == "events":
+            self.query_one(EventsPane).shown_again()
 
     # side panes ------------------------------------------------------------
 
