@@ -12,132 +12,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from typing import Any, ClassVar
 
-from rich.console import Group
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widgets import (
-    DataTable,
     Footer,
     Header,
     Input,
     RichLog,
     Static,
     TabbedContent,
-    TabPane,
 )
 
 from shopctl.observe.history import HistoryThenLive
 from shopctl.observe.timeline import (
     Incident,
     Tap,
-    Timeline,
     TimelineEvent,
     TimelineStore,
 )
-from shopctl.observe.trace import style_of
 from tui.backend import Backend
 from tui.panes import Changed
 from tui.panes.dead import DeadLettersPane
 from tui.panes.events import EventsPane
 from tui.panes.faults import FaultsPane
 from tui.panes.parts import PartsPane
+from tui.panes.saga import SagaPane
 from tui.panes.scenarios import ScenariosPane
-from tui.widgets import LANES, OrdersTable
 
 FLUSH_S = 0.1
-MAX_ORDERS = 500  # listed at once
 MAX_SAGAS = 5000  # kept in memory
-
-
-GUTTER = 15  # "  0.041   21ms "
-
-
-def _lane_row(width: int, lane: int | None, label: str, style: str, head: Text) -> Text:
-    """One row of the swimlanes: a dim guide at the start of every lane and
-    the label in its part's lane, running on over the empty lanes after it."""
-    lane_width = max((width - GUTTER) // len(LANES), 6)
-    line = head.copy()
-    line.no_wrap, line.overflow = True, "ellipsis"  # a long label never wraps the row
-    line.pad_right(GUTTER - len(line.plain))
-    base = "".join("│".ljust(lane_width) for _ in LANES)
-    if lane is None:
-        line.append(base, style="dim")
-        return line
-    start = lane * lane_width
-    line.append(base[:start], style="dim")
-    line.append(label, style=style or "default")
-    rest = start + len(label)
-    if rest < len(base):
-        following = base[rest:]
-        first_guide = following.find("│")
-        line.append(following if first_guide < 0 else " " * len(following), style="dim")
-    return line
-
-
-def saga_drawing(
-    timeline: Timeline | None, now: float | None = None, width: int = 80
-) -> Group | Text:
-    """The saga across the parts: one lane a part, one row an event (or a
-    retry, a dead letter), with the time each step took and what it waits on."""
-    if timeline is None or not len(timeline):
-        return Text("no order selected: pick one in the list", style="dim")
-    lane_width = max((width - GUTTER) // len(LANES), 6)
-    header = Text("       t   step ".ljust(GUTTER), style="bold")
-    for name in LANES:
-        header.append(name[: lane_width - 1].ljust(lane_width), style="bold")
-    lines = [Text(f"order {timeline.correlation_id}", style="bold"), header]
-    rows: list[tuple[float, TimelineEvent | Incident]] = [(e.at, e) for e in timeline]
-    rows += [(i.at, i) for i in timeline.incidents]
-    for _, item in sorted(rows, key=lambda r: r[0]):
-        if isinstance(item, Incident):
-            where = item.part
-            label = (
-                f"↻ {item.event_type} #{item.attempt}"
-                if item.kind == "retry"
-                else f"✖ dead letter: {item.event_type}"
-            )
-            took = ""
-        else:
-            step = timeline.step_time(item)
-            where, label = item.source, f"● {item.type}"
-            if item.deliveries > 1:
-                label += f" x{item.deliveries}"
-            took = f"{step * 1000:.0f}ms" if step is not None else ""
-        offset = item.at - (timeline.started_at or item.at)
-        head = Text(f"{offset:7.3f} {took:>6} ", style="dim")
-        lane = LANES.index(where) if where in LANES else None
-        lines.append(_lane_row(width, lane, label, style_of(item), head))
-    waiting = timeline.waiting_on()
-    if waiting is not None:
-        lane = LANES.index(waiting.part) if waiting.part in LANES else None
-        lines.append(_lane_row(width, lane, "…", "bold yellow", Text("")))
-        lines.append(
-            Text(
-                f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
-                style="bold yellow",
-            )
-        )
-    else:
-        lines.append(Text(timeline.outcome or "", style=style_of(timeline.events[-1])))
-    return Group(*lines)
-
-
-def order_status(timeline: Timeline, now: float | None = None) -> Text:
-    if timeline.outcome == "COMPLETED":
-        return Text("COMPLETED", style="bold green")
-    if timeline.outcome:
-        return Text(timeline.outcome, style="red")
-    waiting = timeline.waiting_on()
-    if waiting is None:
-        return Text("…")
-    return Text(f"⧗ {waiting.event} {waiting.age(now):.0f}s", style="yellow")
 
 
 class ShopTui(App[None]):
@@ -173,24 +80,34 @@ class ShopTui(App[None]):
         self.history_s = history_s
         self.clock = clock
         self.store = TimelineStore(max_sagas=MAX_SAGAS)
-        self.listed: deque[str] = deque()  # the orders in the list, oldest first
-        self.open_orders: set[str] = set()  # listed and not over: their ages move
         self.keys_handled: list[float] = []  # perf_counter of each pane switch
         self.pending: list[TimelineEvent | Incident] = []
-        self.selected: str | None = None
-        self.follow = True
         self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
         self.tap_state = "not connected"
-        self.drawing: Any = None  # what the saga pane shows
+
+    # the saga pane's choice, as the app's (tests and the bench read them)
+
+    @property
+    def selected(self) -> str | None:
+        return self.query_one(SagaPane).selected
+
+    @property
+    def follow(self) -> bool:
+        return self.query_one(SagaPane).follow
+
+    @property
+    def drawing(self) -> Any:
+        return self.query_one(SagaPane).drawing
+
+    def select(self, correlation: str) -> None:
+        self.query_one(SagaPane).select(correlation)
 
     # layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="saga"):
-            with TabPane("Saga", id="saga"), Horizontal(id="saga-body"):
-                yield OrdersTable(id="orders", cursor_type="row")
-                yield Static(id="timeline")
+            yield SagaPane("Saga", self.store, self.clock, id="saga")
             yield EventsPane("Events", self.store, id="events")
             yield PartsPane("Parts", self.backend, id="parts")
             yield DeadLettersPane("Dead letters", self.backend, id="dead")
@@ -200,14 +117,9 @@ class ShopTui(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        orders = self.query_one("#orders", OrdersTable)
-        orders.add_column("order", key="order", width=8)
-        orders.add_column("status", key="status", width=30)
-        orders.add_column("took", key="took", width=5)
-        self.query_one("#timeline", Static).update(saga_drawing(None))
         self._narrow()
         self.set_interval(FLUSH_S, self._quietly(self.flush))
-        self.set_interval(1.0, self._quietly(self._tick))
+        self.set_interval(1.0, self._quietly(lambda: self.query_one(SagaPane).tick()))
         if self.backend is not None:
             self.set_interval(2.0, self.refresh_side_panes)
             self.refresh_side_panes()
@@ -227,7 +139,7 @@ class ShopTui(App[None]):
 
     def on_resize(self) -> None:
         self._narrow()
-        self.call_after_refresh(self._quietly(self._draw_selected))
+        self.call_after_refresh(self._quietly(lambda: self.query_one(SagaPane).draw_selected()))
 
     def _narrow(self) -> None:
         self.set_class(self.size.width < 110, "narrow")
@@ -275,85 +187,12 @@ class ShopTui(App[None]):
             changed[item.correlation_id] = None
         events = self.query_one(EventsPane)
         events.take(added, shown=self.query_one(TabbedContent).active == "events")
-        orders = self.query_one("#orders", OrdersTable)
-        newest = None
-        for correlation in changed:
-            timeline = self.store.get(correlation)
-            if timeline is None or not self._is_order(timeline):
-                continue
-            status, took = order_status(timeline, now), self._took(timeline, now)
-            if correlation in orders.rows:
-                orders.update_cell(correlation, "status", status)
-                orders.update_cell(correlation, "took", took)
-            else:
-                orders.add_row(correlation[:8], status, took, key=correlation)
-                self.listed.append(correlation)
-                newest = correlation
-            if timeline.outcome is None:
-                self.open_orders.add(correlation)
-            else:
-                self.open_orders.discard(correlation)
-        while len(self.listed) > MAX_ORDERS:  # the oldest leave the list
-            gone = self.listed.popleft()
-            orders.remove_row(gone)
-            self.open_orders.discard(gone)
-        if newest is not None:
-            self._status()
-        if newest is not None and self.follow:
-            self.select(newest)
-        elif self.selected in changed:
-            self._draw_selected()
+        self.query_one(SagaPane).take(changed, now)
         if len(self.shown_at) > 50_000:  # the lag of recent events only
             self.shown_at = dict(list(self.shown_at.items())[-25_000:])
 
-    def _is_order(self, timeline: Timeline) -> bool:
-        return any(e.source in LANES for e in timeline) and ":" not in timeline.correlation_id
-
-    def _took(self, timeline: Timeline, now: float) -> str:
-        """How long the saga took, or has run so far."""
-        start = timeline.started_at or now
-        end = timeline.events[-1].at if timeline.outcome else now
-        took = max(end - start, 0.0)
-        return f"{took:.0f}s" if took >= 10 else f"{took:.1f}s"
-
-    def _tick(self) -> None:
-        """Running sagas' times move on even when nothing arrives."""
-        now = self.clock()
-        orders = self.query_one("#orders", OrdersTable)
-        for correlation in list(self.open_orders):
-            timeline = self.store.get(correlation)
-            if timeline is not None and correlation in orders.rows:
-                orders.update_cell(correlation, "status", order_status(timeline, now))
-                orders.update_cell(correlation, "took", self._took(timeline, now))
-        selected = self.store.get(self.selected) if self.selected else None
-        if selected is not None and selected.outcome is None:
-            self._draw_selected()
-
-    def select(self, correlation: str) -> None:
-        self.selected = correlation
-        orders = self.query_one("#orders", OrdersTable)
-        if correlation in orders.rows:
-            row = orders.get_row_index(correlation)
-            if orders.cursor_row != row:
-                orders.move_cursor(row=row)
-        self._draw_selected()
-
-    def _draw_selected(self) -> None:
-        timeline = self.store.get(self.selected) if self.selected else None
-        pane = self.query_one("#timeline", Static)
-        self.drawing = saga_drawing(timeline, self.clock(), pane.size.width or 80)
-        self.query_one("#timeline", Static).update(self.drawing)
-
-    @on(DataTable.RowHighlighted, "#orders")
-    def _order_highlighted(self, message: DataTable.RowHighlighted) -> None:
-        orders = self.query_one("#orders", OrdersTable)
-        key = message.row_key.value
-        if not orders.user_moved or key is None:
-            return  # the app moved the cursor
-        orders.user_moved = False
-        self.follow = False  # the user chose an order
-        self.selected = str(key)
-        self._draw_selected()
+    @on(SagaPane.Moved)
+    def _saga_moved(self) -> None:
         self._status()
 
     @on(TabbedContent.TabActivated)
@@ -387,7 +226,7 @@ class ShopTui(App[None]):
         self.refresh_side_panes()
 
     def _status(self) -> None:
-        orders = sum(1 for t in self.store.timelines.values() if self._is_order(t))
+        orders = sum(1 for t in self.store.timelines.values() if SagaPane.is_order(t))
         follow = "follow" if self.follow else "pinned"
         self.query_one("#statusline", Static).update(
             f"tap: {self.tap_state} · {orders} orders · {follow} · "
@@ -419,13 +258,7 @@ class ShopTui(App[None]):
         self.query_one("#filter", Input).focus()
 
     def action_follow(self) -> None:
-        self.follow = not self.follow
-        newest = next(
-            (c for c in reversed(self.store.timelines) if self._is_order(self.store.timelines[c])),
-            None,
-        )
-        if self.follow and newest:
-            self.select(newest)
+        self.query_one(SagaPane).toggle_follow()
         self._status()
 
     def action_toggle_theme(self) -> None:

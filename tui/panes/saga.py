@@ -1,0 +1,228 @@
+"""The Saga pane: the orders, newest last, each with its state and how long
+it has taken; the chosen one's saga drawn across the parts (a lane a part,
+a row an event, retry or dead letter). It follows the newest order until
+the user picks one (f follows again)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Static, TabPane
+
+from shopctl.observe.timeline import Incident, Timeline, TimelineEvent, TimelineStore
+from shopctl.observe.trace import style_of
+from tui.widgets import LANES, OrdersTable
+
+MAX_ORDERS = 500  # listed at once
+GUTTER = 15  # "  0.041   21ms "
+
+
+def _lane_row(width: int, lane: int | None, label: str, style: str, head: Text) -> Text:
+    """One row of the swimlanes: a dim guide at the start of every lane and
+    the label in its part's lane, running on over the empty lanes after it."""
+    lane_width = max((width - GUTTER) // len(LANES), 6)
+    line = head.copy()
+    line.no_wrap, line.overflow = True, "ellipsis"  # a long label never wraps the row
+    line.pad_right(GUTTER - len(line.plain))
+    base = "".join("│".ljust(lane_width) for _ in LANES)
+    if lane is None:
+        line.append(base, style="dim")
+        return line
+    start = lane * lane_width
+    line.append(base[:start], style="dim")
+    line.append(label, style=style or "default")
+    rest = start + len(label)
+    if rest < len(base):
+        following = base[rest:]
+        first_guide = following.find("│")
+        line.append(following if first_guide < 0 else " " * len(following), style="dim")
+    return line
+
+
+def saga_drawing(
+    timeline: Timeline | None, now: float | None = None, width: int = 80
+) -> Group | Text:
+    """The saga across the parts: one lane a part, one row an event (or a
+    retry, a dead letter), with the time each step took and what it waits on."""
+    if timeline is None or not len(timeline):
+        return Text("no order selected: pick one in the list", style="dim")
+    lane_width = max((width - GUTTER) // len(LANES), 6)
+    header = Text("       t   step ".ljust(GUTTER), style="bold")
+    for name in LANES:
+        header.append(name[: lane_width - 1].ljust(lane_width), style="bold")
+    lines = [Text(f"order {timeline.correlation_id}", style="bold"), header]
+    rows: list[tuple[float, TimelineEvent | Incident]] = [(e.at, e) for e in timeline]
+    rows += [(i.at, i) for i in timeline.incidents]
+    for _, item in sorted(rows, key=lambda r: r[0]):
+        if isinstance(item, Incident):
+            where = item.part
+            label = (
+                f"↻ {item.event_type} #{item.attempt}"
+                if item.kind == "retry"
+                else f"✖ dead letter: {item.event_type}"
+            )
+            took = ""
+        else:
+            step = timeline.step_time(item)
+            where, label = item.source, f"● {item.type}"
+            if item.deliveries > 1:
+                label += f" x{item.deliveries}"
+            took = f"{step * 1000:.0f}ms" if step is not None else ""
+        offset = item.at - (timeline.started_at or item.at)
+        head = Text(f"{offset:7.3f} {took:>6} ", style="dim")
+        lane = LANES.index(where) if where in LANES else None
+        lines.append(_lane_row(width, lane, label, style_of(item), head))
+    waiting = timeline.waiting_on()
+    if waiting is not None:
+        lane = LANES.index(waiting.part) if waiting.part in LANES else None
+        lines.append(_lane_row(width, lane, "…", "bold yellow", Text("")))
+        lines.append(
+            Text(
+                f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
+                style="bold yellow",
+            )
+        )
+    else:
+        lines.append(Text(timeline.outcome or "", style=style_of(timeline.events[-1])))
+    return Group(*lines)
+
+
+def order_status(timeline: Timeline, now: float | None = None) -> Text:
+    if timeline.outcome == "COMPLETED":
+        return Text("COMPLETED", style="bold green")
+    if timeline.outcome:
+        return Text(timeline.outcome, style="red")
+    waiting = timeline.waiting_on()
+    if waiting is None:
+        return Text("…")
+    return Text(f"⧗ {waiting.event} {waiting.age(now):.0f}s", style="yellow")
+
+
+class SagaPane(TabPane):
+    class Moved(Message):
+        """The list changed what it shows: a new order, or the user's choice."""
+
+    def __init__(
+        self, title: str, store: TimelineStore, clock: Callable[[], float], *, id: str
+    ) -> None:
+        super().__init__(title, id=id)
+        self.store = store
+        self.clock = clock
+        self.listed: deque[str] = deque()  # the orders in the list, oldest first
+        self.open_orders: set[str] = set()  # listed and not over: their ages move
+        self.selected: str | None = None
+        self.follow = True
+        self.drawing: Any = None  # what the pane shows of the chosen saga
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="saga-body"):
+            yield OrdersTable(id="orders", cursor_type="row")
+            yield Static(id="timeline")
+
+    def on_mount(self) -> None:
+        orders = self.query_one(OrdersTable)
+        orders.add_column("order", key="order", width=8)
+        orders.add_column("status", key="status", width=30)
+        orders.add_column("took", key="took", width=5)
+        self.query_one("#timeline", Static).update(saga_drawing(None))
+
+    @staticmethod
+    def is_order(timeline: Timeline) -> bool:
+        return any(e.source in LANES for e in timeline) and ":" not in timeline.correlation_id
+
+    @staticmethod
+    def took(timeline: Timeline, now: float) -> str:
+        """How long the saga took, or has run so far."""
+        start = timeline.started_at or now
+        end = timeline.events[-1].at if timeline.outcome else now
+        taken = max(end - start, 0.0)
+        return f"{taken:.0f}s" if taken >= 10 else f"{taken:.1f}s"
+
+    def take(self, changed: Iterable[str], now: float) -> None:
+        """Sagas that just changed: listed or updated, the newest followed."""
+        orders = self.query_one(OrdersTable)
+        changed = list(changed)
+        newest = None
+        for correlation in changed:
+            timeline = self.store.get(correlation)
+            if timeline is None or not self.is_order(timeline):
+                continue
+            status, took = order_status(timeline, now), self.took(timeline, now)
+            if correlation in orders.rows:
+                orders.update_cell(correlation, "status", status)
+                orders.update_cell(correlation, "took", took)
+            else:
+                orders.add_row(correlation[:8], status, took, key=correlation)
+                self.listed.append(correlation)
+                newest = correlation
+            if timeline.outcome is None:
+                self.open_orders.add(correlation)
+            else:
+                self.open_orders.discard(correlation)
+        while len(self.listed) > MAX_ORDERS:  # the oldest leave the list
+            gone = self.listed.popleft()
+            orders.remove_row(gone)
+            self.open_orders.discard(gone)
+        if newest is not None:
+            self.post_message(self.Moved())
+        if newest is not None and self.follow:
+            self.select(newest)
+        elif self.selected in changed:
+            self.draw_selected()
+
+    def tick(self) -> None:
+        """Running sagas' times move on even when nothing arrives."""
+        now = self.clock()
+        orders = self.query_one(OrdersTable)
+        for correlation in list(self.open_orders):
+            timeline = self.store.get(correlation)
+            if timeline is not None and correlation in orders.rows:
+                orders.update_cell(correlation, "status", order_status(timeline, now))
+                orders.update_cell(correlation, "took", self.took(timeline, now))
+        selected = self.store.get(self.selected) if self.selected else None
+        if selected is not None and selected.outcome is None:
+            self.draw_selected()
+
+    def select(self, correlation: str) -> None:
+        self.selected = correlation
+        orders = self.query_one(OrdersTable)
+        if correlation in orders.rows:
+            row = orders.get_row_index(correlation)
+            if orders.cursor_row != row:
+                orders.move_cursor(row=row)
+        self.draw_selected()
+
+    def draw_selected(self) -> None:
+        timeline = self.store.get(self.selected) if self.selected else None
+        pane = self.query_one("#timeline", Static)
+        self.drawing = saga_drawing(timeline, self.clock(), pane.size.width or 80)
+        pane.update(self.drawing)
+
+    def toggle_follow(self) -> None:
+        self.follow = not self.follow
+        newest = next(
+            (c for c in reversed(self.store.timelines) if self.is_order(self.store.timelines[c])),
+            None,
+        )
+        if self.follow and newest:
+            self.select(newest)
+
+    @on(DataTable.RowHighlighted, "#orders")
+    def _order_highlighted(self, message: DataTable.RowHighlighted) -> None:
+        orders = self.query_one(OrdersTable)
+        key = message.row_key.value
+        if not orders.user_moved or key is None:
+            return  # the app moved the cursor
+        orders.user_moved = False
+        self.follow = False  # the user chose an order
+        self.selected = str(key)
+        self.draw_selected()
+        self.post_message(self.Moved())
