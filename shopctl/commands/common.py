@@ -37,8 +37,9 @@ def broker_url() -> str:
 
 def exclusive(settings: SandboxSettings, command: str) -> AbstractContextManager[None]:
     """The sandbox's lock for a command that starts or stops parts."""
+    return sandbox_lock(settings.state_dir, command, settings.lock_wait_s, waiting_for)
 
-    def waiting(holder: str) -> None:
-        err.print(f"[yellow]waiting for {holder} to finish[/]")
 
-    return sandbox_lock(settings.state_dir, command, settings.lock_wait_s, waiting)
+def waiting_for(holder: str) -> None:
+    """Said while a command waits on the sandbox's lock."""
+    err.print(f"[yellow]waiting for {holder} to finish[/]")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from shopctl.amqp import quiet_broker_clients
-from shopctl.commands.common import RuntimeChoice, out
+from shopctl.commands.common import RuntimeChoice, out, waiting_for
 from shopctl.commands.stack import down, up
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.select import current_runtime
@@ -157,7 +157,7 @@ def scenario_fuzz(
             out.print(f"          {result.failure.splitlines()[0]}", markup=False)
 
     with stack_for_run(runtime, keep_up) as (settings, gateway):
-        target = stack_target(settings, gateway)
+        target = stack_target(settings, gateway, waiting_for)
         target.settle_s = settle
         report = fuzz(
             executor(target, seed),
@@ -193,7 +193,7 @@ def _run_scenarios(
     from shopctl.observe.timeline import render_timeline
     from shopctl.scenario.execute import run_scenario
 
-    target = stack_target(settings, gateway)
+    target = stack_target(settings, gateway, waiting_for)
     target.settle_s = settle_s
     results = []
     for item in loaded:

@@ -47,6 +47,14 @@ DEAD_LETTER_QUEUES = tuple(
 )
 
 
+def count_bounds(count: int | dict[str, int]) -> tuple[int, int | None]:
+    """(at least, at most) of a count: a number is exact."""
+    if isinstance(count, int):
+        return count, count
+    low = count.get("exactly", count.get("at_least", 0))
+    return low, count.get("exactly", count.get("at_most"))
+
+
 def suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
@@ -86,7 +94,7 @@ def problems(document: dict[str, Any]) -> list[Problem]:
                 if (why := outcome(name)) is not None:
                     found.append(([*where, "outcomes", name], why))
         elif kind == "http":
-            found.extend(_captures(body, where, defined))
+            defined.update(body.get("capture") or {})
         else:
             found.extend(_expectation(kind, body, where))
         found.extend(_variables(body, where, defined))
@@ -97,7 +105,9 @@ def problems(document: dict[str, Any]) -> list[Problem]:
 
 
 def _step(step: dict[str, Any], where: Path, defined: set[str]) -> Iterator[Problem]:
-    action = next(k for k in step if k != "name")
+    action = next((k for k in step if k != "name"), None)
+    if action is None:
+        return  # a step with no action: the schema's to say
     body = step[action]
     here: Path = [*where, action]
     if action == "parallel":
@@ -124,7 +134,7 @@ def _step(step: dict[str, Any], where: Path, defined: set[str]) -> Iterator[Prob
             yield [*here, "type"], why
         defined.update(body.get("capture") or {})
     elif action == "http":
-        yield from _captures(body, here, defined)
+        defined.update(body.get("capture") or {})
     elif action == "publish":
         key = body["routing_key"]
         if key not in ROUTING_KEYS and not VARIABLE.search(key):
@@ -139,11 +149,6 @@ def _step(step: dict[str, Any], where: Path, defined: set[str]) -> Iterator[Prob
         for verb in ("await", "replay", "purge"):
             if verb in body and (why := _queue(body[verb])) is not None:
                 yield [*here, verb], why
-
-
-def _captures(call: dict[str, Any], where: Path, defined: set[str]) -> Iterator[Problem]:
-    defined.update(call.get("capture") or {})
-    return iter(())
 
 
 def _queue(name: str) -> str | None:
@@ -196,8 +201,7 @@ def _order_expectation(body: dict[str, Any], where: Path) -> Iterator[Problem]:
         if (why := event_type(name)) is not None:
             yield [*where, "counts", name], why
         if isinstance(count, dict):
-            low = count.get("exactly", count.get("at_least", 0))
-            high = count.get("exactly", count.get("at_most"))
+            low, high = count_bounds(count)
             if "exactly" in count and len(count) > 1:
                 yield [*where, "counts", name], "exactly stands alone (no at_least/at_most)"
             elif high is not None and high < low:

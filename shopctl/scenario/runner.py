@@ -26,7 +26,7 @@ from shopctl.errors import ShopError
 from shopctl.fault_switch import send
 from shopctl.observe import deadletters
 from shopctl.observe.timeline import Tap, Timeline, TimelineEvent, render_timeline
-from shopctl.scenario.checks import VARIABLE
+from shopctl.scenario.checks import VARIABLE, count_bounds
 from shopctl.scenario.loading import Scenario
 from shopctl.stack import PARTS
 
@@ -130,11 +130,9 @@ class Run:
     def branch(self, index: int) -> Run:
         """A copy for one branch of a parallel step: its own variables
         (with ${i}) and its own customer; orders, journal and result shared."""
-        copy = object.__new__(Run)
-        copy.__dict__.update(self.__dict__)
+        copy = self.named(str(index))
         copy.variables = {**self.variables, "i": index}
         copy.tokens = {k: v for k, v in self.tokens.items() if k == "admin"}
-        copy.label_prefix = f"{self.label_prefix}[{index}] "
         return copy
 
     def named(self, name: str) -> Run:
@@ -571,7 +569,7 @@ class Run:
         outcome = expectation.get("outcome")
         deadline = float(expectation.get("within", 30))
         ends_at = time.monotonic() + deadline
-        bounds = {t: _bounds(c) for t, c in (expectation.get("counts") or {}).items()}
+        bounds = {t: count_bounds(c) for t, c in (expectation.get("counts") or {}).items()}
         upper = any(high is not None for _, high in bounds.values())
 
         def counts_reached(timeline: Timeline) -> bool:
@@ -660,14 +658,6 @@ class Run:
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
-
-
-def _bounds(count: int | dict[str, int]) -> tuple[int, int | None]:
-    """(at least, at most) of a count: a number is exact."""
-    if isinstance(count, int):
-        return count, count
-    low = count.get("exactly", count.get("at_least", 0))
-    return low, count.get("exactly", count.get("at_most"))
 
 
 def _bounds_text(bounds: tuple[int, int | None]) -> str:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shopctl.runtimes.lock import sandbox_lock
 from shopctl.runtimes.select import current_runtime
 from shopctl.scenario.runner import Target
 from shopctl.settings import SandboxSettings
 
 
-def stack_target(settings: SandboxSettings, gateway: str) -> Target:
+def stack_target(
+    settings: SandboxSettings, gateway: str, waiting: Callable[[str], None] = lambda _: None
+) -> Target:
     """The stack that is up, as a scenario's target: its parts controlled
-    and waited on through its runtime (when this sandbox's runtime runs it)."""
+    and waited on through its runtime (when this sandbox's runtime runs it).
+    ``waiting`` hears who holds the sandbox's lock when a control waits on it."""
 
     def control_part(action: str, name: str) -> None:
         from shopctl.runtimes.control import control
 
-        with sandbox_lock(settings.state_dir, action, settings.lock_wait_s, lambda _: None):
+        with sandbox_lock(settings.state_dir, action, settings.lock_wait_s, waiting):
             control(current_runtime(settings), action, name, lambda *_: None)
 
     def unready() -> list[str]:

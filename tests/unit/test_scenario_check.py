@@ -66,6 +66,10 @@ MISTAKES = {
         "  - fault: {part: payment, event: StockReserved, kind: delay}\n",
         "FILE:4:5: method/1/fault: a delay needs ms: how many milliseconds",
     ),
+    "a step with a name and no action": (
+        "  - name: nothing to do\n",
+        "FILE:4:5: method/1: a step needs one action of http, fault,",
+    ),
     "two actions in one step": (
         "  - sleep: 1\n    fault: {part: payment, event: StockReserved, kind: drop}\n",
         "FILE:4:5: method/1: one action per step; this one has sleep and fault "
