@@ -23,7 +23,7 @@ class CartSettings(ServiceSettings):
 def create_app(settings: CartSettings | None = None) -> FastAPI:
     settings = settings or CartSettings()
     runtime = ServiceRuntime(
-        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.SUBSCRIPTIONS
+        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.Handlers().subscriptions()
     )
     app = create_service_app(runtime, title="shop cart", routers=[api.router])
     app.add_exception_handler(domain.CartRefused, api.refused)

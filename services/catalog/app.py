@@ -21,6 +21,6 @@ class CatalogSettings(ServiceSettings):
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
     runtime = ServiceRuntime(
-        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.SUBSCRIPTIONS
+        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.Handlers().subscriptions()
     )
     return create_service_app(runtime, title="shop catalog", routers=[api.router])

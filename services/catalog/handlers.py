@@ -2,4 +2,9 @@
 
 from services.common.consumer import Subscription
 
-SUBSCRIPTIONS: list[Subscription] = []
+
+class Handlers:
+    """None: the service consumes no saga events."""
+
+    def subscriptions(self) -> list[Subscription]:
+        return []

@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         settings,
         migrations_dir=MIGRATIONS,
-        subscriptions=handlers.SUBSCRIPTIONS,
+        subscriptions=handlers.Handlers().subscriptions(),
         background=[broadcast_saga_events],
     )
     # The document is the gateway's and the services' together (openapi.py),

@@ -4,4 +4,9 @@ stream.py)."""
 
 from services.common.consumer import Subscription
 
-SUBSCRIPTIONS: list[Subscription] = []
+
+class Handlers:
+    """None: the service consumes no saga events."""
+
+    def subscriptions(self) -> list[Subscription]:
+        return []

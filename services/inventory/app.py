@@ -21,6 +21,6 @@ class InventorySettings(ServiceSettings):
 def create_app(settings: InventorySettings | None = None) -> FastAPI:
     settings = settings or InventorySettings()
     runtime = ServiceRuntime(
-        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.SUBSCRIPTIONS
+        settings, migrations_dir=MIGRATIONS, subscriptions=handlers.Handlers().subscriptions()
     )
     return create_service_app(runtime, title="shop inventory", routers=[api.router])

@@ -14,7 +14,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.settings import ServiceSettings
 
 from . import api, domain
-from .handlers import OrderHandlers
+from .handlers import Handlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class OrderSettings(ServiceSettings):
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:
     settings = settings or OrderSettings()
-    handlers = OrderHandlers(
+    handlers = Handlers(
         domain.Timeouts(
             step=timedelta(seconds=settings.order_step_timeout_s),
             shipping=timedelta(seconds=settings.order_shipping_timeout_s),

@@ -43,7 +43,7 @@ _CREATE = Prepared(
 )
 
 
-class OrderHandlers:
+class Handlers:
     """Handlers bound to the order timeout settings."""
 
     def __init__(self, timeouts: Timeouts) -> None:

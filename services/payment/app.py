@@ -11,7 +11,7 @@ from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.settings import ServiceSettings
 
 from . import api
-from .handlers import RETIRED, PaymentHandlers
+from .handlers import RETIRED, Handlers
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,7 +24,7 @@ class PaymentSettings(ServiceSettings):
 
 def create_app(settings: PaymentSettings | None = None) -> FastAPI:
     settings = settings or PaymentSettings()
-    handlers = PaymentHandlers(settings.processor_attempts, settings.processor_backoff_s)
+    handlers = Handlers(settings.processor_attempts, settings.processor_backoff_s)
     runtime = ServiceRuntime(
         settings,
         migrations_dir=MIGRATIONS,

@@ -63,7 +63,9 @@ _RECORD_PAYMENT = Prepared(
 )
 
 
-class PaymentHandlers:
+class Handlers:
+    """Payment's handlers, bound to how often the processor is tried."""
+
     def __init__(self, processor_attempts: int, processor_backoff_s: float) -> None:
         self.processor_attempts = processor_attempts
         self.processor_backoff_s = processor_backoff_s

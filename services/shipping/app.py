@@ -23,7 +23,7 @@ def create_app(settings: ShippingSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         settings,
         migrations_dir=MIGRATIONS,
-        subscriptions=handlers.SUBSCRIPTIONS,
+        subscriptions=handlers.Handlers().subscriptions(),
         retired=handlers.RETIRED,
     )
     return create_service_app(runtime, title="shop shipping", routers=[api.router])

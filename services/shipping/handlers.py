@@ -58,57 +58,66 @@ _CREATE_SHIPMENT = Prepared(
 )
 
 
-async def create_shipment(event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
-    data = event.data
-    order_id = data.order_id
-    if data.shipping_address is None or data.customer_id is None:
-        # Made to API.md's table alone (say, injected by hand): retried, then
-        # dead-lettered; the order's PAID deadline cancels and refunds it.
-        raise NoDestination(f"PaymentSucceeded for order {order_id} carries no shipping address")
-    address = data.shipping_address.model_dump()
-    cancelled = (
-        await uow.db.run(
-            _RECORD_DESTINATION,
-            {"order_id": order_id, "customer_id": data.customer_id, "address": address},
+class Handlers:
+    """Shipping's handlers; they hold no settings."""
+
+    async def create_shipment(self, event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
+        data = event.data
+        order_id = data.order_id
+        if data.shipping_address is None or data.customer_id is None:
+            # Made to API.md's table alone (say, injected by hand): retried, then
+            # dead-lettered; the order's PAID deadline cancels and refunds it.
+            raise NoDestination(
+                f"PaymentSucceeded for order {order_id} carries no shipping address"
+            )
+        address = data.shipping_address.model_dump()
+        cancelled = (
+            await uow.db.run(
+                _RECORD_DESTINATION,
+                {"order_id": order_id, "customer_id": data.customer_id, "address": address},
+            )
+        ).scalar_one()
+        if cancelled:
+            return  # the order was cancelled: a late payment is refunded, not shipped
+        shipment_id = uuid.uuid4()
+        tracking = "SHP" + secrets.token_hex(6).upper()
+        created = await uow.db.run(
+            _CREATE_SHIPMENT,
+            {
+                "id": shipment_id,
+                "order_id": order_id,
+                "customer_id": data.customer_id,
+                "tracking_number": tracking,
+                "address": address,
+            },
         )
-    ).scalar_one()
-    if cancelled:
-        return  # the order was cancelled: a late payment is refunded, not shipped
-    shipment_id = uuid.uuid4()
-    tracking = "SHP" + secrets.token_hex(6).upper()
-    created = await uow.db.run(
-        _CREATE_SHIPMENT,
-        {
-            "id": shipment_id,
-            "order_id": order_id,
-            "customer_id": data.customer_id,
-            "tracking_number": tracking,
-            "address": address,
-        },
-    )
-    if created.first() is None:
-        return
-    uow.emit(ShippingCreated(order_id=order_id, shipment_id=shipment_id, tracking_number=tracking))
+        if created.first() is None:
+            return
+        uow.emit(
+            ShippingCreated(order_id=order_id, shipment_id=shipment_id, tracking_number=tracking)
+        )
 
+    async def order_cancelled(self, event: Envelope[OrderCancelled], uow: UnitOfWork) -> None:
+        order_id = event.data.order_id
+        await uow.conn.execute(
+            insert(destinations)
+            .values(order_id=order_id, cancelled=True)
+            .on_conflict_do_update(
+                index_elements=[destinations.c.order_id], set_={"cancelled": True}
+            )
+        )
+        await uow.conn.execute(
+            shipments.update()
+            .where(shipments.c.order_id == order_id, shipments.c.status == "CREATED")
+            .values(status="CANCELLED", updated_at=sa.func.now())
+        )
 
-async def order_cancelled(event: Envelope[OrderCancelled], uow: UnitOfWork) -> None:
-    order_id = event.data.order_id
-    await uow.conn.execute(
-        insert(destinations)
-        .values(order_id=order_id, cancelled=True)
-        .on_conflict_do_update(index_elements=[destinations.c.order_id], set_={"cancelled": True})
-    )
-    await uow.conn.execute(
-        shipments.update()
-        .where(shipments.c.order_id == order_id, shipments.c.status == "CREATED")
-        .values(status="CANCELLED", updated_at=sa.func.now())
-    )
+    def subscriptions(self) -> list[Subscription]:
+        return [
+            Subscription(PaymentSucceeded, self.create_shipment),
+            Subscription(OrderCancelled, self.order_cancelled),
+        ]
 
-
-SUBSCRIPTIONS = [
-    Subscription(PaymentSucceeded, create_shipment),
-    Subscription(OrderCancelled, order_cancelled),
-]
 
 # Consumed once, no more: the service deletes their queues at start
 # (CartCheckedOut: before its amount and address came with the saga's events).

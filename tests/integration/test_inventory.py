@@ -27,6 +27,7 @@ from services.inventory import handlers
 from tests.conftest import RUN_ID, _admin, _pg_url
 
 MIGRATIONS = Path(handlers.__file__).parent / "migrations"
+INVENTORY = handlers.Handlers()
 ADDRESS = ShippingAddress(name="A", line1="B", city="C", postal_code="1", country="GB")
 
 
@@ -89,12 +90,12 @@ def order(*lines):
 
 async def test_multi_item_order_is_all_or_nothing(engine):
     plenty, scarce = await new_sku(engine, 10), await new_sku(engine, 1)
-    emitted = await handle(engine, handlers.reserve_stock, order((plenty, 3), (scarce, 2)))
+    emitted = await handle(engine, INVENTORY.reserve_stock, order((plenty, 3), (scarce, 2)))
     assert emitted == ["StockReservationFailed"]
     assert await stock(engine, plenty) == (10, 0, 0)  # the first line was given back
     assert await stock(engine, scarce) == (1, 0, 0)
 
-    emitted = await handle(engine, handlers.reserve_stock, order((scarce, 1), (plenty, 3)))
+    emitted = await handle(engine, INVENTORY.reserve_stock, order((scarce, 1), (plenty, 3)))
     assert emitted == ["StockReserved"]
     assert await stock(engine, plenty) == (7, 3, 0)
     assert await stock(engine, scarce) == (0, 1, 0)
@@ -103,12 +104,12 @@ async def test_multi_item_order_is_all_or_nothing(engine):
 async def test_release_twice_gives_back_once(engine):
     sku = await new_sku(engine, 5)
     created = order((sku, 2))
-    await handle(engine, handlers.reserve_stock, created)
+    await handle(engine, INVENTORY.reserve_stock, created)
     failed = PaymentFailed(order_id=created.order_id, reason="card_declined")
-    assert await handle(engine, handlers.release_stock, failed) == ["StockReleased"]
+    assert await handle(engine, INVENTORY.release_stock, failed) == ["StockReleased"]
     cancelled = OrderCancelled(order_id=created.order_id, reason="payment_declined")
-    assert await handle(engine, handlers.release_stock, cancelled) == []
-    assert await handle(engine, handlers.release_stock, failed) == []
+    assert await handle(engine, INVENTORY.release_stock, cancelled) == []
+    assert await handle(engine, INVENTORY.release_stock, failed) == []
     assert await stock(engine, sku) == (5, 0, 0)
 
 
@@ -116,32 +117,32 @@ async def test_release_before_the_reservation_leaves_a_tombstone(engine):
     sku = await new_sku(engine, 5)
     created = order((sku, 2))
     cancelled = OrderCancelled(order_id=created.order_id, reason="timeout")
-    assert await handle(engine, handlers.release_stock, cancelled) == []
+    assert await handle(engine, INVENTORY.release_stock, cancelled) == []
     # The late OrderCreated reserves nothing and says nothing.
-    assert await handle(engine, handlers.reserve_stock, created) == []
+    assert await handle(engine, INVENTORY.reserve_stock, created) == []
     assert await stock(engine, sku) == (5, 0, 0)
 
 
 async def test_cancel_after_shipping_brings_the_stock_back(engine):
     sku = await new_sku(engine, 4)
     created = order((sku, 3))
-    await handle(engine, handlers.reserve_stock, created)
+    await handle(engine, INVENTORY.reserve_stock, created)
     shipped = ShippingCreated(
         order_id=created.order_id, shipment_id=uuid.uuid4(), tracking_number="SHP1"
     )
-    await handle(engine, handlers.ship_stock, shipped)
+    await handle(engine, INVENTORY.ship_stock, shipped)
     assert await stock(engine, sku) == (1, 0, 3)
     cancelled = OrderCancelled(order_id=created.order_id, reason="timeout")
-    assert await handle(engine, handlers.release_stock, cancelled) == ["StockReleased"]
+    assert await handle(engine, INVENTORY.release_stock, cancelled) == ["StockReleased"]
     assert await stock(engine, sku) == (4, 0, 0)
-    await handle(engine, handlers.ship_stock, shipped)  # a redelivered ShippingCreated
+    await handle(engine, INVENTORY.ship_stock, shipped)  # a redelivered ShippingCreated
     assert await stock(engine, sku) == (4, 0, 0)
 
 
 async def test_concurrent_reservations_never_oversell(engine):
     sku = await new_sku(engine, 7)
     results = await asyncio.gather(
-        *(handle(engine, handlers.reserve_stock, order((sku, 1))) for _ in range(25))
+        *(handle(engine, INVENTORY.reserve_stock, order((sku, 1))) for _ in range(25))
     )
     assert sorted(r[0] for r in results).count("StockReserved") == 7
     assert await stock(engine, sku) == (0, 7, 0)
@@ -153,8 +154,8 @@ async def test_reservation_and_release_racing_for_one_order_are_serialised(engin
         created = order((sku, 1))
         cancelled = OrderCancelled(order_id=created.order_id, reason="timeout")
         await asyncio.gather(
-            handle(engine, handlers.reserve_stock, created),
-            handle(engine, handlers.release_stock, cancelled),
+            handle(engine, INVENTORY.reserve_stock, created),
+            handle(engine, INVENTORY.release_stock, cancelled),
         )
         # Whichever came first, nothing stays reserved for a cancelled order.
         assert await stock(engine, sku) == (3, 0, 0)

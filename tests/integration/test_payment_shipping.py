@@ -85,8 +85,9 @@ def cancelled(order_id: uuid.UUID) -> OrderCancelled:
     return OrderCancelled(order_id=order_id, reason="timeout")
 
 
-CHARGE = payment.PaymentHandlers(processor_attempts=1, processor_backoff_s=0).charge
-CANCEL_PAYMENT = payment.PaymentHandlers(1, 0).order_cancelled
+CHARGE = payment.Handlers(processor_attempts=1, processor_backoff_s=0).charge
+CANCEL_PAYMENT = payment.Handlers(1, 0).order_cancelled
+SHIPPING = shipping.Handlers()
 
 
 async def rows_of(engine, table, columns, order_id):
@@ -158,17 +159,17 @@ async def shipments_of(engine, order_id):
 
 async def test_shipping_ships_from_payment_succeeded_without_the_checkout(engines):
     order_id = uuid.uuid4()
-    [event] = await handle(engines["shipping"], shipping.create_shipment, paid(order_id))
+    [event] = await handle(engines["shipping"], SHIPPING.create_shipment, paid(order_id))
     assert event.type == "ShippingCreated"
     [(status, address, customer)] = await shipments_of(engines["shipping"], order_id)
     assert (status, address, customer) == ("CREATED", ADDRESS.model_dump(), uuid.UUID(int=7))
-    assert await handle(engines["shipping"], shipping.create_shipment, paid(order_id)) == []
+    assert await handle(engines["shipping"], SHIPPING.create_shipment, paid(order_id)) == []
 
 
 async def test_a_cancel_before_payment_succeeded_stops_the_shipment(engines):
     order_id = uuid.uuid4()
-    await handle(engines["shipping"], shipping.order_cancelled, cancelled(order_id))
-    assert await handle(engines["shipping"], shipping.create_shipment, paid(order_id)) == []
+    await handle(engines["shipping"], SHIPPING.order_cancelled, cancelled(order_id))
+    assert await handle(engines["shipping"], SHIPPING.create_shipment, paid(order_id)) == []
     assert await shipments_of(engines["shipping"], order_id) == []
 
 
@@ -188,5 +189,5 @@ async def test_a_payment_succeeded_without_an_address_ships_nothing(engines):
         order_id=order_id, payment_id=uuid.uuid4(), amount_cents=1, currency="EUR"
     )
     with pytest.raises(shipping.NoDestination):
-        await handle(engines["shipping"], shipping.create_shipment, bare)
+        await handle(engines["shipping"], SHIPPING.create_shipment, bare)
     assert await shipments_of(engines["shipping"], order_id) == []

@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from services.common.faults import FaultCommand, FaultSpec, FaultSwitchboard
 from services.order.domain import OrderStatus, Timeouts
-from services.order.handlers import OrderHandlers
+from services.order.handlers import Handlers
 
 
 def test_a_tuning_reaches_the_handlers_and_a_clear_of_all_takes_it_back():
-    handlers = OrderHandlers(Timeouts(step=timedelta(seconds=30), shipping=timedelta(seconds=60)))
+    handlers = Handlers(Timeouts(step=timedelta(seconds=30), shipping=timedelta(seconds=60)))
     board = FaultSwitchboard("order")
     board.on_tuning(handlers.retune)
     board.apply(FaultCommand(action="tune", tuning={"saga_step_timeout_s": 3}))
