@@ -90,7 +90,7 @@ ensure_rabbitmq() {
     fi
 }
 
-FRONTEND_SOURCES=(src public index.html package.json package-lock.json vite.config.ts tsconfig.json)
+FRONTEND_SOURCES=(src public index.html package.json package-lock.json vite.config.ts tsconfig.json)  # what the build reads
 
 ensure_frontend() {  # frontend/node_modules from the committed lock, when missing or stale
     if ! command -v npm >/dev/null 2>&1; then

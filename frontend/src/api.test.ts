@@ -1,7 +1,5 @@
 import { api, ApiError, cancelReason, money } from "./api";
-import { answering } from "./test/render";
-
-afterEach(() => vi.unstubAllGlobals());
+import { answering } from "./test/gateway";
 
 test("a 503 is the busy sentence, flagged unavailable", async () => {
   answering({ "GET /api/products": [503, { error: { code: "unavailable", message: "busy" } }] });

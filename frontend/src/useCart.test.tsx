@@ -2,11 +2,10 @@ import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 
+import { calls, http, HttpResponse, problem, server } from "./test/gateway";
 import { renderAt } from "./test/render";
 import { CartPage } from "./pages/Cart";
 import { ProductPage } from "./pages/Product";
-
-afterEach(() => vi.unstubAllGlobals());
 
 const mug = { sku: "MUG-1", name: "Blue mug", description: "", price_cents: 1200, currency: "EUR" };
 const cart = (items: unknown[]) => ({
@@ -26,38 +25,30 @@ test("the first add to a new cart is not undone by a read of that cart answered 
   // saw it empty comes back only after the add has been answered
   let added!: () => void;
   const addAnswered = new Promise<void>((resolve) => (added = resolve));
-  const json = (status: number, body: unknown) =>
-    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
-  const calls: string[] = [];
   let items: unknown[] = []; // the cart service's state
   let read!: () => void;
   const readStarted = new Promise<void>((resolve) => (read = resolve));
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const call = `${init?.method ?? "GET"} ${String(input)}`;
-      calls.push(call);
-      if (call === "GET /api/products/MUG-1") return json(200, mug);
-      if (call === "GET /api/inventory/MUG-1") return json(200, { sku: "MUG-1", available: 5, reserved: 0 });
-      if (call === "POST /api/carts") return json(201, cart([]));
-      if (call === "POST /api/carts/c2/items") {
-        // the add is applied after a read of the cart has begun (if one comes)
-        await Promise.race([readStarted, new Promise((resolve) => setTimeout(resolve, 50))]);
-        items = [{ sku: "MUG-1", quantity: 1, unit_price_cents: 1200 }];
-        setTimeout(added, 20);
-        return json(200, cart(items));
-      }
-      if (call === "GET /api/carts/c2") {
-        read();
-        const seen = json(200, cart(items)); // what it read, answered late if it read before the add
-        if (items.length === 0) {
-          await addAnswered;
-          await new Promise((resolve) => setTimeout(resolve, 20));
-        }
-        return seen;
-      }
-      return json(404, { error: { code: "not_found", message: "no" } });
+  server.use(
+    http.get("/api/products/MUG-1", () => HttpResponse.json(mug)),
+    http.get("/api/inventory/MUG-1", () => HttpResponse.json({ sku: "MUG-1", available: 5, reserved: 0 })),
+    http.post("/api/carts", () => HttpResponse.json(cart([]), { status: 201 })),
+    http.post("/api/carts/c2/items", async () => {
+      // the add is applied after a read of the cart has begun (if one comes)
+      await Promise.race([readStarted, new Promise((resolve) => setTimeout(resolve, 50))]);
+      items = [{ sku: "MUG-1", quantity: 1, unit_price_cents: 1200 }];
+      setTimeout(added, 20);
+      return HttpResponse.json(cart(items));
     }),
+    http.get("/api/carts/c2", async () => {
+      read();
+      const seen = HttpResponse.json(cart(items)); // what it read, answered late if it read before the add
+      if (items.length === 0) {
+        await addAnswered;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return seen;
+    }),
+    http.all("/api/*", () => problem(404, "not_found", "no")),
   );
   renderAt(
     "/products/MUG-1",
@@ -70,5 +61,5 @@ test("the first add to a new cart is not undone by a read of that cart answered 
   await userEvent.click(await screen.findByRole("link", { name: "Go to the cart" }));
   await new Promise((resolve) => setTimeout(resolve, 100)); // any late read has landed
   expect(screen.getByRole("link", { name: "Check out" })).toBeInTheDocument();
-  expect(calls).toContain("GET /api/carts/c2"); // the read that raced the add did happen
+  expect(calls()).toContain("GET /api/carts/c2"); // the read that raced the add did happen
 });

@@ -1,11 +1,7 @@
 import { renderHook, waitFor } from "@testing-library/react";
 
+import { calls, http, HttpResponse, server } from "./test/gateway";
 import { useOrderStream } from "./useOrderStream";
-
-const realFetch = window.fetch;
-afterEach(() => {
-  window.fetch = realFetch;
-});
 
 const order = (status: string) => ({
   id: "o-1",
@@ -18,9 +14,7 @@ const order = (status: string) => ({
   created_at: "2026-11-25T10:00:00Z",
 });
 
-function sse(text: string): Response {
-  return new Response(text, { status: 200, headers: { "content-type": "text/event-stream" } });
-}
+const sse = (text: string) => new HttpResponse(text, { headers: { "content-type": "text/event-stream" } });
 
 test("a stream cut before the end reconnects and finishes from a fresh snapshot", async () => {
   const answers = [
@@ -35,21 +29,19 @@ test("a stream cut before the end reconnects and finishes from a fresh snapshot"
         `event: OrderCompleted\nid: e3\ndata: ${JSON.stringify({ id: "e3", type: "OrderCompleted", time: "2026-11-25T10:00:00.3Z" })}\n\n`,
     ),
   ];
-  const fetch = vi.fn(async () => answers.shift() ?? new Response("", { status: 500 }));
-  window.fetch = fetch as unknown as typeof window.fetch; // fetch-event-source takes window.fetch
+  server.use(http.get("/api/orders/o-1/stream", () => answers.shift() ?? new HttpResponse("", { status: 500 })));
 
   const { result } = renderHook(() => useOrderStream("o-1", 10));
   await waitFor(() => expect(result.current.connection).toBe("done"), { timeout: 3000 });
-  expect(fetch).toHaveBeenCalledTimes(2);
+  expect(calls()).toEqual(["GET /api/orders/o-1/stream", "GET /api/orders/o-1/stream"]);
   expect(result.current.order?.status).toBe("PAID");
   expect(result.current.events.map((e) => e.type)).toEqual(["StockReserved", "OrderCompleted"]);
 });
 
 test("an order that is not the customer's stops with one sentence", async () => {
-  const fetch = vi.fn(async () => new Response("{}", { status: 404 }));
-  window.fetch = fetch as unknown as typeof window.fetch;
+  server.use(http.get("/api/orders/o-2/stream", () => HttpResponse.json({}, { status: 404 })));
   const { result } = renderHook(() => useOrderStream("o-2", 10));
   await waitFor(() => expect(result.current.connection).toBe("failed"));
   expect(result.current.problem).toBe("This order does not exist.");
-  expect(fetch).toHaveBeenCalledTimes(1);
+  expect(calls()).toEqual(["GET /api/orders/o-2/stream"]);
 });

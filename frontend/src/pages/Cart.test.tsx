@@ -1,10 +1,9 @@
 import { screen, within } from "@testing-library/react";
 import { Route, Routes } from "react-router-dom";
 
-import { answering, renderAt } from "../test/render";
+import { answering } from "../test/gateway";
+import { renderAt } from "../test/render";
 import { CartPage } from "./Cart";
-
-afterEach(() => vi.unstubAllGlobals());
 
 const cart = {
   id: "c1",

@@ -2,10 +2,9 @@ import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 
-import { answering, renderAt } from "../test/render";
+import { answering, bodyOf } from "../test/gateway";
+import { renderAt } from "../test/render";
 import { CheckoutPage } from "./Checkout";
-
-afterEach(() => vi.unstubAllGlobals());
 
 const cart = {
   id: "c1",
@@ -41,10 +40,7 @@ test("checks out with the chosen test card and address, then shows the order", a
   await userEvent.click(screen.getByRole("button", { name: "Place order" }));
   expect(await screen.findByText("order page")).toBeInTheDocument();
   expect(calls).toContain("POST /api/carts/c1/checkout");
-  const sent = (fetch as unknown as { mock: { calls: [string, RequestInit][] } }).mock.calls.find(
-    ([url, init]) => url.endsWith("/checkout") && init.method === "POST",
-  );
-  expect(JSON.parse(String(sent?.[1].body))).toMatchObject({
+  expect(bodyOf("POST /api/carts/c1/checkout")).toMatchObject({
     payment: { card_token: "tok_chargeDeclined" },
     shipping_address: { name: "Ada Lovelace", city: "London", country: "GB" },
   });

@@ -1,14 +1,9 @@
 import { render, screen } from "@testing-library/react";
 import { Route, Routes } from "react-router-dom";
 
+import { http, HttpResponse, server } from "../test/gateway";
 import { renderAt } from "../test/render";
 import { offset, OrderPage, Steps } from "./Order";
-
-const realFetch = window.fetch;
-afterEach(() => {
-  window.fetch = realFetch;
-  vi.unstubAllGlobals();
-});
 
 const order = (status: string, cancel_reason: string | null = null) => ({
   id: "o-1",
@@ -20,6 +15,8 @@ const order = (status: string, cancel_reason: string | null = null) => ({
   currency: "EUR",
   created_at: "2026-11-25T10:00:00Z",
 });
+
+const sse = (text: string) => new HttpResponse(text, { headers: { "content-type": "text/event-stream" } });
 
 test("each saga step in words, in the order they happened", () => {
   render(
@@ -48,18 +45,12 @@ test("an order the stream's snapshot calls over is read again: its reason shows"
   // The page's first read saw the order running; by the time the stream
   // opened it was declined, and the stream has only the snapshot to say so.
   const reads = [order("PENDING"), order("CANCELLED", "payment_declined")];
-  const fetch = vi.fn(async (input: RequestInfo | URL) => {
-    if (String(input).endsWith("/stream")) {
-      return new Response(`event: snapshot\ndata: ${JSON.stringify(order("CANCELLED", "payment_declined"))}\n\n`, {
-        status: 200,
-        headers: { "content-type": "text/event-stream" },
-      });
-    }
-    const body = reads.length > 1 ? reads.shift() : reads[0];
-    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
-  });
-  vi.stubGlobal("fetch", fetch);
-  window.fetch = fetch as unknown as typeof window.fetch; // fetch-event-source takes window.fetch
+  server.use(
+    http.get("/api/orders/o-1/stream", () =>
+      sse(`event: snapshot\ndata: ${JSON.stringify(order("CANCELLED", "payment_declined"))}\n\n`),
+    ),
+    http.get("/api/orders/o-1", () => HttpResponse.json(reads.length > 1 ? reads.shift() : reads[0])),
+  );
   renderAt(
     "/orders/o-1",
     <Routes>
@@ -74,22 +65,21 @@ test("a read sent before the end and answered after it is read again", async () 
   // The first read is slow: the stream shows the cancellation first, and a
   // refetch then would only join that read, which answers PENDING.
   let reads = 0;
-  const fetch = vi.fn(async (input: RequestInfo | URL) => {
-    if (String(input).endsWith("/stream")) {
-      const cancelled = { id: "e9", type: "OrderCancelled", time: "2026-11-25T10:00:00.4Z" };
-      return new Response(
+  const cancelled = { id: "e9", type: "OrderCancelled", time: "2026-11-25T10:00:00.4Z" };
+  server.use(
+    http.get("/api/orders/o-1/stream", () =>
+      sse(
         `event: snapshot\ndata: ${JSON.stringify(order("PENDING"))}\n\n` +
           `event: OrderCancelled\nid: e9\ndata: ${JSON.stringify(cancelled)}\n\n`,
-        { status: 200, headers: { "content-type": "text/event-stream" } },
-      );
-    }
-    reads += 1;
-    if (reads === 1) await new Promise((resolve) => setTimeout(resolve, 300));
-    const body = reads === 1 ? order("PENDING") : order("CANCELLED", "payment_declined");
-    return new Response(JSON.stringify(body), { status: 200, headers: { "content-type": "application/json" } });
-  });
-  vi.stubGlobal("fetch", fetch);
-  window.fetch = fetch as unknown as typeof window.fetch;
+      ),
+    ),
+    http.get("/api/orders/o-1", async () => {
+      reads += 1;
+      const first = reads === 1;
+      if (first) await new Promise((resolve) => setTimeout(resolve, 300));
+      return HttpResponse.json(first ? order("PENDING") : order("CANCELLED", "payment_declined"));
+    }),
+  );
   renderAt(
     "/orders/o-1",
     <Routes>

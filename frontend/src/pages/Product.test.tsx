@@ -1,31 +1,20 @@
 import { screen } from "@testing-library/react";
 import { Route, Routes } from "react-router-dom";
 
+import { calls, http, HttpResponse, server } from "../test/gateway";
 import { renderAt } from "../test/render";
 import { ProductPage } from "./Product";
 
-afterEach(() => vi.unstubAllGlobals());
-
 const mug = { sku: "MUG-1", name: "Blue mug", description: "", price_cents: 1200, currency: "EUR" };
-const json = (status: number, body: unknown) =>
-  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
-
 function gateway(stockAnswers: Array<[number, unknown]>) {
-  const asked: string[] = [];
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (input: RequestInfo | URL) => {
-      const url = String(input);
-      asked.push(url);
-      if (url === "/api/products/MUG-1") return json(200, mug);
-      if (url === "/api/inventory/MUG-1") {
-        const [status, body] = stockAnswers.length > 1 ? stockAnswers.shift()! : stockAnswers[0];
-        return json(status, body);
-      }
-      return json(404, { error: { code: "not_found", message: "no" } });
+  server.use(
+    http.get("/api/products/MUG-1", () => HttpResponse.json(mug)),
+    http.get("/api/inventory/MUG-1", () => {
+      const [status, body] = stockAnswers.length > 1 ? stockAnswers.shift()! : stockAnswers[0];
+      return HttpResponse.json(body as object, { status });
     }),
   );
-  return asked;
+  return calls();
 }
 
 async function signedIn() {
@@ -50,7 +39,7 @@ test("a product inventory has not stocked yet says so, cannot be added, and is a
   // inventory handles ProductCreated: the page asks again and finds the stock
   expect(await screen.findByText("5 in stock", {}, { timeout: 3000 })).toBeInTheDocument();
   expect(screen.getByRole("button", { name: "Add to cart" })).toBeEnabled();
-  expect(asked.filter((url) => url === "/api/inventory/MUG-1").length).toBe(2);
+  expect(asked.filter((call) => call === "GET /api/inventory/MUG-1").length).toBe(2);
 });
 
 test("with inventory away the stock is not known, and the product can still be ordered", async () => {

@@ -2,10 +2,9 @@ import { screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { Route, Routes } from "react-router-dom";
 
-import { answering, renderAt } from "../test/render";
+import { answering } from "../test/gateway";
+import { renderAt } from "../test/render";
 import { ProductsPage } from "./Products";
-
-afterEach(() => vi.unstubAllGlobals());
 
 const mug = { sku: "MUG-1", name: "Blue mug", description: "", price_cents: 1200, currency: "EUR" };
 

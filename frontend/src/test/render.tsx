@@ -15,18 +15,3 @@ export function renderAt(path: string, ui: ReactNode) {
     </QueryClientProvider>,
   );
 }
-
-/** fetch answering each path from a table (the component tests' gateway). */
-export function answering(routes: Record<string, [number, unknown]>) {
-  const calls: string[] = [];
-  const fetch = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-    const url = String(input);
-    calls.push(`${init?.method ?? "GET"} ${url}`);
-    const key = Object.keys(routes).find((k) => `${init?.method ?? "GET"} ${url}`.startsWith(k));
-    if (!key) return new Response(JSON.stringify({ error: { code: "not_found", message: "no" } }), { status: 404 });
-    const [status, body] = routes[key];
-    return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
-  });
-  vi.stubGlobal("fetch", fetch);
-  return calls;
-}
