@@ -1,6 +1,6 @@
 // @vitest-environment node
-// The AsyncAPI document services/common/catalog.py generates
-// (docs/asyncapi.json, kept current by tests/unit/test_catalog.py) is valid
+// The AsyncAPI document services/common/asyncapi.py generates
+// (docs/asyncapi.json, kept current by tests/unit/test_asyncapi.py) is valid
 // by the AsyncAPI specification itself: @asyncapi/parser reads it with its
 // own rules and reports no error.
 import { readFileSync } from "node:fs";

@@ -48,7 +48,7 @@ def doctor() -> None:
 @app.command()
 def catalog() -> None:
     """Print the event catalog (AsyncAPI 3.0, JSON) generated from the event models."""
-    from services.common.catalog import asyncapi_document
+    from services.common.asyncapi import asyncapi_document
 
     out.print_json(json.dumps(asyncapi_document()))
 

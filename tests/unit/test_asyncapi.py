@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.common.catalog import asyncapi_document
+from services.common.asyncapi import asyncapi_document
 from services.common.events import EVENT_MODELS
 
 CATALOG = Path(__file__).parents[2] / "docs" / "asyncapi.json"
