@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
@@ -21,6 +22,8 @@ from services.common.text import InputModel
 from . import domain, prices
 from .domain import Cart
 from .models import cart_items, carts
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 _STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
@@ -189,4 +192,5 @@ async def checkout(
             correlation_id=order_id,
             subject=str(order_id),
         )
+    log.info("cart %s checked out: order %s", cart_id, order_id, extra={"order": order_id})
     return CheckoutAccepted(order_id=order_id)

@@ -36,6 +36,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from . import logs, tracing
 from .broker import Broker, PublishFailed
 from .events import Envelope, EventData, InvalidEvent, decode_event
 from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
@@ -400,7 +401,22 @@ class ConsumerRunner:
             queue, event.type, str(event.id), event.correlationid, attempt, time.time()
         )
         try:
-            return await self._process_event(subscription, queue, message, event, attempt)
+            with (
+                logs.handling(event.correlationid, str(event.id), event.type),
+                tracing.processing(
+                    message.headers or {},
+                    event.traceparent,
+                    routing_key=subscription.event.routing_key,
+                    exchange=self.settings.events_exchange,
+                    queue=queue,
+                    message_id=str(event.id),
+                    correlation_id=event.correlationid,
+                    attempt=attempt,
+                ) as span,
+            ):
+                outcome = await self._process_event(subscription, queue, message, event, attempt)
+                span.set_attribute("shop.outcome", outcome)
+                return outcome
         finally:
             self.working.pop(id(message), None)
 
@@ -504,6 +520,7 @@ class ConsumerRunner:
     ) -> str:
         """A handler failure: retried after its delay, dead-lettered after the last attempt."""
         error = f"{type(exc).__name__}: {exc}"[:1000]
+        tracing.failed(exc)
         if attempt >= self.settings.max_attempts:
             log.error("%s: %s failed %d times, dead-lettered: %s", queue, event.id, attempt, error)
             await self._dead_letter(message, queue, "handler_failed", error, attempts=attempt)

@@ -17,6 +17,7 @@ import orjson
 from pydantic import ConfigDict, Field, ValidationError
 
 from .text import TEXT_CHECKED, InputModel, json_text_is_clean
+from .tracing import current_traceparent
 
 CONTENT_TYPE = "application/cloudevents+json"
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -271,6 +272,12 @@ def decode_event(body: bytes) -> Envelope[Any]:
 
 
 def _trace_parent(cause: Envelope[Any] | None) -> str:
+    """The event's creation context: the span running now when tracing
+    records (services/common/tracing.py), else the cause's trace with a
+    span id of its own."""
+    current = current_traceparent()
+    if current is not None:
+        return current
     span_id = os.urandom(8).hex()
     if cause is not None and cause.traceparent:
         match = _TRACEPARENT.match(cause.traceparent)

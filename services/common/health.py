@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 
 def health_router() -> APIRouter:
@@ -41,7 +42,14 @@ def health_router() -> APIRouter:
 
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:
-        registry = request.app.state.runtime.metrics.registry
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus' text format, or OpenMetrics (with the exemplars that
+        carry trace ids) when the scraper asks for it."""
+        runtime = request.app.state.runtime
+        await runtime.before_scrape()
+        accept = request.headers.get("accept", "")
+        if "application/openmetrics-text" in accept:
+            body = openmetrics.generate_latest(runtime.metrics.registry)
+            return Response(body, media_type=openmetrics.CONTENT_TYPE_LATEST)
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

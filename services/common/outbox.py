@@ -34,6 +34,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from . import tracing
 from .broker import Broker, PublishFailed
 from .db import Pooled, libpq_dsn
 from .events import Envelope, EventData, new_event
@@ -87,6 +88,11 @@ class UnitOfWork:
         self.cause = cause
         self.emitted: list[Envelope[Any]] = []
         self.rows: list[OutboxRow] = []
+        self.committed: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the transaction has committed (never on a rollback)."""
+        self.committed.append(callback)
 
     @property
     def conn(self) -> AsyncConnection:
@@ -163,6 +169,8 @@ async def unit_of_work(
         await uow.commit(claim_s)
     finally:
         await pooled.release()
+    for callback in uow.committed:
+        callback()
     if not uow.emitted:
         return
     if claim_s is not None and relay is not None:
@@ -437,14 +445,22 @@ class OutboxRelay:
             )
             else 1
         )
-        for _ in range(copies):
-            await self.broker.publish_event(
-                row.body,
-                row.routing_key,
-                message_id=str(row.event_id),
-                event_type=row.event_type,
-                correlation_id=row.correlation_id,
-            )
+        message_id = str(row.event_id)
+        with tracing.publishing(
+            row.routing_key,
+            self.broker.settings.events_exchange,
+            message_id,
+            tracing.traceparent_in(row.body),
+        ) as headers:
+            for _ in range(copies):
+                await self.broker.publish_event(
+                    row.body,
+                    row.routing_key,
+                    message_id=message_id,
+                    event_type=row.event_type,
+                    correlation_id=row.correlation_id,
+                    headers=headers,
+                )
 
     def _count(self, sent: list[OutboxRow], failures: int) -> None:
         if self.metrics is None:

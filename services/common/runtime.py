@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import migrations
+from . import logs, migrations, tracing
 from .broker import Broker
 from .consumer import ConsumerRunner, Subscription
 from .db import create_engine, libpq_dsn
@@ -50,10 +50,16 @@ class ServiceRuntime:
         self.settings = settings
         # Given by the supervisor that started this process, else our own.
         self.instance_id = settings.instance_id or uuid.uuid4().hex[:12]
+        logs.identify(settings.service_name, self.instance_id)
+        # before the engine: psycopg's instrumentation wraps its connect
+        self.spans = tracing.setup_tracing(
+            settings.service_name, self.instance_id, settings.spans_dir
+        )
         # the messaging tables' retention runs in every service alike
         self._background_factories = [prune_messaging_tables, *background]
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._scrapes: list[Callable[[], Awaitable[None]]] = []
         self.migrations_dir = migrations_dir
         self.metrics = Metrics(settings.service_name)
         self.engine: AsyncEngine = create_engine(settings)
@@ -85,6 +91,18 @@ class ServiceRuntime:
             "working": [w.describe() for w in self.consumers.working.values()],
             "faults": self.faults.describe() if self.faults is not None else None,
         }
+
+    def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Run ``refresh`` before each /metrics answer (a gauge read from the database)."""
+        self._scrapes.append(refresh)
+
+    async def before_scrape(self) -> None:
+        for refresh in self._scrapes:
+            try:
+                async with asyncio.timeout(2):
+                    await refresh()
+            except Exception as exc:  # the other figures are still worth serving
+                log.warning("a metric could not be read: %s: %s", type(exc).__name__, exc)
 
     def close_on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register a resource of the service (an HTTP client, say) to close last."""
@@ -128,6 +146,7 @@ class ServiceRuntime:
         for closer in self._closers:
             with contextlib.suppress(Exception):
                 await closer()
+        tracing.flush()
 
     @asynccontextmanager
     async def unit_of_work(self, cause: Envelope[Any] | None = None) -> AsyncIterator[UnitOfWork]:
@@ -231,6 +250,7 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES, **app_options)
     app.add_middleware(RejectNulInput)
     app.state.runtime = runtime
+    tracing.instrument_app(app)
     install_error_handlers(app)
     app.include_router(health_router())
     for router in routers:

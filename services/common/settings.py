@@ -20,6 +20,11 @@ class ServiceSettings(BaseSettings):
     instance_id: str = Field(
         default="", description="set by the supervisor; /readyz and /healthz answer with it"
     )
+    spans_dir: str = Field(
+        default="",
+        description="with no OTEL_EXPORTER_OTLP_ENDPOINT, write spans there as OTLP-JSON "
+        "lines, one file a process (the sandbox sets it; empty: no spans)",
+    )
     database_url: str = ""
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     events_exchange: str = EVENTS_EXCHANGE

@@ -3,8 +3,10 @@ one pooled HTTP client and the caller's identity checked once, here."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 
 from services.common.errors import ApiError
@@ -14,6 +16,8 @@ from services.common.upstream import UpstreamBusy, Upstreams, UpstreamTimeout, U
 from .auth import caller_from_token
 from .paths import upstream_path
 from .settings import GatewaySettings
+
+log = logging.getLogger(__name__)
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "traceparent", "x-request-id")
 _FORWARDED_RESPONSE_HEADERS = ("content-type", "location", "retry-after")
@@ -94,6 +98,12 @@ async def forward(
         raise ApiError(504, f"the {service} service did not answer in time") from None
     except UpstreamUnavailable:
         raise ApiError(503, f"the {service} service is unavailable") from None
+    if answer.status == 202 and segments[-1] == "checkout" and request.method == "POST":
+        # the saga's first line: where its trace id and order meet
+        order = orjson.loads(answer.body).get("order_id")
+        log.info(
+            "checkout of cart %s accepted: order %s", segments[-2], order, extra={"order": order}
+        )
     return Response(
         content=answer.body,
         status_code=answer.status,

@@ -10,11 +10,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import Field
 
+from services.common import tracing
 from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.settings import ServiceSettings
 
 from . import api, domain
 from .handlers import Handlers
+from .metrics import SagaMetrics
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -29,6 +31,11 @@ class OrderSettings(ServiceSettings):
         default=60.0, gt=0, description="how long a PAID order waits for its shipment"
     )
     order_timeout_sweep_s: float = Field(default=1.0, gt=0)
+
+
+async def _count_overdue(runtime: ServiceRuntime, sagas: SagaMetrics) -> None:
+    async with runtime.engine.connect() as conn:
+        sagas.overdue.set(await domain.count_overdue(conn))
 
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:
@@ -47,8 +54,11 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         while True:
             async with runtime.unit_of_work() as uow:
                 for order_id in await domain.overdue(uow.conn):
-                    await domain.cancel(uow, order_id, "timeout")
-                    log.info("order %s timed out", order_id)
+                    # in the order's own trace, as its last step's
+                    last = await domain.last_traceparent(uow.conn, order_id)
+                    with tracing.step("order timeout", last, order=str(order_id)):
+                        await domain.cancel(uow, order_id, "timeout", handlers.sagas.ended)
+                        log.info("order %s timed out", order_id, extra={"order": order_id})
             await asyncio.sleep(settings.order_timeout_sweep_s)
 
     runtime = ServiceRuntime(
@@ -57,6 +67,8 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         subscriptions=handlers.subscriptions(),
         background=[cancel_overdue_orders],
     )
+    handlers.sagas.register(runtime.metrics.registry)
+    runtime.on_scrape(lambda: _count_overdue(runtime, handlers.sagas))
     if runtime.faults is not None:  # sandbox mode: a scenario may shorten the saga's timeouts
         runtime.faults.on_tuning(handlers.retune)
     return create_service_app(runtime, title="shop order", routers=[api.router])

@@ -15,17 +15,20 @@ order ends terminal, even when a step is dead-lettered."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common import tracing
 from services.common.db import Driver, Prepared
 from services.common.events import OrderCancelled, OrderCompleted
 from services.common.outbox import UnitOfWork
+from services.common.schema import outbox
 
 from .models import orders
 
@@ -76,7 +79,7 @@ def _advance_to(target: OrderStatus) -> Any:
         orders.update()
         .where(orders.c.id == sa.bindparam("order_id"), orders.c.status.in_(earlier))
         .values(status=target, deadline_at=deadline_at, updated_at=sa.func.now())
-        .returning(orders.c.id)
+        .returning(orders.c.id, orders.c.created_at)
     )
 
 
@@ -94,13 +97,21 @@ _CANCEL = Prepared(
         deadline_at=None,
         updated_at=sa.func.now(),
     )
-    .returning(orders.c.id)
+    .returning(orders.c.id, orders.c.created_at)
 )
 _EXISTS = Prepared(sa.select(orders.c.id).where(orders.c.id == sa.bindparam("order_id")))
 
 
+# told when an order ends, after its commit: outcome, reason, when it was created
+Ended = Callable[[str, str, datetime], None]
+
+
 async def advance(
-    uow: UnitOfWork, order_id: uuid.UUID, target: OrderStatus, timeouts: Timeouts
+    uow: UnitOfWork,
+    order_id: uuid.UUID,
+    target: OrderStatus,
+    timeouts: Timeouts,
+    ended: Ended | None = None,
 ) -> bool:
     """Move the order forward to ``target``; False when that changes nothing.
 
@@ -112,22 +123,30 @@ async def advance(
         _ADVANCE[target],
         {"order_id": order_id, "timeout_s": timeout.total_seconds() if timeout else 0.0},
     )
-    if moved.first() is None:
+    row = moved.first()
+    if row is None:
         await _known(uow.db, order_id)
         return False
     if target is OrderStatus.COMPLETED:
         uow.emit(OrderCompleted(order_id=order_id), correlation_id=order_id)
+        if ended is not None:
+            uow.after_commit(lambda: ended("COMPLETED", "", row.created_at))
     return True
 
 
-async def cancel(uow: UnitOfWork, order_id: uuid.UUID, reason: str) -> bool:
+async def cancel(
+    uow: UnitOfWork, order_id: uuid.UUID, reason: str, ended: Ended | None = None
+) -> bool:
     """Cancel the order unless it has ended; False when it had. One
     statement in the usual case, as ``advance``."""
     moved = await uow.db.run(_CANCEL, {"order_id": order_id, "reason": reason})
-    if moved.first() is None:
+    row = moved.first()
+    if row is None:
         await _known(uow.db, order_id)
         return False
     uow.emit(OrderCancelled(order_id=order_id, reason=reason), correlation_id=order_id)
+    if ended is not None:
+        uow.after_commit(lambda: ended("CANCELLED", reason, row.created_at))
     return True
 
 
@@ -136,6 +155,29 @@ async def _known(db: Driver, order_id: uuid.UUID) -> None:
     exists = await db.run(_EXISTS, {"order_id": order_id})
     if exists.first() is None:
         raise OrderNotYetKnown(f"order {order_id} not created yet")
+
+
+async def count_overdue(conn: AsyncConnection, grace_s: float = 5.0) -> int:
+    """Orders not ended ``grace_s`` past their deadline: the sweep should
+    have cancelled them (what the SagaOverdue alert watches)."""
+    grace = sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_s)
+    count = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(orders)
+        .where(orders.c.deadline_at < sa.func.now() - grace, orders.c.status.in_(WAITING))
+    )
+    return int(count or 0)
+
+
+async def last_traceparent(conn: AsyncConnection, order_id: uuid.UUID) -> str | None:
+    """The trace context of the order's last event this service wrote."""
+    body = await conn.scalar(
+        sa.select(outbox.c.body)
+        .where(outbox.c.correlation_id == str(order_id))
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+    )
+    return tracing.traceparent_in(body) if body else None
 
 
 async def overdue(conn: AsyncConnection, limit: int = 100) -> list[uuid.UUID]:

@@ -23,6 +23,7 @@ from services.common.events import (
 from services.common.outbox import UnitOfWork
 
 from .domain import OrderStatus, Timeouts, advance, cancel
+from .metrics import SagaMetrics
 from .models import orders
 
 # Built once (docs/performance-journal.md).
@@ -49,6 +50,7 @@ class Handlers:
     def __init__(self, timeouts: Timeouts) -> None:
         self.settings = timeouts  # what the process was started with
         self.timeout = timeouts
+        self.sagas = SagaMetrics()
 
     def retune(self, tuning: dict[str, float]) -> None:
         """A scenario's own saga timeouts (sandbox mode), or back to the
@@ -91,16 +93,18 @@ class Handlers:
         await advance(uow, event.data.order_id, OrderStatus.STOCK_RESERVED, self.timeout)
 
     async def stock_failed(self, event: Envelope[StockReservationFailed], uow: UnitOfWork) -> None:
-        await cancel(uow, event.data.order_id, "out_of_stock")
+        await cancel(uow, event.data.order_id, "out_of_stock", self.sagas.ended)
 
     async def paid(self, event: Envelope[PaymentSucceeded], uow: UnitOfWork) -> None:
         await advance(uow, event.data.order_id, OrderStatus.PAID, self.timeout)
 
     async def payment_failed(self, event: Envelope[PaymentFailed], uow: UnitOfWork) -> None:
-        await cancel(uow, event.data.order_id, "payment_declined")
+        await cancel(uow, event.data.order_id, "payment_declined", self.sagas.ended)
 
     async def shipped(self, event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
-        await advance(uow, event.data.order_id, OrderStatus.COMPLETED, self.timeout)
+        await advance(
+            uow, event.data.order_id, OrderStatus.COMPLETED, self.timeout, self.sagas.ended
+        )
 
     def subscriptions(self) -> list[Subscription]:
         return [

@@ -36,10 +36,23 @@ def trace(
     seconds: Annotated[
         float | None, typer.Option("--for", min=0, help="stop after this many seconds")
     ] = None,
+    spans: Annotated[
+        str | None,
+        typer.Option(
+            "--spans",
+            metavar="ORDER",
+            help="print this order's spans as a waterfall (the sandbox's span files)",
+        ),
+    ] = None,
 ) -> None:
     """Follow every order's saga live from the bus: one line an event, with
-    compensations, retries, republished events and dead letters in colour."""
+    compensations, retries, republished events and dead letters in colour.
+    With --spans ORDER: that order's trace, every span inside each step."""
     import asyncio
+
+    if spans is not None:
+        _spans(spans)
+        return
 
     from shopctl.observe.trace import Filters, parse_duration
 
@@ -108,6 +121,38 @@ async def _trace(
             show(item)
 
 
+def _spans(order: str) -> None:
+    from shopctl.observe.spans import read_spans, render_waterfall, traces_of_order
+
+    chosen = current_runtime(SandboxSettings())
+    directory = chosen.spans_dir()
+    if directory is None:
+        raise UsageError(
+            f"the {chosen.name} runtime's parts keep no span files here",
+            hint="set OTEL_EXPORTER_OTLP_ENDPOINT to send them to your trace backend "
+            "(docs/observability.md)",
+        )
+    every = read_spans(directory) if directory.is_dir() else []
+    traces = traces_of_order(every, order)
+    if not traces:
+        raise UsageError(
+            f"no spans of an order {order} in {directory}",
+            hint="spans reach the files half a second after they end; "
+            "with OTEL_SDK_DISABLED=true or an OTLP endpoint set, none are written",
+        )
+    for trace_id in traces:
+        spans = [s for s in every if s.trace_id == trace_id]
+        parts = sorted({s.part for s in spans})
+        errors = sum(1 for s in spans if s.error)
+        out.print(
+            f"[bold]trace {trace_id}[/]  {len(spans)} spans across {', '.join(parts)}"
+            + (f"  [red]{errors} failed[/]" if errors else ""),
+            highlight=False,
+        )
+        for line in render_waterfall(spans):
+            out.print(line, soft_wrap=True)
+
+
 @app.command()
 def why(
     order: Annotated[
@@ -123,6 +168,12 @@ def why(
     quiet_broker_clients()
     explanation = explain(current_runtime(SandboxSettings()), order)
     out.print(f"[bold]{explanation.headline}[/]", highlight=False)
+    if explanation.timeline.trace_id:
+        out.print(
+            f"trace {explanation.timeline.trace_id}  "
+            f"[dim](shopctl trace --spans {explanation.timeline.correlation_id[:8]})[/]",
+            highlight=False,
+        )
     out.print(render_timeline(explanation.timeline), markup=False, highlight=False)
     out.print("[bold]why:[/]" if explanation.timeline.outcome else "[bold]where it is:[/]")
     for finding in explanation.findings:

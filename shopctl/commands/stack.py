@@ -151,8 +151,20 @@ def status() -> None:
 def logs(
     parts: Annotated[list[str] | None, typer.Argument(help="parts to show (default: all)")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines")] = False,
+    order: Annotated[
+        str | None,
+        typer.Option(
+            "--order", help="only the lines of this order (its id or a prefix), every part"
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="one JSON object a line, as the parts wrote them (for jq)"),
+    ] = False,
 ) -> None:
     """The parts' logs, interleaved by time, one colour per part."""
+    import orjson
+
     chosen = current_runtime(SandboxSettings())
     names = list(parts or [])
     for name in names:
@@ -160,10 +172,17 @@ def logs(
             known = ", ".join([*chosen.infrastructure(), *(p.name for p in PARTS)])
             raise UsageError(f"no part named {name!r}; the parts are {known}")
     printer = LogPrinter(out, names or [*chosen.infrastructure(), *(p.name for p in PARTS)])
+    last: dict[str, Any] | None = None  # a record with a traceback comes as several lines
     try:
         for line in chosen.logs(names, follow):
-            printer.print(line)
-    except KeyboardInterrupt:
+            if order is not None and not (line.order or "").startswith(order):
+                continue
+            if not as_json:
+                printer.print(line)
+            elif line.record is None or line.record is not last:
+                last = line.record
+                print(orjson.dumps(line.as_json()).decode(), flush=True)
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
 
 

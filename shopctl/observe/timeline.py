@@ -54,6 +54,7 @@ class TimelineEvent:
     routing_key: str
     data: dict[str, Any]
     deliveries: int = 1  # > 1: the same event id was seen again (a duplicate publish)
+    trace_id: str | None = None  # the W3C trace its creation context belongs to
 
     @property
     def is_compensation(self) -> bool:
@@ -90,6 +91,7 @@ def parse_event(
         except ValueError:
             when = None
     data = raw.get("data")
+    traceparent = raw.get("traceparent")
     return TimelineEvent(
         id=raw["id"],
         type=raw["type"],
@@ -100,6 +102,9 @@ def parse_event(
         causation_id=raw.get("causationid") if isinstance(raw.get("causationid"), str) else None,
         routing_key=routing_key,
         data=data if isinstance(data, dict) else {},
+        trace_id=traceparent[3:35]
+        if isinstance(traceparent, str) and len(traceparent) == 55
+        else None,
     )
 
 
@@ -196,6 +201,11 @@ class Timeline:
     @property
     def types(self) -> list[str]:
         return [e.type for e in self.events]
+
+    @property
+    def trace_id(self) -> str | None:
+        """The saga's trace (its first event's): one checkout is one trace."""
+        return next((e.trace_id for e in self.events if e.trace_id), None)
 
     @property
     def started_at(self) -> float | None:

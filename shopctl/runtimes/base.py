@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shopctl.errors import ShopError
@@ -81,6 +82,11 @@ class Runtime(Protocol):
         ...
 
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]: ...
+
+    def spans_dir(self) -> Path | None:
+        """Where the parts write their spans as OTLP-JSON lines (None: nowhere
+        this machine reads)."""
+        ...
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shopctl import frontend
@@ -675,6 +676,9 @@ class DockerRuntime:
             rows = listed.get("Processes") or []
             found.setdefault(group, []).extend(int(row[0]) for row in rows if row)
         return found
+
+    def spans_dir(self) -> Path | None:
+        return None  # in the containers; OTEL_EXPORTER_OTLP_ENDPOINT sends them out
 
     def broker_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.settings.rabbitmq_port}/"

@@ -275,6 +275,8 @@ class LocalRuntime:
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
                     # only the gateway reads it; served when it has been built
                     "SHOP_FRONTEND_DIR": str(frontend.DIST),
+                    # spans as OTLP-JSON lines when no OTLP endpoint is set
+                    "SHOP_SPANS_DIR": str(self.home / "spans"),
                 },
             )
         )
@@ -409,6 +411,9 @@ class LocalRuntime:
             stopped.append(f"{dropped} queues and the exchanges on the broker")
         self.state_file.unlink(missing_ok=True)
         return stopped
+
+    def spans_dir(self) -> Path | None:
+        return self.home / "spans"
 
     def broker_url(self) -> str:
         return self.settings.broker_url

@@ -6,8 +6,11 @@ import heapq
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)\S*\s?(.*)$")
 
@@ -16,17 +19,52 @@ _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?)\S*\s
 class LogLine:
     timestamp: str  # ISO-like, sortable; "" when the source has none
     part: str
-    text: str
+    text: str  # for people: "LEVEL logger: message"
+    # a service's JSON line as it was written (services/common/logs.py)
+    record: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def order(self) -> str | None:
+        return self.record.get("order") if self.record else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The line as JSON: the service's own object, or one made of the text."""
+        if self.record is not None:
+            return self.record
+        return {"time": self.timestamp or None, "part": self.part, "message": self.text}
+
+
+def _json_line(part: str, raw: str) -> list[LogLine] | None:
+    """A service's JSON line for people (its traceback as lines of its own)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or "time" not in record or "message" not in record:
+        return None
+    stamp = str(record["time"])[:23]
+    text = f"{record.get('level', '')} {record.get('logger', '')}: {record['message']}"
+    lines = [LogLine(stamp, part, text, record)]
+    for extra in str(record.get("exc_info") or "").splitlines():
+        lines.append(LogLine(stamp, part, extra, record))
+    return lines
 
 
 def parse(part: str, raw_lines: Iterable[str], last_stamp: str = "") -> list[LogLine]:
     """Lines starting with a timestamp keep it; the others (a traceback's
-    lines) take the one before, so they stay with their record."""
+    lines) take the one before, so they stay with their record. A service's
+    JSON line is read as its fields."""
     lines = []
     for raw in raw_lines:
         raw = raw.rstrip("\n")
         if not raw:
             continue
+        if raw.startswith("{"):
+            parsed = _json_line(part, raw)
+            if parsed is not None:
+                lines.extend(parsed)
+                last_stamp = parsed[0].timestamp
+                continue
         match = _STAMP.match(raw)
         if match:
             last_stamp = match.group(1).replace(" ", "T").replace(",", ".")

@@ -1,0 +1,98 @@
+"""Traces and logs of a sandbox exactly as `shopctl up` starts it (the
+default settings: span files, JSON logs): one checkout is one trace across
+every part, and its id is in every part's log lines and in `why`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shopctl.observe.spans import Span, read_spans, traces_of_order
+from tests.e2e.conftest import Shopper, login, new_product, new_shopper
+from tests.e2e.test_local_runtime import shopctl
+
+pytestmark = pytest.mark.e2e
+
+SAGA_PARTS = {"gateway", "cart", "order", "inventory", "payment", "shipping"}
+
+
+def _trace(spans_dir: Path, order_id: str, last_span: str, timeout: float = 15) -> list[Span]:
+    """The order's one trace, once the span named ``last_span`` is written
+    (the parts export every half second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spans = read_spans(spans_dir) if spans_dir.is_dir() else []
+        traces = traces_of_order(spans, order_id)
+        assert len(traces) <= 1, f"order {order_id} in several traces: {traces}"
+        mine = [s for s in spans if traces and s.trace_id == traces[0]]
+        if any(s.name == last_span for s in mine):
+            return mine
+        assert time.monotonic() < deadline, f"no {last_span} span of {order_id}: {len(mine)} spans"
+        time.sleep(0.3)
+
+
+def test_one_checkout_is_one_trace_in_every_part_its_logs_and_why(sandbox_env):
+    env = sandbox_env
+    up = shopctl(env, "up", "--runtime", "local")
+    assert up.returncode == 0, up.stdout + up.stderr
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        admin = Shopper(client, login(client, "admin@shop.local", "local-runtime-test"), "admin")
+        shopper = new_shopper(client)
+        sku = new_product(admin, stock=5)
+        paid = shopper.checkout(shopper.cart_with(sku, 1))
+        declined = shopper.checkout(shopper.cart_with(sku, 1), card="tok_chargeDeclined")
+        assert shopper.wait_terminal(paid)["status"] == "COMPLETED"
+        assert shopper.wait_terminal(declined)["status"] == "CANCELLED"
+
+    spans_dir = Path(env["SHOP_STATE_DIR"]) / "local" / "spans"
+    spans = _trace(spans_dir, paid, "order.completed publish")
+    by_id = {s.span_id: s for s in spans}
+    assert {s.part for s in spans} >= SAGA_PARTS, sorted({s.part for s in spans})
+    [root] = [s for s in spans if not s.parent_id]
+    assert root.part == "gateway" and root.name.startswith("POST /api/")
+    # every other span's parent is in the trace: nothing starts a trace of its own
+    assert all(s.parent_id in by_id for s in spans if s is not root)
+    # the HTTP hop: the gateway's client span is the cart's server span's parent
+    [cart_server] = [s for s in spans if s.part == "cart" and s.attributes.get("http.route")]
+    assert by_id[cart_server.parent_id].part == "gateway"
+    # every event hop: process is a child of publish, and linked to it
+    process = [s for s in spans if s.name.endswith(" process")]
+    assert {s.part for s in process} >= SAGA_PARTS - {"gateway", "cart"}
+    for span in process:
+        parent = by_id[span.parent_id]
+        assert parent.name == span.name.replace(" process", " publish"), span.name
+        assert (span.trace_id, span.parent_id) in span.links
+        assert span.attributes["messaging.system"] == "rabbitmq"
+        assert span.attributes["messaging.message.conversation_id"] == paid
+    # the statements inside the steps
+    assert any(s.attributes.get("db.system") == "postgresql" for s in spans if s.part == "payment")
+
+    # the trace id in the JSON log lines of all six parts
+    trace_id = root.trace_id
+    logs = shopctl(env, "logs", "--order", paid, "--json")
+    assert logs.returncode == 0, logs.stderr
+    lines = [json.loads(line) for line in logs.stdout.splitlines()]
+    assert lines and all(line["order"] == paid for line in lines)
+    assert {line["part"] for line in lines} >= SAGA_PARTS, lines
+    assert {line["trace_id"] for line in lines} == {trace_id}
+    people = shopctl(env, "logs", "--order", paid[:8])
+    assert people.returncode == 0 and "handled (saga" in people.stdout
+    assert not people.stdout.lstrip().startswith("{")  # for people, not JSON
+
+    why = shopctl(env, "why", paid[:8])
+    assert why.returncode == 0 and f"trace {trace_id}" in why.stdout, why.stdout
+
+    # the declined card's trace shows the compensation inside it
+    _trace(spans_dir, declined, "stock.released publish")
+    waterfall = shopctl(env, "trace", "--spans", declined[:8])
+    assert waterfall.returncode == 0, waterfall.stderr
+    text = waterfall.stdout
+    assert "payment.failed process" in text and "stock.released publish" in text
+    assert " inventory " in text and " ms " in text
+    missing = shopctl(env, "trace", "--spans", "ffffffff")
+    assert missing.returncode == 2 and "no spans of an order ffffffff" in missing.stderr
