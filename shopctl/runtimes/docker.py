@@ -797,7 +797,8 @@ def _strip_docker_stamp(raw: bytes) -> list[str]:
     lines = []
     for line in raw.decode(errors="replace").splitlines():
         stamp, _, text = line.partition(" ")
-        lines.append(text if _OWN_STAMP.match(text) else f"{stamp[:23]} {text}")
+        own = _OWN_STAMP.match(text) or text.startswith('{"time":')  # a service's JSON line
+        lines.append(text if own else f"{stamp[:23]} {text}")
     return lines
 
 
