@@ -133,6 +133,27 @@ ensure_frontend_build() {  # frontend/dist, from the build cache when these sour
     touch "$ROOT/frontend/dist/index.html"  # newer than every source now
 }
 
+ensure_prometheus() {  # Debian's prometheus (and promtool): up starts it beside the local stack
+    command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's prometheus (metrics and alerts beside the stack)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 &&
+                apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } ||
+            echo "prometheus could not be installed: the stack runs without it"
+    else
+        echo "no prometheus and no root to install it: the stack runs without it"
+    fi
+}
+
+ensure_rabbitmq_metrics() {  # RabbitMQ's rabbitmq_prometheus plugin (:15692), for Prometheus
+    command -v rabbitmq-plugins >/dev/null 2>&1 || return 0
+    port_open 127.0.0.1 15692 && return 0
+    rabbitmq-plugins enable rabbitmq_prometheus >/dev/null 2>&1 ||
+        echo "the rabbitmq_prometheus plugin could not be enabled: Prometheus sees no queues"
+}
+
 ensure_chromium() {  # Debian's chromium, for the browser tests
     [ -x /usr/bin/chromium ] && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

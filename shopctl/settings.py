@@ -42,6 +42,10 @@ class SandboxSettings(BaseSettings):
     rabbitmq_management_port: int = Field(default=15672, ge=1, le=65535)
     # the docker runtime's broker on this machine (5672 is the machine's own)
     rabbitmq_port: int = Field(default=5673, ge=1, le=65535)
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    prometheus: bool = Field(
+        default=True, description="start Prometheus beside the stack (when it is installed)"
+    )
 
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
     fault_injection: bool = True

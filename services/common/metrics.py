@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -47,6 +49,19 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.http_responses = Counter(
+            "shop_http_responses_total",
+            "HTTP responses by method and status code (health and metrics not counted).",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.http_seconds = Histogram(
+            "shop_http_request_duration_seconds",
+            "Time from a request's start to its response's first byte.",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "shop_handlers_in_flight",
             "Handlers running now.",
@@ -74,7 +89,45 @@ class Metrics:
         """One event of ``event_type`` published with a confirm."""
         self._child(self._events_published, event_type).inc()
 
+    def answered(self, method: str, code: int, seconds: float) -> None:
+        """One HTTP response."""
+        self._child(self.http_responses, method, str(code)).inc()
+        self._child(self.http_seconds, method).observe(seconds)
+
     def consumed(self, queue: str, outcome: str, seconds: float) -> None:
         """One message taken off ``queue`` with ``outcome``, handled in ``seconds``."""
         self._child(self.events_consumed, queue, outcome).inc()
         self._child(self.handler_seconds, queue).observe(seconds)
+
+
+_UNCOUNTED = ("/healthz", "/readyz", "/metrics", "/inflight", "/control")
+
+
+class HttpMetrics:
+    """ASGI middleware: every response's method, status code and time (what
+    the HTTP panels and the ShopHttp5xx alert read)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(_UNCOUNTED):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500  # an exception before any response is a 500 to the client
+
+        async def counted(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+                self.metrics.answered(scope["method"], code, time.perf_counter() - started)
+                code = -1  # counted
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            if code != -1:
+                self.metrics.answered(scope["method"], code, time.perf_counter() - started)

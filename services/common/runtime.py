@@ -26,7 +26,7 @@ from .diagnostics import install_stack_dumps
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .events import Envelope
 from .faults import FaultSwitchboard
-from .metrics import Metrics
+from .metrics import HttpMetrics, Metrics
 from .outbox import OutboxRelay, UnitOfWork, unit_of_work
 from .retention import prune_forever
 from .settings import ServiceSettings
@@ -249,6 +249,7 @@ def create_service_app(
 
     app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES, **app_options)
     app.add_middleware(RejectNulInput)
+    app.add_middleware(HttpMetrics, metrics=runtime.metrics)
     app.state.runtime = runtime
     tracing.instrument_app(app)
     install_error_handlers(app)

@@ -145,6 +145,16 @@ def status() -> None:
     budget = chosen.budget_line()
     if budget:
         out.print(f"[dim]database connections: {budget}[/]")
+    prometheus = chosen.prometheus_url()
+    if prometheus is not None:
+        from shopctl.runtimes.prometheus import describe_alert, firing_alerts
+
+        out.print(f"prometheus: {prometheus}")
+        alerts = firing_alerts(prometheus)
+        for alert in alerts:
+            out.print(f"[bold red]alert firing[/] {describe_alert(alert)}", highlight=False)
+        if not alerts:
+            out.print("[dim]no alert firing[/]")
 
 
 @app.command()

@@ -83,6 +83,10 @@ class Runtime(Protocol):
 
     def logs(self, parts: list[str], follow: bool) -> Iterator[LogLine]: ...
 
+    def prometheus_url(self) -> str | None:
+        """The Prometheus running beside the stack, if one does."""
+        ...
+
     def spans_dir(self) -> Path | None:
         """Where the parts write their spans as OTLP-JSON lines (None: nowhere
         this machine reads)."""

@@ -677,6 +677,9 @@ class DockerRuntime:
             found.setdefault(group, []).extend(int(row[0]) for row in rows if row)
         return found
 
+    def prometheus_url(self) -> str | None:
+        return None  # not among the docker runtime's parts (docs/observability.md)
+
     def spans_dir(self) -> Path | None:
         return None  # in the containers; OTEL_EXPORTER_OTLP_ENDPOINT sends them out
 

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from shopctl import amqp, frontend
 from shopctl.errors import ShopError
-from shopctl.runtimes import processes
+from shopctl.runtimes import processes, prometheus
 from shopctl.runtimes.base import (
     PartStatus,
     Progress,
@@ -33,6 +33,7 @@ from shopctl.runtimes.base import (
 )
 from shopctl.runtimes.budget import DEFAULT_CEILING, ConnectionBudget, read_budget
 from shopctl.runtimes.logs import LogLine, follow_files, read_files
+from shopctl.runtimes.prometheus import LocalPrometheus
 from shopctl.settings import SandboxSettings
 from shopctl.stack import (
     PARTS,
@@ -325,6 +326,7 @@ class LocalRuntime:
 
     def up(self, progress: Progress, build: bool = False) -> UpReport:
         started = time.monotonic()
+        self.notes: list[str] = []
         state = self._load()
         alive = {n for n, e in state["parts"].items() if self._alive(n, e)}
         urls = {"gateway": self.stack.url("gateway")}
@@ -333,7 +335,8 @@ class LocalRuntime:
         if alive >= {name for name, _ in self.stack.launches()}:
             for name in self.infrastructure() + [p.name for p in PARTS]:
                 progress(name, "ready", "already running")
-            return UpReport(self.name, True, time.monotonic() - started, urls)
+            self._up_prometheus(state, progress, urls)
+            return UpReport(self.name, True, time.monotonic() - started, urls, self.notes)
 
         check_ports_distinct(self.settings.ports())
         self.notes = [frontend.ensure_built()]
@@ -383,7 +386,57 @@ class LocalRuntime:
                 if not processes.url_ready(running.url, running.service, running.instance):
                     progress(name, "failed", "")
             raise
+        self._up_prometheus(state, progress, urls)
         return UpReport(self.name, False, time.monotonic() - started, urls, self.notes)
+
+    # Prometheus ------------------------------------------------------------
+
+    @property
+    def prometheus(self) -> LocalPrometheus:
+        return LocalPrometheus(self.home / "prometheus", self.settings.prometheus_port)
+
+    def _up_prometheus(
+        self, state: dict[str, Any], progress: Progress, urls: dict[str, str]
+    ) -> None:
+        """Prometheus beside the stack, scraping every process and RabbitMQ;
+        the stack runs without it when it cannot start (said in a note)."""
+        if not self.settings.prometheus:
+            return
+        server = self.prometheus
+        entry = state.get("prometheus")
+        if entry and processes.pid_alive(int(entry["pid"])) and server.ready():
+            progress("prometheus", "ready", "already running")
+            urls["prometheus"] = server.url
+            return
+        if prometheus.binary() is None:
+            self.notes.append(
+                "Prometheus is not installed: each part serves /metrics "
+                "(scripts/sandbox installs it: apt-get install prometheus)"
+            )
+            return
+        progress("prometheus", "starting", f"port {server.port}")
+        targets: dict[str, list[str]] = {}
+        for name, port in self.settings.ports().items():
+            targets.setdefault(replica_of(name)[0], []).append(f"{self.stack.config.host}:{port}")
+        config = prometheus.configuration(targets, broker_url=self.settings.broker_url)
+        try:
+            check_ports_free({"prometheus": server.port})
+            pid = server.start(config)
+        except ShopError as exc:
+            progress("prometheus", "failed", exc.message)
+            self.notes.append(f"Prometheus did not start: {exc.message} ({exc.hint or ''})")
+            return
+        state["prometheus"] = {"pid": pid, "port": server.port, "started_at": time.time()}
+        self._save(state)
+        progress("prometheus", "ready", server.url)
+        urls["prometheus"] = server.url
+
+    def prometheus_url(self) -> str | None:
+        """The running Prometheus of this sandbox, if any."""
+        entry = self._load().get("prometheus")
+        if not entry or not processes.pid_alive(int(entry["pid"])):
+            return None
+        return f"http://{self.stack.config.host}:{entry['port']}"
 
     def down(self, volumes: bool = False) -> list[str]:
         """Stop every process of this sandbox: those in the state file and
@@ -403,9 +456,16 @@ class LocalRuntime:
         for pid in sorted(strays, key=lambda pid: strays[pid] != "supervisor"):
             processes.stop_pid(pid, self.settings.stop_timeout_s + 10)
             stopped.append(f"{strays[pid]} (pid {pid}, not in the state file)")
+        prometheus_entry = state.get("prometheus")
+        if prometheus_entry and processes.pid_alive(int(prometheus_entry["pid"])):
+            self.prometheus.stop(int(prometheus_entry["pid"]))
+            stopped.append("prometheus")
         if volumes:
             self.stack.drop_databases()
             stopped.append("databases")
+            self.prometheus.forget()
+            shutil.rmtree(self.home / "spans", ignore_errors=True)
+            stopped.append("the metrics and the spans")
             queues, exchanges = amqp.stack_topology({**os.environ, **self.stack.config.extra_env})
             dropped = asyncio.run(amqp.drop_topology(self.settings.broker_url, queues, exchanges))
             stopped.append(f"{dropped} queues and the exchanges on the broker")

@@ -231,6 +231,7 @@ def sandbox(state_dir: Path, name: str) -> Iterator[dict[str, str]]:
             # up's own deadline below pytest's, so a failure shows the part's log
             "SHOP_READY_TIMEOUT_S": "90",
             **{f"SHOP_{p.name.upper()}_PORT": str(free_port()) for p in PARTS},
+            "SHOP_PROMETHEUS_PORT": str(free_port()),
         }
         try:
             yield env

@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shopctl.observe.dashboard import PANELS
 from shopctl.observe.spans import Span, read_spans, traces_of_order
+from shopctl.runtimes.prometheus import binary as prometheus_binary
 from tests.e2e.conftest import Shopper, login, new_product, new_shopper
 from tests.e2e.test_local_runtime import shopctl
 
@@ -21,17 +23,19 @@ SAGA_PARTS = {"gateway", "cart", "order", "inventory", "payment", "shipping"}
 
 
 def _trace(spans_dir: Path, order_id: str, last_span: str, timeout: float = 15) -> list[Span]:
-    """The order's one trace, once the span named ``last_span`` is written
-    (the parts export every half second)."""
+    """The order's one trace, once the span named ``last_span`` and a span
+    of every saga part are written (each part exports every half second, on
+    its own)."""
     deadline = time.monotonic() + timeout
     while True:
         spans = read_spans(spans_dir) if spans_dir.is_dir() else []
         traces = traces_of_order(spans, order_id)
         assert len(traces) <= 1, f"order {order_id} in several traces: {traces}"
         mine = [s for s in spans if traces and s.trace_id == traces[0]]
-        if any(s.name == last_span for s in mine):
+        if any(s.name == last_span for s in mine) and {s.part for s in mine} >= SAGA_PARTS:
             return mine
-        assert time.monotonic() < deadline, f"no {last_span} span of {order_id}: {len(mine)} spans"
+        parts = sorted({s.part for s in mine})
+        assert time.monotonic() < deadline, f"{order_id}: {len(mine)} spans, from {parts}"
         time.sleep(0.3)
 
 
@@ -96,3 +100,33 @@ def test_one_checkout_is_one_trace_in_every_part_its_logs_and_why(sandbox_env):
     assert " inventory " in text and " ms " in text
     missing = shopctl(env, "trace", "--spans", "ffffffff")
     assert missing.returncode == 2 and "no spans of an order ffffffff" in missing.stderr
+
+    _prometheus_scrapes_every_part_and_every_panel_has_data(env, up.stdout)
+
+
+def _prometheus_scrapes_every_part_and_every_panel_has_data(env: dict[str, str], up: str) -> None:
+    if prometheus_binary() is None:
+        pytest.skip("no prometheus on this machine (scripts/test installs Debian's)")
+    prometheus = f"http://127.0.0.1:{env['SHOP_PROMETHEUS_PORT']}"
+    assert f"prometheus  {prometheus}" in up, up
+    deadline = time.monotonic() + 30
+    while True:  # every part's process and RabbitMQ, each up at its last scrape
+        targets = httpx.get(f"{prometheus}/api/v1/targets").json()["data"]["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        if set(health) == SAGA_PARTS | {"catalog", "rabbitmq"} and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, health
+        time.sleep(1)
+    # each dashboard panel's query answers with data after the checkouts
+    empty = [panel.title for panel in PANELS]
+    while empty:
+        for panel in PANELS:
+            if panel.title in empty:
+                answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": panel.expr})
+                assert answer.status_code == 200, (panel.title, answer.text)
+                if answer.json()["data"]["result"]:
+                    empty.remove(panel.title)
+        assert time.monotonic() < deadline + 30, f"no data for {empty}"
+        time.sleep(1)
+    status = shopctl(env, "status")
+    assert f"prometheus: {prometheus}" in status.stdout and "no alert firing" in status.stdout
