@@ -213,6 +213,11 @@ class ShopTui(App[None]):
             parts = []
         self.query_one(PartsPane).show(parts)
         try:
+            alerts = await self.backend.alerts()
+        except Exception:
+            alerts = []
+        self.query_one(PartsPane).show_alerts(alerts)
+        try:
             depths = await self.backend.dead_letter_depths()
         except Exception:
             depths = {}

@@ -35,6 +35,16 @@ class Backend:
     async def parts(self) -> list[PartStatus]:
         return await asyncio.to_thread(self.runtime.status)
 
+    async def alerts(self) -> list[str]:
+        """The alerts firing at the stack's Prometheus, a line each (none
+        when no Prometheus runs beside the stack)."""
+        from shopctl.runtimes.prometheus import describe_alert, firing_alerts
+
+        url = self.runtime.prometheus_url()
+        if url is None:
+            return []
+        return [describe_alert(a) for a in await asyncio.to_thread(firing_alerts, url)]
+
     async def control(self, action: str, part: str) -> None:
         await asyncio.to_thread(control, self.runtime, action, part, lambda *_: None)
 

@@ -18,6 +18,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.util import await_only, greenlet_spawn
 
+from . import tracing
 from .settings import ServiceSettings
 
 
@@ -154,6 +155,10 @@ class Driver:
         self.began_itself = False
         self._rider: Rider | None = None
 
+    @property
+    def database(self) -> str:
+        return str(self.driver.info.dbname)
+
     @classmethod
     async def of(cls, conn: AsyncConnection) -> Driver:
         """The driver under an SQLAlchemy connection, inside its transaction."""
@@ -169,7 +174,10 @@ class Driver:
         try:
             if begin or commit or self._rider is not None:
                 return await self._script(sql, params, begin=begin, commit=commit)
-            return await self.driver.execute(sql, params)
+            with tracing.statement(sql, self.database):
+                # a cursor of the driver's own: psycopg's instrumentation
+                # would trace it a second time
+                return await psycopg.AsyncCursor(self.driver).execute(sql, params)
         except psycopg.Error as exc:
             raise await self._failed(sql, params, exc) from exc
 
@@ -223,7 +231,8 @@ class Driver:
         script = "; ".join(parts)
         cursor = psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
         try:
-            await cursor.execute(script, params)
+            with tracing.statement(sql or script, self.database):
+                await cursor.execute(script, params)
         except psycopg.Error as exc:
             refused = rider.refused(exc) if rider is not None else None
             if refused is not None:
@@ -268,8 +277,9 @@ class Driver:
                     sql, values, begin=begin, commit=False, row_factory=namedtuple_row
                 )
             else:
-                cursor = self.driver.cursor(row_factory=namedtuple_row)
-                await cursor.execute(sql, values)
+                cursor = psycopg.AsyncCursor(self.driver, row_factory=namedtuple_row)
+                with tracing.statement(sql, self.database):
+                    await cursor.execute(sql, values)
             rows = await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
             raise await self._failed(sql, values, exc) from exc

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -92,19 +92,28 @@ def setup_tracing(part: str, instance: str, spans_dir: str | None) -> str:
     return where
 
 
+def _disabled_instrumentations() -> set[str]:
+    """OpenTelemetry's own switch: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg,..."""
+    names = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    return {name.strip() for name in names.split(",") if name.strip()}
+
+
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
-    AioHttpClientInstrumentor().instrument()
-    # enable_commenter off: a comment in each statement would defeat the
-    # prepared statements (docs/performance-journal.md)
-    PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
+    disabled = _disabled_instrumentations()
+    if "aiohttp-client" not in disabled:
+        AioHttpClientInstrumentor().instrument()
+    if "psycopg" not in disabled:
+        # enable_commenter off: a comment in each statement would defeat the
+        # prepared statements (docs/performance-journal.md)
+        PsycopgInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
 
 
 def instrument_app(app: Any) -> None:
     """The FastAPI instrumentation on one app (server spans, ``traceparent`` in)."""
-    if not _configured:
+    if not _configured or "fastapi" in _disabled_instrumentations():
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -121,6 +130,30 @@ def flush() -> None:
     force_flush = getattr(provider, "force_flush", None)
     if callable(force_flush):
         force_flush(5_000)
+
+
+def statement(sql: str, database: str) -> AbstractContextManager[Any]:
+    """A span for one round trip of the messaging core's driver
+    (services/common/db.py): psycopg's instrumentation sees only cursors
+    made by the connection, and the driver makes its own (the BEGIN, the
+    inbox row and the COMMIT ride with a statement). Nothing when tracing
+    is off, or outside a span."""
+    if not _configured or not trace.get_current_span().is_recording():
+        # housekeeping outside any request or message (the relay marking
+        # rows sent, retention): no trace of its own for each statement
+        return nullcontext()
+    words = sql.split(None, 1)
+    operation = words[0].upper() if words else "SQL"
+    return tracer.start_as_current_span(
+        operation,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": "postgresql",
+            "db.namespace": database,
+            "db.operation.name": operation,
+            "db.query.text": sql[:2000],
+        },
+    )
 
 
 # --- the context the events carry -------------------------------------------
@@ -158,6 +191,9 @@ def publishing(
 ) -> Iterator[dict[str, str]]:
     """The relay's publish span, a child of the event's creation context;
     yields the headers that carry it on (``traceparent``, ``tracestate``)."""
+    if not _configured:  # tracing off: the context still travels, at no cost
+        yield {"traceparent": traceparent} if traceparent else {}
+        return
     parent = _context_of({"traceparent": traceparent}) if traceparent else None
     with tracer.start_as_current_span(
         f"{routing_key} publish",
@@ -193,6 +229,9 @@ def processing(
 ) -> Iterator[trace.Span]:
     """The consumer's process span: a child of the context the message
     carries (its header, else the envelope's) and linked to it."""
+    if not _configured:
+        yield trace.INVALID_SPAN  # tracing off: nothing to record
+        return
     carrier = headers if "traceparent" in headers else {"traceparent": envelope_traceparent or ""}
     parent = _context_of(carrier)
     creation = trace.get_current_span(parent).get_span_context()
@@ -233,5 +272,7 @@ def failed(exc: BaseException) -> None:
     """The handler of the span running now failed (it will be retried or
     dead-lettered)."""
     span = trace.get_current_span()
+    if not span.is_recording():
+        return
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.json_format import Parse
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -36,10 +37,10 @@ def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "order"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    saved = tracing.tracer
-    tracing.tracer = provider.get_tracer("shop")
+    saved = tracing.tracer, tracing._configured
+    tracing.tracer, tracing._configured = provider.get_tracer("shop"), True
     yield provider, memory
-    tracing.tracer = saved
+    tracing.tracer, tracing._configured = saved
 
 
 def test_an_event_carries_its_creation_context_to_the_process_span(provider) -> None:
@@ -124,6 +125,9 @@ def test_the_span_files_are_otlp_json_and_read_back_as_one_tree(tmp_path: Path, 
                 link[key] = base64.b64encode(bytes.fromhex(link[key])).decode()
     request = Parse(json.dumps(raw), ExportTraceServiceRequest())
     assert len(request.resource_spans[0].scope_spans[0].spans) == 3
+    # the same request as the SDK's own OTLP encoder makes
+    official = encode_spans(memory.get_finished_spans())
+    assert request == official
 
     spans = read_spans(tmp_path)
     assert {s.part for s in spans} == {"order"}

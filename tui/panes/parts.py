@@ -1,4 +1,5 @@
-"""The Parts pane: each part's state, health, port, uptime and restarts;
+"""The Parts pane: each part's state, health, port, uptime and restarts,
+and the alerts Prometheus says fire;
 r, x, g, p, u restart, stop, start, pause and resume the one chosen."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import time
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.widgets import Static
 
 from shopctl.runtimes.base import PartStatus
 from shopctl.ui import uptime_text
@@ -20,6 +22,19 @@ STATE_STYLE = {"running": "green", "paused": "yellow", "restarting": "yellow"}
 class PartsPane(SidePane):
     def compose(self) -> ComposeResult:
         yield PartsTable(id="parts-table", cursor_type="row")
+        alerts = Static(id="alerts")
+        alerts.display = False  # shown while Prometheus says an alert fires
+        yield alerts
+
+    def show_alerts(self, alerts: list[str]) -> None:
+        """The alerts firing now (Prometheus beside the stack), under the table."""
+        pane = self.query_one("#alerts", Static)
+        pane.display = bool(alerts)
+        text = Text()
+        for line in alerts:
+            text.append("alert firing ", style="bold red")
+            text.append(line + "\n")
+        pane.update(text)
 
     def on_mount(self) -> None:
         self.query_one(PartsTable).add_columns(
