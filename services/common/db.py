@@ -155,8 +155,7 @@ class Driver:
         self.began_itself = False
         self._rider: Rider | None = None
 
-    @property
-    def database(self) -> str:
+    def database_name(self) -> str:
         return str(self.driver.info.dbname)
 
     @classmethod
@@ -174,7 +173,7 @@ class Driver:
         try:
             if begin or commit or self._rider is not None:
                 return await self._script(sql, params, begin=begin, commit=commit)
-            with tracing.statement(sql, self.database):
+            with tracing.statement(sql, self.database_name):
                 # a cursor of the driver's own: psycopg's instrumentation
                 # would trace it a second time
                 return await psycopg.AsyncCursor(self.driver).execute(sql, params)
@@ -231,7 +230,7 @@ class Driver:
         script = "; ".join(parts)
         cursor = psycopg.AsyncClientCursor(self.driver, row_factory=row_factory)
         try:
-            with tracing.statement(sql or script, self.database):
+            with tracing.statement(sql or script, self.database_name):
                 await cursor.execute(script, params)
         except psycopg.Error as exc:
             refused = rider.refused(exc) if rider is not None else None
@@ -278,7 +277,7 @@ class Driver:
                 )
             else:
                 cursor = psycopg.AsyncCursor(self.driver, row_factory=namedtuple_row)
-                with tracing.statement(sql, self.database):
+                with tracing.statement(sql, self.database_name):
                     await cursor.execute(sql, values)
             rows = await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:

@@ -51,7 +51,6 @@ class ServiceRuntime:
         # Given by the supervisor that started this process, else our own.
         self.instance_id = settings.instance_id or uuid.uuid4().hex[:12]
         logs.identify(settings.service_name, self.instance_id)
-        # before the engine: psycopg's instrumentation wraps its connect
         self.spans = tracing.setup_tracing(
             settings.service_name, self.instance_id, settings.spans_dir
         )
@@ -63,6 +62,7 @@ class ServiceRuntime:
         self.migrations_dir = migrations_dir
         self.metrics = Metrics(settings.service_name)
         self.engine: AsyncEngine = create_engine(settings)
+        tracing.instrument_engine(self.engine)
         self.broker = Broker(settings)
         # Sandbox mode only: outside it nothing listens for fault switches.
         self.faults = FaultSwitchboard(settings.service_name) if settings.fault_injection else None
@@ -247,7 +247,16 @@ def create_service_app(
             with contextlib.suppress(Exception):
                 await runtime.stop()
 
-    app = FastAPI(title=title, lifespan=lifespan, responses=ERROR_RESPONSES, **app_options)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+        # FastAPI's own telemetry off: our server span (tracing.ServerSpans)
+        # is the one a request gets; FastAPI's would add a second, and three
+        # more (dependencies, endpoint, serialization) to every request
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        **app_options,
+    )
     app.add_middleware(RejectNulInput)
     app.add_middleware(HttpMetrics, metrics=runtime.metrics)
     app.state.runtime = runtime

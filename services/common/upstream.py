@@ -16,6 +16,8 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from . import tracing
+
 # idle connections to the parts; less than their servers keep them (shopctl.stack)
 KEEPALIVE_S = 30
 
@@ -79,17 +81,21 @@ class Upstreams:
         """``url`` is sent as given (already quoted), with ``query`` as the
         client wrote it."""
         target = URL(f"{url}?{query}" if query else url, encoded=True)
-        try:
-            async with self._open().request(
-                method, target, data=body, headers=headers, allow_redirects=False
-            ) as answer:
-                return Answer(answer.status, answer.headers, await answer.read())
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise UpstreamBusy(str(exc)) from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout(str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(str(exc) or type(exc).__name__) from exc
+        with tracing.client_call(method, url) as context:
+            if context:
+                headers = {**(headers or {}), **context}
+            try:
+                async with self._open().request(
+                    method, target, data=body, headers=headers, allow_redirects=False
+                ) as answer:
+                    tracing.answered(answer.status)
+                    return Answer(answer.status, answer.headers, await answer.read())
+            except aiohttp.ConnectionTimeoutError as exc:
+                raise UpstreamBusy(str(exc)) from exc
+            except TimeoutError as exc:
+                raise UpstreamTimeout(str(exc)) from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:
         if self._session is not None:

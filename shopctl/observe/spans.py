@@ -117,7 +117,7 @@ def tree(spans: list[Span]) -> list[Span]:
 def label(span: Span) -> str:
     """What a person reads for a span: a statement's start for SQL, the
     address for an HTTP call, else its name."""
-    statement = span.attributes.get("db.statement")
+    statement = span.attributes.get("db.query.text") or span.attributes.get("db.statement")
     if isinstance(statement, str):
         words = " ".join(statement.split())
         return "SQL ping" if words == ";" else f"SQL {words}"

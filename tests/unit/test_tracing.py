@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import orjson
 import pytest
 from google.protobuf.json_format import Parse
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -31,6 +32,20 @@ from shopctl.observe.spans import read_spans, render_waterfall, traces_of_order
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def consume(headers, creation, key: str, message_id: str, order: str, attempt: int):
+    """The consumer's process span for one message of ``key``."""
+    return tracing.processing(
+        headers,
+        creation,
+        routing_key=key,
+        exchange="shop.events",
+        queue=f"q.{key}",
+        message_id=message_id,
+        correlation_id=order,
+        attempt=attempt,
+    )
+
+
 @pytest.fixture
 def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     """A provider of the test's own (the global one is never set here)."""
@@ -44,8 +59,9 @@ def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
 
 
 def test_an_event_carries_its_creation_context_to_the_process_span(provider) -> None:
-    """publish is a child of the creation context, and the process span a
-    child of it and linked to it; both carry the messaging attributes."""
+    """The header carries the creation context itself (the envelope's: one
+    source of truth); publish is a child of it, and so is the process span,
+    which is also linked to it; both carry the messaging attributes."""
     _, memory = provider
     with tracing.tracer.start_as_current_span("POST /carts/{cart_id}/checkout") as request:
         creation = tracing.current_traceparent()
@@ -54,41 +70,43 @@ def test_an_event_carries_its_creation_context_to_the_process_span(provider) -> 
     assert tracing.traceparent_in(body) == creation
     with tracing.publishing("cart.checked_out", "shop.events", "e1", creation) as headers:
         pass
-    assert headers["traceparent"][3:35] == creation[3:35]
-    with tracing.processing(
-        headers,
-        creation,
-        routing_key="cart.checked_out",
-        exchange="shop.events",
-        queue="order.cart.checked_out",
-        message_id="e1",
-        correlation_id="order-1",
-        attempt=2,
-    ):
+    assert headers == {"traceparent": creation}
+    with consume(headers, creation, "cart.checked_out", "e1", "order-1", 2):
         tracing.failed(RuntimeError("boom"))
     spans = {s.name: s for s in memory.get_finished_spans()}
     publish, process = spans["cart.checked_out publish"], spans["cart.checked_out process"]
     root = spans["POST /carts/{cart_id}/checkout"]
     assert publish.kind == SpanKind.PRODUCER and process.kind == SpanKind.CONSUMER
     assert publish.parent.span_id == root.context.span_id  # the creation context
-    assert process.parent.span_id == publish.context.span_id
-    assert [link.context.span_id for link in process.links] == [publish.context.span_id]
+    assert process.parent.span_id == root.context.span_id
+    assert [link.context.span_id for link in process.links] == [root.context.span_id]
     assert {s.context.trace_id for s in spans.values()} == {root.context.trace_id}
     assert process.attributes["messaging.system"] == "rabbitmq"
     assert process.attributes["messaging.destination.name"] == "shop.events"
     assert process.attributes["messaging.rabbitmq.destination.routing_key"] == "cart.checked_out"
+    assert process.attributes["messaging.consumer.group.name"] == "q.cart.checked_out"
     assert process.attributes["messaging.message.id"] == "e1"
     assert process.attributes["messaging.message.conversation_id"] == "order-1"
     assert process.status.status_code == StatusCode.ERROR and process.events[0].name == "exception"
 
 
-def test_with_tracing_off_the_context_still_travels() -> None:
-    """No provider (OTEL_SDK_DISABLED, or no exporter): the header carries
-    the envelope's traceparent on, and no span is made up."""
+def test_with_tracing_off_nothing_is_added_and_the_envelope_carries_the_context(
+    provider,
+) -> None:
+    """Tracing off (OTEL_SDK_DISABLED, or no exporter): no header, no span;
+    a consumer that traces continues the envelope's context."""
+    _, memory = provider
     creation = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    tracing._configured = False
     with tracing.publishing("order.created", "shop.events", "e2", creation) as headers:
         assert tracing.current_traceparent() is None
-    assert headers == {"traceparent": creation}
+    assert headers == {}
+    tracing._configured = True  # the consuming part traces
+    with consume(headers, creation, "order.created", "e2", "o", 1):
+        pass
+    [process] = memory.get_finished_spans()
+    assert f"{process.context.trace_id:032x}" == creation[3:35]
+    assert f"{process.parent.span_id:016x}" == creation[36:52]
 
 
 def test_the_span_files_are_otlp_json_and_read_back_as_one_tree(tmp_path: Path, provider) -> None:
@@ -98,16 +116,7 @@ def test_the_span_files_are_otlp_json_and_read_back_as_one_tree(tmp_path: Path, 
             "order.created", "shop.events", "e3", tracing.current_traceparent()
         ) as headers:
             pass
-        with tracing.processing(
-            headers,
-            None,
-            routing_key="order.created",
-            exchange="shop.events",
-            queue="inventory.order.created",
-            message_id="e3",
-            correlation_id="6c1f0000-aaaa",
-            attempt=1,
-        ):
+        with consume(headers, None, "order.created", "e3", "6c1f0000-aaaa", 1):
             tracing.failed(ValueError("out of stock"))
     exporter = JsonLinesSpanExporter(tmp_path / "order.i1.jsonl")
     exporter.export(memory.get_finished_spans())
@@ -135,7 +144,7 @@ def test_the_span_files_are_otlp_json_and_read_back_as_one_tree(tmp_path: Path, 
     assert traces_of_order(spans, "ffff") == []
     lines = [line.plain for line in render_waterfall([s for s in spans if s.trace_id == trace_id])]
     assert lines[0].split()[4] == "POST"  # the root first, its children indented under it
-    assert "  order.created publish" in lines[1] and "    order.created process" in lines[2]
+    assert "  order.created publish" in lines[1] and "  order.created process" in lines[2]
     assert "ValueError: out of stock" in lines[2]
 
 
@@ -202,3 +211,78 @@ def test_otel_sdk_disabled_turns_it_off(tmp_path: Path) -> None:
     )
     assert done.stdout.strip() == "off: OTEL_SDK_DISABLED=true", done.stderr
     assert not list(tmp_path.iterdir())
+
+
+async def test_a_request_is_a_server_span_named_by_its_route_and_a_call_carries_it(
+    provider,
+) -> None:
+    from fastapi import FastAPI
+
+    _, memory = provider
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+
+    @app.get("/carts/{cart_id}")
+    async def cart(cart_id: str) -> dict[str, str]:
+        with tracing.client_call("GET", f"http://127.0.0.1:8101/products/{cart_id}") as sent:
+            tracing.answered(503)
+        return sent
+
+    app.add_middleware(tracing.ServerSpans)
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    answer: dict[str, object] = {}
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        answer.setdefault(str(message["type"]), message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/carts/c1",
+        "raw_path": b"/carts/c1",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"x"), (b"traceparent", caller.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("x", 80),
+    }
+    await app(scope, receive, send)
+    spans = {s.name: s for s in memory.get_finished_spans()}
+    server, client = spans["GET /carts/{cart_id}"], spans["GET"]
+    assert f"{server.context.trace_id:032x}" == caller[3:35]  # the caller's trace
+    assert f"{server.parent.span_id:016x}" == caller[36:52]
+    assert server.attributes["http.route"] == "/carts/{cart_id}"
+    assert server.attributes["http.response.status_code"] == 200
+    assert client.parent.span_id == server.context.span_id
+    assert client.attributes["http.response.status_code"] == 503
+    assert client.status.status_code == StatusCode.ERROR
+    # the call sends its own context on
+    sent = orjson.loads(answer["http.response.body"]["body"])
+    assert sent["traceparent"][36:52] == f"{client.context.span_id:016x}"
+
+
+async def test_sqlalchemy_statements_are_spans_inside_a_span_only(provider) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.conftest import PG_ADMIN_URL
+
+    _, memory = provider
+    engine = create_async_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
+    tracing.instrument_engine(engine)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))  # outside any span: no trace of its own
+            with tracing.tracer.start_as_current_span("handler") as handler:
+                await conn.execute(text("SELECT 2"))
+    finally:
+        await engine.dispose()
+    [statement] = [s for s in memory.get_finished_spans() if s.name == "SELECT"]
+    assert statement.parent.span_id == handler.get_span_context().span_id
+    assert statement.attributes["db.query.text"] == "SELECT 2"
+    assert statement.attributes["db.system"] == "postgresql"

@@ -149,3 +149,23 @@ async def test_the_order_list_shows_every_column_whole_with_its_scrollbar():
         await pilot.pause(0.1)
         assert orders.show_vertical_scrollbar
         assert orders.virtual_size.width <= orders.scrollable_content_region.width
+
+
+async def test_a_firing_alert_shows_under_the_parts_and_goes_when_it_stops():
+    from textual.widgets import Static
+
+    from tui.panes.parts import PartsPane
+
+    tui = app()
+    async with tui.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        pane = tui.query_one(PartsPane)
+        alerts = tui.query_one("#alerts", Static)
+        assert not alerts.display  # nothing fires: no line at all
+        pane.show_alerts(["ShopDeadLetters: 3 dead letters wait on payment.stock.reserved.dlq"])
+        await pilot.pause(0.1)
+        assert alerts.display and alerts.region.height >= 1
+        assert "alert firing ShopDeadLetters: 3 dead letters" in str(alerts.render())
+        pane.show_alerts([])
+        await pilot.pause(0.1)
+        assert not alerts.display
