@@ -14,7 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILE = ROOT / "observability" / "grafana" / "dashboards" / "shop.json"
 DATASOURCE_UID = "prometheus"  # observability/grafana/provisioning/datasources/prometheus.yml
-SAGA_QUEUES = 'queue!~".+\\\\.dlq|shop\\\\.retry\\\\..+"'
+SAGA_QUEUES = 'queue!~".+\\\\.dlq|shop\\\\.retry\\\\..+|.+\\\\.saga-events"'
 
 
 @dataclass(frozen=True)
