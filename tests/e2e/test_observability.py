@@ -1,13 +1,17 @@
 """Traces and logs of a sandbox exactly as `shopctl up` starts it (the
-default settings: span files, JSON logs): one checkout is one trace across
-every part, and its id is in every part's log lines and in `why`."""
+default settings: span files, JSON logs, Prometheus): one checkout is one
+trace across every part, and its id is in every part's log lines, in `why`
+and in the saga's exemplars; Prometheus scrapes every part, each dashboard
+panel has data, and a dead letter fires an alert that `status` shows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 
@@ -103,10 +107,15 @@ def test_one_checkout_is_one_trace_in_every_part_its_logs_and_why(sandbox_env):
     missing = shopctl(env, "trace", "--spans", "ffffffff")
     assert missing.returncode == 2 and "no spans of an order ffffffff" in missing.stderr
 
-    _prometheus_scrapes_every_part_and_every_panel_has_data(env, up.stdout)
+    declined_trace = traces_of_order(read_spans(spans_dir), declined)
+    _prometheus_scrapes_every_part_and_every_panel_has_data(
+        env, up.stdout, {trace_id, *declined_trace}
+    )
 
 
-def _prometheus_scrapes_every_part_and_every_panel_has_data(env: dict[str, str], up: str) -> None:
+def _prometheus_scrapes_every_part_and_every_panel_has_data(
+    env: dict[str, str], up: str, traced: set[str]
+) -> None:
     if prometheus_binary() is None:
         pytest.skip("no prometheus on this machine (scripts/test installs Debian's)")
     prometheus = f"http://127.0.0.1:{env['SHOP_PROMETHEUS_PORT']}"
@@ -132,3 +141,28 @@ def _prometheus_scrapes_every_part_and_every_panel_has_data(env: dict[str, str],
         time.sleep(1)
     status = shopctl(env, "status")
     assert f"prometheus: {prometheus}" in status.stdout and "no alert firing" in status.stdout
+
+    # the saga's duration carries the trace ids as exemplars
+    exemplars = httpx.get(
+        f"{prometheus}/api/v1/query_exemplars",
+        params={"query": "shop_saga_duration_seconds_bucket", "start": time.time() - 600},
+    ).json()["data"]
+    trace_ids = {e["labels"]["trace_id"] for series in exemplars for e in series["exemplars"]}
+    assert trace_ids & traced, (trace_ids, traced)
+
+    # a dead letter fires ShopDeadLetters at the next evaluation, and status says so
+    asyncio.run(_publish_poison(env["SHOP_BROKER_URL"]))
+    deadline = time.monotonic() + 30
+    while "alert firing ShopDeadLetters" not in (status := shopctl(env, "status")).stdout:
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(1)
+    assert "inventory.order.created.dlq" in status.stdout
+
+
+async def _publish_poison(broker_url: str) -> None:
+    """A message no consumer can read: dead-lettered at once (not_json)."""
+    connection = await aio_pika.connect(broker_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange("shop.events")
+        await exchange.publish(aio_pika.Message(b"not json", message_id="poison"), "order.created")
