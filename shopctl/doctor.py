@@ -119,6 +119,28 @@ def run_checks(settings: SandboxSettings) -> list[Check]:
                 "rabbitmq-server -detached (or delete unused virtual hosts and queues)",
             )
         )
+    from shopctl.runtimes import prometheus
+
+    checks.append(
+        Check(
+            "Prometheus",
+            prometheus.binary() is not None,
+            prometheus.binary() or "not installed: the stack runs without it",
+            "optional (metrics and alerts beside the local stack): apt-get install prometheus",
+            optional=True,
+        )
+    )
+    checks.append(
+        Check(
+            "RabbitMQ metrics",
+            not port_is_free(prometheus.RABBITMQ_METRICS_PORT),
+            f"rabbitmq_prometheus on :{prometheus.RABBITMQ_METRICS_PORT}"
+            if not port_is_free(prometheus.RABBITMQ_METRICS_PORT)
+            else "no rabbitmq_prometheus plugin: Prometheus sees no queues",
+            "optional: rabbitmq-plugins enable rabbitmq_prometheus",
+            optional=True,
+        )
+    )
     engine = docker_engine_error()
     checks.append(
         Check(
