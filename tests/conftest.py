@@ -240,7 +240,7 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
 # an integration test's service at most 3 + 3 + 1): 40 + 28 + 28 = 96 (case L1).
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
 # sandbox tests of the second group: long ones, so the two groups even out
-SECOND_SANDBOX_GROUP = {"test_fuzz.py", "test_bench.py"}
+SECOND_SANDBOX_GROUP = {"test_fuzz.py", "test_bench.py", "test_observability.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups

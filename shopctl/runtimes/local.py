@@ -421,7 +421,7 @@ class LocalRuntime:
         config = prometheus.configuration(targets, broker_url=self.settings.broker_url)
         try:
             check_ports_free({"prometheus": server.port})
-            pid = server.start(config)
+            pid = server.start(config, marker=self.stack.config.marker)
         except ShopError as exc:
             progress("prometheus", "failed", exc.message)
             self.notes.append(f"Prometheus did not start: {exc.message} ({exc.hint or ''})")

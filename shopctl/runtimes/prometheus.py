@@ -86,9 +86,11 @@ class LocalPrometheus:
     def log_path(self) -> Path:
         return self.home / "prometheus.log"
 
-    def start(self, config: dict[str, Any], timeout: float = 30.0) -> int:
+    def start(self, config: dict[str, Any], marker: str = "", timeout: float = 30.0) -> int:
         """Write the configuration, start Prometheus and wait until it is
-        ready; returns its pid. Raises ShopError with the reason."""
+        ready; returns its pid. Raises ShopError with the reason. ``marker``
+        names the sandbox in its environment, as the parts' does: `down`
+        finds it even when the state file was lost."""
         executable = binary()
         if executable is None:
             raise ShopError(
@@ -112,6 +114,11 @@ class LocalPrometheus:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # outlives shopctl, as the parts do
+                env={
+                    **os.environ,
+                    processes.MARKER_VARIABLE: marker,
+                    "SHOP_SERVICE_NAME": "prometheus",
+                },
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

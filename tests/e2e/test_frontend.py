@@ -58,7 +58,9 @@ def test_the_browser_flows_and_newman_against_the_sandbox(built, sandbox_env):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium)")
     # exactly what a newcomer gets: the admin login `up` prints, not a test's own
-    env = {k: v for k, v in sandbox_env.items() if k != "SHOP_ADMIN_PASSWORD"}
+    env = {
+        k: v for k, v in sandbox_env.items() if k not in ("SHOP_ADMIN_PASSWORD", "SHOP_PROMETHEUS")
+    }
     env["SHOP_RUNTIME"] = "local"
     up = shopctl(env, "up", "--runtime", "local", timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr

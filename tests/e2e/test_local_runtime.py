@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from shopctl.runtimes import processes
+from shopctl.runtimes.prometheus import binary as prometheus_binary
 from shopctl.stack import PARTS
 from tests.conftest import RUN_ID
 from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
@@ -266,7 +267,8 @@ def test_a_part_that_hangs_is_named_with_its_stacks_and_last_log_lines(sandbox_e
 
 
 def test_two_ups_at_once_start_one_stack_and_down_finds_every_process(sandbox_env):
-    env = sandbox_env
+    # with Prometheus beside the stack, as a newcomer's: down finds it too
+    env = {k: v for k, v in sandbox_env.items() if k != "SHOP_PROMETHEUS"}
     command = [sys.executable, "-c", "from shopctl.cli import main; main()", "up", "-r", "local"]
     both = [
         subprocess.Popen(
@@ -284,8 +286,9 @@ def test_two_ups_at_once_start_one_stack_and_down_finds_every_process(sandbox_en
     assert any("already running" in out for out, _ in outputs), outputs
     marker = str((Path(env["SHOP_STATE_DIR"]) / "local").resolve())
     running = processes.marked_processes(marker)
-    # one each, not two, and one supervisor
-    assert sorted(running.values()) == sorted([*(p.name for p in PARTS), "supervisor"])
+    # one each, not two, and one supervisor (and one Prometheus, where installed)
+    beside = ["prometheus"] if prometheus_binary() is not None else []
+    assert sorted(running.values()) == sorted([*(p.name for p in PARTS), "supervisor", *beside])
 
     # the state file lost: down still finds them by their mark
     (Path(env["SHOP_STATE_DIR"]) / "local" / "state.json").unlink()
