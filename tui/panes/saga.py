@@ -58,10 +58,10 @@ def saga_drawing(
     header = Text("       t   step ".ljust(GUTTER), style="bold")
     for name in LANES:
         header.append(name[: lane_width - 1].ljust(lane_width), style="bold")
-    title = Text(f"order {timeline.correlation_id}", style="bold")
-    if timeline.trace_id:
-        title.append(f"  trace {timeline.trace_id}", style="dim")
-    lines = [title, header]
+    lines = [Text(f"order {timeline.correlation_id}", style="bold")]
+    if timeline.trace_id:  # its own line: beside the order's id it wraps in a narrow pane
+        lines.append(Text(f"trace {timeline.trace_id}", style="dim"))
+    lines.append(header)
     rows: list[tuple[float, TimelineEvent | Incident]] = [(e.at, e) for e in timeline]
     rows += [(i.at, i) for i in timeline.incidents]
     for _, item in sorted(rows, key=lambda r: r[0]):
