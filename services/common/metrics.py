@@ -8,6 +8,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .tracing import INTERNAL_PATHS
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -100,9 +102,6 @@ class Metrics:
         self._child(self.handler_seconds, queue).observe(seconds)
 
 
-_UNCOUNTED = ("/healthz", "/readyz", "/metrics", "/inflight", "/control")
-
-
 class HttpMetrics:
     """ASGI middleware: every response's method, status code and time (what
     the HTTP panels and the ShopHttp5xx alert read)."""
@@ -112,7 +111,7 @@ class HttpMetrics:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_UNCOUNTED):
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PATHS):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

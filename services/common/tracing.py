@@ -112,7 +112,9 @@ def _disabled_instrumentations() -> set[str]:
 # 110 us to a statement, where a span of our own costs about 40 us, export
 # included (docs/performance.md, "Tracing").
 
-_UNTRACED = ("/healthz", "/readyz", "/metrics", "/inflight", "/control")
+# the health router's paths and the control paths: neither traced nor
+# counted in the HTTP metrics (services/common/metrics.py)
+INTERNAL_PATHS = ("/healthz", "/readyz", "/metrics", "/inflight", "/control")
 
 
 class ServerSpans:
@@ -124,7 +126,7 @@ class ServerSpans:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_UNTRACED):
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PATHS):
             await self.app(scope, receive, send)
             return
         carrier = {
