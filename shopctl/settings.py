@@ -18,12 +18,19 @@ OFFICIAL_IMAGES = {
     "python": "python:3.11-slim-bookworm",
     "rabbitmq": "rabbitmq:3.13-management",
     "postgres": "postgres:16",
+    # beside the stack (SHOP_PROMETHEUS), where their images can be had
+    "prometheus": "prom/prometheus:v2.53.4",
+    "grafana": "grafana/grafana:11.6.0",
 }
 LOCAL_IMAGES = {
     "python": "shop/python:local",
     "rabbitmq": "shop/rabbitmq:local",
     "postgres": "shop/postgres:local",
+    "prometheus": "shop/prometheus:local",  # Grafana has no stand-in: Debian has no package
 }
+# What the stack cannot run without; Prometheus and Grafana are left out,
+# with a note, when their images cannot be had.
+CORE_IMAGES = ("python", "rabbitmq", "postgres")
 
 
 class SandboxSettings(BaseSettings):
@@ -43,8 +50,11 @@ class SandboxSettings(BaseSettings):
     # the docker runtime's broker on this machine (5672 is the machine's own)
     rabbitmq_port: int = Field(default=5673, ge=1, le=65535)
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    grafana_port: int = Field(default=3000, ge=1, le=65535)
     prometheus: bool = Field(
-        default=True, description="start Prometheus beside the stack (when it is installed)"
+        default=True,
+        description="start Prometheus beside the stack (when it is installed), and Grafana "
+        "with it on the docker runtime (when its image can be had)",
     )
 
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
@@ -73,6 +83,23 @@ class SandboxSettings(BaseSettings):
     image_python: str = ""
     image_rabbitmq: str = ""
     image_postgres: str = ""
+    image_prometheus: str = ""
+    image_grafana: str = ""
+    grafana: bool = Field(
+        default=True, description="Grafana beside Prometheus (docker runtime: needs its image)"
+    )
+    image_traces: str = Field(
+        default="",
+        description="a trace backend's image (Jaeger all-in-one, the Aspire dashboard, an "
+        "OpenTelemetry Collector) the docker runtime starts beside the stack, its parts "
+        "exporting OTLP to it; empty: none, spans go to files",
+    )
+    traces_otlp_port: int = Field(
+        default=4318, ge=1, le=65535, description="its OTLP/HTTP receiver, in its container"
+    )
+    traces_ui_port: int = Field(
+        default=16686, ge=1, le=65535, description="its UI, published on 127.0.0.1 as the same"
+    )
 
     ready_timeout_s: float = Field(default=120.0, gt=0)
     stop_timeout_s: float = Field(default=10.0, gt=0)
@@ -113,7 +140,9 @@ class SandboxSettings(BaseSettings):
         explicit: str = getattr(self, f"image_{kind}")
         if explicit:
             return explicit
-        return (LOCAL_IMAGES if self.images == "local" else OFFICIAL_IMAGES)[kind]
+        if self.images == "local" and kind in LOCAL_IMAGES:
+            return LOCAL_IMAGES[kind]
+        return OFFICIAL_IMAGES[kind]
 
     def admin_notice(self) -> str:
         return f"admin login: {self.admin_email} / {self.admin_password}"

@@ -4,9 +4,11 @@ two cannot drift (a test compares the committed file with this output)."""
 from __future__ import annotations
 
 import io
+from pathlib import PurePosixPath
 from typing import Any
 
 from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
 
 from shopctl.runtimes.docker import PART_LABEL, PROJECT_LABEL, ContainerSpec, DockerPlan
 from shopctl.settings import SandboxSettings
@@ -48,15 +50,40 @@ def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
     if spec.volumes:
         entry["volumes"] = [f"{name}:{mount['bind']}" for name, mount in spec.volumes.items()]
     check = spec.healthcheck
-    entry["healthcheck"] = {
-        "test": list(check["test"]),
-        "interval": _seconds(check["interval"]),
-        "timeout": _seconds(check["timeout"]),
-        "retries": check["retries"],
-    }
+    entry["healthcheck"] = (
+        {
+            "test": list(check["test"]),
+            "interval": _seconds(check["interval"]),
+            "timeout": _seconds(check["timeout"]),
+            "retries": check["retries"],
+        }
+        if check["test"] != ["NONE"]
+        else {"disable": True}
+    )
+    if spec.files:
+        entry["configs"] = [
+            {"source": _config_name(spec, path), "target": path}  # read-only (0444)
+            for path in sorted(spec.files)
+        ]
     entry["labels"] = {PROJECT_LABEL: plan.project, PART_LABEL: spec.part}
     entry["restart"] = "unless-stopped"
     return entry
+
+
+def _config_name(spec: ContainerSpec, path: str) -> str:
+    where = PurePosixPath(path)
+    return f"{spec.part}-{where.parent.name}-{where.name}"
+
+
+def _configs(specs: list[ContainerSpec]) -> dict[str, Any]:
+    """The files the runtime puts into containers, as compose `configs`
+    with their content (Compose 2.23 and later); `$` doubled, as compose
+    would otherwise read `${...}` as its own variables."""
+    return {
+        _config_name(spec, path): {"content": LiteralScalarString(text.replace("$", "$$"))}
+        for spec in specs
+        for path, text in sorted(spec.files.items())
+    }
 
 
 def compose_document(settings: SandboxSettings | None = None) -> dict[str, Any]:
@@ -73,6 +100,7 @@ def compose_document(settings: SandboxSettings | None = None) -> dict[str, Any]:
         "services": services,
         "networks": {"default": {"name": plan.network, "labels": {PROJECT_LABEL: plan.project}}},
         "volumes": volumes,
+        "configs": _configs(plan.all()),
     }
 
 

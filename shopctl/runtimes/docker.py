@@ -7,25 +7,35 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import queue
 import re
+import shutil
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shopctl import frontend
 from shopctl.errors import ShopError
+from shopctl.runtimes import prometheus
 from shopctl.runtimes.base import PartStatus, Progress, UpReport, check_ports_free
 from shopctl.runtimes.budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
 from shopctl.runtimes.logs import LogLine, interleave, parse
 from shopctl.runtimes.processes import url_ready
-from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES, PROJECT_ROOT, SandboxSettings
+from shopctl.settings import (
+    CORE_IMAGES,
+    LOCAL_IMAGES,
+    OFFICIAL_IMAGES,
+    PROJECT_ROOT,
+    SandboxSettings,
+)
 from shopctl.stack import (
     CONTAINER_LOG_CONFIG,
     CONTAINER_PORT,
@@ -43,6 +53,15 @@ _OWN_STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 PROJECT_LABEL = "shop.project"
 PART_LABEL = "shop.part"
 CONTENT_LABEL = "shop.content"  # the app image's build inputs, hashed (content_hash)
+FILES_LABEL = "shop.files"  # the files put into a container (ContainerSpec.files), hashed
+# Beside the stack, not of it: left out when their images cannot be had.
+OBSERVERS = ("prometheus", "grafana", "traces")
+SPANS_DIR = "/var/lib/shop/spans"  # in the app containers: the project's spans volume
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+# under the folder provisioning/dashboards/shop.yml has Grafana read
+DASHBOARD = "/var/lib/grafana/dashboards/shop/shop.json"
+OBSERVABILITY = PROJECT_ROOT / "observability"
 # What compose/Dockerfile copies into the app image (.dockerignore leaves the rest out).
 IMAGE_INPUTS = (
     "compose/Dockerfile",
@@ -107,6 +126,23 @@ class ContainerSpec:
     probe_port: int | None = None
     http_ready: bool = False
     cpu_shares: int | None = None  # relative CPU weight (Docker's default 1024)
+    # Files put into the container before it starts (path: text), read-only:
+    # configuration that the compose file carries as `configs` with content,
+    # so neither names a path of this machine.
+    files: dict[str, str] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, str]:
+        """The container's own labels: its part, and its files' hash."""
+        own = {PART_LABEL: self.part}
+        if self.files:
+            own[FILES_LABEL] = self.files_hash()
+        return own
+
+    def files_hash(self) -> str:
+        digest = hashlib.sha256()
+        for path, text in sorted(self.files.items()):
+            digest.update(f"{path}\0{text}\0".encode())
+        return digest.hexdigest()[:16]
 
 
 def _health(test: list[str], interval_s: float = 5.0) -> dict[str, Any]:
@@ -233,6 +269,10 @@ class DockerPlan:
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
                 "SHOP_FRONTEND_DIR": "/app/frontend/dist",  # the gateway serves it at /
+                # spans as OTLP-JSON lines when no OTLP endpoint is set: every
+                # container's in one volume, which `trace --spans` copies out
+                "SHOP_SPANS_DIR": SPANS_DIR,
+                **self._otlp_environment(),
             },
         )
         probe = (
@@ -255,10 +295,115 @@ class DockerPlan:
             environment=env,
             healthcheck=_health(["CMD", "python3", "-c", probe]),
             ports=ports,
-            volumes={},
+            volumes={self.spans_volume: {"bind": SPANS_DIR, "mode": "rw"}},
             probe_port=CONTAINER_PORT,
             http_ready=True,
         )
+
+    @property
+    def spans_volume(self) -> str:
+        return f"{self.project}-spans"
+
+    def prometheus(self) -> ContainerSpec:
+        """Prometheus scraping every container of the stack and RabbitMQ's
+        plugin, with the shop's alerting rules: the configuration the local
+        runtime's has, the targets by container name."""
+        targets: dict[str, list[str]] = {}
+        for spec in [*self.services(), self.gateway()]:
+            targets.setdefault(replica_of(spec.part)[0], []).append(f"{spec.name}:{CONTAINER_PORT}")
+        rules = "/etc/shop/rules.yml"
+        config = prometheus.configuration(
+            targets,
+            broker_url=f"amqp://{self.container_name('rabbitmq')}:5672/",
+            rules=Path(rules),
+        )
+        return ContainerSpec(
+            part="prometheus",
+            name=self.container_name("prometheus"),
+            image=self.settings.image("prometheus"),
+            # the official image's entrypoint is the binary: these are its arguments
+            command=[
+                "--config.file=/etc/shop/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                "--storage.tsdb.retention.time=2d",
+                f"--web.listen-address=:{PROMETHEUS_PORT}",
+                "--enable-feature=exemplar-storage",
+            ],
+            environment={},
+            healthcheck=_health(
+                ["CMD", "promtool", "query", "instant", f"http://127.0.0.1:{PROMETHEUS_PORT}", "1"]
+            ),
+            ports={f"{PROMETHEUS_PORT}/tcp": ("127.0.0.1", self.settings.prometheus_port)},
+            volumes={f"{self.project}-prometheus": {"bind": "/prometheus", "mode": "rw"}},
+            probe_port=PROMETHEUS_PORT,
+            files={
+                "/etc/shop/prometheus.yml": json.dumps(config, indent=2) + "\n",
+                rules: (OBSERVABILITY / "prometheus" / "rules.yml").read_text(),
+            },
+        )
+
+    def grafana(self) -> ContainerSpec:
+        """Grafana with the stack's Prometheus as its datasource and the
+        shop's dashboard (observability/grafana), anonymous viewers let in."""
+        provisioning = OBSERVABILITY / "grafana" / "provisioning"
+        return ContainerSpec(
+            part="grafana",
+            name=self.container_name("grafana"),
+            image=self.settings.image("grafana"),
+            command=None,
+            environment={
+                "PROMETHEUS_URL": f"http://{self.container_name('prometheus')}:{PROMETHEUS_PORT}",
+                "GF_AUTH_ANONYMOUS_ENABLED": "true",
+                "GF_AUTH_ANONYMOUS_ORG_ROLE": "Viewer",
+                "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH": DASHBOARD,
+            },
+            healthcheck=_health(
+                ["CMD", "wget", "-q", "-O", "-", f"http://127.0.0.1:{GRAFANA_PORT}/api/health"]
+            ),
+            ports={f"{GRAFANA_PORT}/tcp": ("127.0.0.1", self.settings.grafana_port)},
+            volumes={},
+            probe_port=GRAFANA_PORT,
+            files={
+                "/etc/grafana/provisioning/datasources/shop.yml": (
+                    provisioning / "datasources" / "prometheus.yml"
+                ).read_text(),
+                "/etc/grafana/provisioning/dashboards/shop.yml": (
+                    provisioning / "dashboards" / "shop.yml"
+                ).read_text(),
+                DASHBOARD: (OBSERVABILITY / "grafana" / "dashboards" / "shop.json").read_text(),
+            },
+        )
+
+    def _otlp_environment(self) -> dict[str, str]:
+        """With a trace backend among the containers, the parts export to it."""
+        if not self.settings.image_traces:
+            return {}
+        address = f"http://{self.container_name('traces')}:{self.settings.traces_otlp_port}"
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": address}
+
+    def traces(self) -> ContainerSpec:
+        """The trace backend the settings name (SHOP_IMAGE_TRACES), as its
+        image starts it: its OTLP/HTTP receiver for the parts, its UI published."""
+        ui = self.settings.traces_ui_port
+        return ContainerSpec(
+            part="traces",
+            name=self.container_name("traces"),
+            image=self.settings.image("traces"),
+            command=None,
+            environment={},
+            healthcheck={"test": ["NONE"]},  # images differ: `up` probes the OTLP port
+            ports={f"{ui}/tcp": ("127.0.0.1", ui)},
+            volumes={},
+            probe_port=self.settings.traces_otlp_port,
+        )
+
+    def observers(self) -> list[ContainerSpec]:
+        """Prometheus and Grafana, as the settings ask (SHOP_PROMETHEUS), and
+        a trace backend when one is named (SHOP_IMAGE_TRACES)."""
+        found = [self.traces()] if self.settings.image_traces else []
+        if not self.settings.prometheus:
+            return found
+        return [self.prometheus(), *([self.grafana()] if self.settings.grafana else []), *found]
 
     def infrastructure(self) -> list[ContainerSpec]:
         return [self.rabbitmq(), *(self.postgres(s) for s in PARTS)]
@@ -274,7 +419,7 @@ class DockerPlan:
         return self.service(GATEWAY)
 
     def all(self) -> list[ContainerSpec]:
-        return [*self.infrastructure(), *self.services(), self.gateway()]
+        return [*self.infrastructure(), *self.services(), self.gateway(), *self.observers()]
 
     def dependencies(self) -> dict[str, set[str]]:
         """What each container needs healthy before it starts: nothing. A
@@ -295,6 +440,8 @@ class DockerRuntime:
         if stand_ins:
             settings = self._with_available_images(settings)
         settings = self._with_running_replicas(settings)
+        self.asked = settings  # before the observers' images are looked for
+        settings = self._with_observers(settings, pull=False)
         self.settings = settings
         self.plan = DockerPlan(settings)
         self.labels = {PROJECT_LABEL: settings.project}
@@ -305,22 +452,61 @@ class DockerRuntime:
         from docker.errors import DockerException
 
         if settings.images != "official" or any(
-            getattr(settings, f"image_{k}") for k in ("python", "rabbitmq", "postgres")
+            getattr(settings, f"image_{k}") for k in CORE_IMAGES
         ):
             return settings  # chosen explicitly: used as they are
-        missing = [image for image in OFFICIAL_IMAGES.values() if not self._has_image(image)]
-        if not missing or not all(self._has_image(i) for i in LOCAL_IMAGES.values()):
+        official = [OFFICIAL_IMAGES[k] for k in CORE_IMAGES]
+        missing = [image for image in official if not self._has_image(image)]
+        if not missing or not all(self._has_image(LOCAL_IMAGES[k]) for k in CORE_IMAGES):
             return settings
         for image in missing:
             try:
                 self.client.images.pull(image)
             except DockerException:
+                stand_ins = ", ".join(LOCAL_IMAGES[k] for k in CORE_IMAGES)
                 self.notes.append(
-                    f"using the local stand-in images ({', '.join(LOCAL_IMAGES.values())}): "
+                    f"using the local stand-in images ({stand_ins}): "
                     f"{image} is not here and cannot be pulled"
                 )
                 return settings.model_copy(update={"images": "local"})
         return settings
+
+    def _with_observers(self, settings: SandboxSettings, pull: bool) -> SandboxSettings:
+        """Prometheus and Grafana with the image the settings name, else
+        Prometheus' stand-in when it is here; each left out (said in a note
+        when ``pull``, in `up`) when no image of it is here or can be pulled.
+        Without ``pull`` (status, logs) an image not here leaves it out."""
+        from docker.errors import DockerException
+
+        update: dict[str, Any] = {}
+        asked = {
+            "prometheus": settings.prometheus,
+            "grafana": settings.prometheus and settings.grafana,
+            "traces": bool(settings.image_traces),
+        }
+        for kind in OBSERVERS:
+            if not asked[kind]:
+                continue
+            wanted = settings.image(kind)
+            candidates = [wanted]
+            if not getattr(settings, f"image_{kind}") and LOCAL_IMAGES.get(kind, wanted) != wanted:
+                candidates.append(LOCAL_IMAGES[kind])
+            chosen = next((image for image in candidates if self._has_image(image)), None)
+            if chosen is None and pull:
+                with contextlib.suppress(DockerException):
+                    self.client.images.pull(wanted)
+                    chosen = wanted
+            if chosen is None:
+                update.update({"image_traces": ""} if kind == "traces" else {kind: False})
+                if pull:
+                    stand_in = " (no stand-in: scripts/build-local-images builds one)"
+                    self.notes.append(
+                        f"{kind} left out: the image {wanted} is not here and cannot be pulled"
+                        + (stand_in if kind in LOCAL_IMAGES else "")
+                    )
+            elif chosen != wanted:
+                update[f"image_{kind}"] = chosen
+        return settings.model_copy(update=update) if update else settings
 
     def _with_running_replicas(self, settings: SandboxSettings) -> SandboxSettings:
         """Without --replicas, the replicas an earlier `up --replicas` started
@@ -354,10 +540,9 @@ class DockerRuntime:
 
     def missing_images(self) -> list[str]:
         """Base images of the configured set that are not on this engine."""
-        kinds = ("rabbitmq", "postgres", "python")
         return [
             self.settings.image(k)
-            for k in kinds
+            for k in CORE_IMAGES
             if not self.client.images.list(name=self.settings.image(k))
         ]
 
@@ -381,8 +566,12 @@ class DockerRuntime:
 
     def up(self, progress: Progress, build: bool = False) -> UpReport:
         started = time.monotonic()
+        self.settings = self._with_observers(self.asked, pull=True)
+        self.plan = DockerPlan(self.settings)
         gateway = f"http://127.0.0.1:{self.settings.gateway_port}"
         urls = {"gateway": gateway, "frontend": gateway + "/"}  # built into the app image
+        for spec in self.plan.observers():
+            urls[spec.part] = f"http://127.0.0.1:{next(iter(spec.ports.values()))[1]}"
         existing = self._containers()
         specs = self.plan.all()
         planned = {spec.part for spec in specs}
@@ -406,6 +595,7 @@ class DockerRuntime:
             "gateway": self.settings.gateway_port,
             "rabbitmq-management": self.settings.rabbitmq_management_port,
             "rabbitmq": self.settings.rabbitmq_port,
+            **{spec.part: next(iter(spec.ports.values()))[1] for spec in self.plan.observers()},
         }
         check_ports_free(
             {name: port for name, port in published.items() if name.split("-")[0] not in running}
@@ -516,7 +706,7 @@ class DockerRuntime:
     def _ensure_images(self, progress: Progress, build: bool) -> None:
         from docker.errors import ImageNotFound
 
-        for kind in ("rabbitmq", "postgres", "python"):
+        for kind in CORE_IMAGES:
             image = self.settings.image(kind)
             try:
                 self.client.images.get(image)
@@ -592,6 +782,7 @@ class DockerRuntime:
                 existing.status == "running"
                 and spec.command in (None, command)
                 and existing.attrs.get("Image") == image
+                and existing.labels.get(FILES_LABEL, "") == spec.labels().get(FILES_LABEL, "")
             ):
                 progress(spec.part, "starting", "running")
                 return
@@ -599,14 +790,14 @@ class DockerRuntime:
         for volume in spec.volumes:
             self.client.volumes.create(volume, labels=self.labels)  # kept if it exists
         progress(spec.part, "starting", spec.image)
-        self.client.containers.run(
+        container = self.client.containers.create(
             spec.image,
             command=spec.command,
             name=spec.name,
             detach=True,
             environment=spec.environment,
             healthcheck=spec.healthcheck,
-            labels={**self.labels, PART_LABEL: spec.part},
+            labels={**self.labels, **spec.labels()},
             network=self.plan.network,
             ports=spec.ports,
             volumes=spec.volumes,
@@ -614,6 +805,9 @@ class DockerRuntime:
             hostname=spec.hostname,
             cpu_shares=spec.cpu_shares,
         )
+        if spec.files:
+            container.put_archive("/", _tar(spec.files))
+        container.start()
 
     # down, status, restart, logs ----------------------------------------
 
@@ -668,6 +862,8 @@ class DockerRuntime:
         found: dict[str, list[int]] = {}
         for name, container in self._containers(all_states=False).items():
             base, _ = replica_of(name)
+            if base in OBSERVERS:  # beside the stack (the local runtime's are not counted)
+                continue
             group = "postgresql" if base.startswith("postgres-") else base
             try:
                 listed = container.top(ps_args="-eo pid")
@@ -678,10 +874,33 @@ class DockerRuntime:
         return found
 
     def prometheus_url(self) -> str | None:
-        return None  # not among the docker runtime's parts (docs/observability.md)
+        container = self._containers(all_states=False).get("prometheus")
+        if container is None:
+            return None
+        return f"http://127.0.0.1:{self.settings.prometheus_port}"
 
     def spans_dir(self) -> Path | None:
-        return None  # in the containers; OTEL_EXPORTER_OTLP_ENDPOINT sends them out
+        """The spans volume's files, copied out of a running app container
+        into the state directory (afresh on every call)."""
+        app = next(
+            (
+                c
+                for name, c in self._containers(all_states=False).items()
+                if replica_of(name)[0] in {p.name for p in PARTS}
+            ),
+            None,
+        )
+        if app is None:
+            return None
+        target = self.settings.state_dir / f"{self.settings.project}-docker-spans"
+        if target.is_dir():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        stream, _ = app.get_archive(SPANS_DIR)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            # the archive holds the directory "spans/" and its files
+            tar.extractall(target, filter="data")
+        return target / Path(SPANS_DIR).name
 
     def broker_url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.settings.rabbitmq_port}/"
@@ -793,6 +1012,21 @@ class DockerRuntime:
             }
             return iter(interleave(sources))
         return _follow(containers, names)
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    """``files`` (absolute path: text) as a tar archive to unpack at /,
+    read-only for everyone; Docker makes the directories on the way."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, text in sorted(files.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = 0o444
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _strip_docker_stamp(raw: bytes) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def docker_env(tmp_path_factory):
         "SHOP_GATEWAY_PORT": str(free_port()),
         "SHOP_RABBITMQ_MANAGEMENT_PORT": str(free_port()),
         "SHOP_RABBITMQ_PORT": str(free_port()),
+        "SHOP_PROMETHEUS_PORT": str(free_port()),
+        "SHOP_GRAFANA_PORT": str(free_port()),
         "SHOP_ADMIN_PASSWORD": "docker-runtime-test",
         "SHOP_READY_TIMEOUT_S": "300",
     }
@@ -66,6 +69,24 @@ def docker_env(tmp_path_factory):
 
         with contextlib.suppress(Exception):  # the test's own app image tag
             docker.from_env().images.remove(f"{env['SHOP_PROJECT']}-app:dev")
+
+
+def _grafana_here() -> bool:
+    import docker
+
+    return bool(docker.from_env().images.list(name=OFFICIAL_IMAGES["grafana"]))
+
+
+def wait_targets_up(prometheus: str, jobs: set[str], timeout: float = 30.0) -> list[dict]:
+    """Prometheus' targets once every one of ``jobs`` has been scraped up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
+        active = targets["activeTargets"]
+        if {t["labels"]["job"] for t in active if t["health"] == "up"} >= jobs:
+            return list(active)
+        assert time.monotonic() < deadline, [(t["scrapeUrl"], t["lastError"]) for t in active]
+        time.sleep(0.5)
 
 
 def project_objects(project: str) -> dict[str, list[str]]:
@@ -98,6 +119,30 @@ def test_docker_up_checkout_down(docker_env):
         page = client.get("/orders/any")
         assert page.status_code == 200 and '<div id="root">' in page.text
 
+    # Prometheus as a container, scraping every part's container and the
+    # broker's plugin; Grafana only where its image can be had (said if not)
+    prometheus = f"http://127.0.0.1:{env['SHOP_PROMETHEUS_PORT']}"
+    assert prometheus in up.stdout
+    jobs = {"catalog", "cart", "order", "inventory", "payment", "shipping", "gateway", "rabbitmq"}
+    targets = wait_targets_up(prometheus, jobs)
+    assert len(targets) == len(jobs), targets
+    rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert {r["name"] for g in rules for r in g["rules"]} >= {"ShopSagaOverdue", "ShopDeadLetters"}
+    if not _grafana_here():
+        said = " ".join(up.stdout.split())
+        assert f"grafana left out: the image {OFFICIAL_IMAGES['grafana']} is not here" in said
+
+    # the containers' spans, in the project's volume, read by `trace --spans`
+    deadline = time.monotonic() + 10
+    while True:  # the batch exporter writes half a second after a span ends
+        spans = shopctl(env, "trace", "--spans", order_id, timeout=60)
+        if spans.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert spans.returncode == 0, spans.stdout + spans.stderr
+    head = " ".join(spans.stdout.splitlines()[0:2])
+    assert "across cart, gateway, inventory, order, payment, shipping" in head, spans.stdout
+
     # the bench's table counts the containers' processes (not the machine's)
     ran = shopctl(
         env,
@@ -114,7 +159,9 @@ def test_docker_up_checkout_down(docker_env):
     assert all(figures["cpu_s"][p] > 0 and figures["rss_mb"][p] > 0 for p in parts)
 
     objects = project_objects(env["SHOP_PROJECT"])
-    assert len(objects["containers"]) == 1 + 7 + 7  # broker, databases, services
+    observers = 1 + _grafana_here()  # Prometheus, and Grafana where it can be had
+    # broker, databases, services, observers
+    assert len(objects["containers"]) == 1 + 7 + 7 + observers
 
     # the quorum queues' write-ahead log rolls over at 64 MB, not 512 MB
     # (RabbitMQ's memory stays bounded: docs/performance-journal.md)
@@ -125,7 +172,8 @@ def test_docker_up_checkout_down(docker_env):
         ["rabbitmqctl", "eval", "application:get_env(ra, wal_max_size_bytes)."]
     )
     assert code == 0 and b"{ok,67108864}" in output, output
-    assert len(objects["volumes"]) == 7 + 1  # a database each, and the broker's queues
+    # a database each, the broker's queues, the spans and Prometheus' data
+    assert len(objects["volumes"]) == 7 + 1 + 2
 
     # shopctl reaches the stack's own broker (published on 127.0.0.1)
     dead = shopctl(env, "dlq", "list", timeout=60)
@@ -171,7 +219,7 @@ def test_docker_up_checkout_down(docker_env):
     assert again.returncode == 0 and "already running" in again.stdout
 
     status = shopctl(env, "status")
-    assert status.returncode == 0 and status.stdout.count(" docker ") == 15
+    assert status.returncode == 0 and status.stdout.count(" docker ") == 15 + observers
 
     # code changed since the image was built: `up` without --build runs the new
     # code (checked on the warm start below, which starts every container anew)
@@ -181,7 +229,7 @@ def test_docker_up_checkout_down(docker_env):
         assert down.returncode == 0
         left = project_objects(env["SHOP_PROJECT"])
         assert left["containers"] == [] and left["networks"] == []
-        assert len(left["volumes"]) == 7 + 1  # data kept without --volumes
+        assert len(left["volumes"]) == 7 + 1 + 2  # data kept without --volumes
 
         # A warm start (images built, data kept); with the official images asked
         # for and not to be had, the stand-ins are used and that is said once.

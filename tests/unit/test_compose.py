@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -37,7 +38,8 @@ def test_compose_file_has_every_part_with_its_database_and_health_check():
     assert services["gateway"]["ports"] == ["127.0.0.1:8080:8000"]
     published = [s for s in services.values() if s.get("ports")]
     assert all(p.startswith("127.0.0.1:") for s in published for p in s["ports"])
-    assert len(document["volumes"]) == len(PARTS) + 1  # a database each, and the broker's
+    # a database each, the broker's, the spans and Prometheus' data
+    assert len(document["volumes"]) == len(PARTS) + 3
     assert services["rabbitmq"]["volumes"] == ["shop-rabbitmq:/var/lib/rabbitmq"]
     assert services["rabbitmq"]["hostname"] == "rabbitmq"
     max_connections = services["postgres-order"]["command"]
@@ -90,3 +92,63 @@ def test_replicas_are_more_containers_of_a_service_on_a_bigger_database():
     assert replica_of("inventory-2") == ("inventory", 2)
     assert replica_of("postgres-inventory") == ("postgres-inventory", 1)
     assert replica_of("gateway") == ("gateway", 1)
+
+
+def test_prometheus_and_grafana_come_with_their_configuration_as_compose_configs():
+    """Prometheus scrapes every replica by container name with the shop's
+    rules; Grafana gets the datasource and the dashboard. Both carry their
+    files in the compose file itself, `$` escaped from compose's own
+    variables, so the file names no path of the machine it was made on."""
+    plan = DockerPlan(SandboxSettings.model_construct(replicas="payment=2"))
+    spec = plan.prometheus()
+    config = json.loads(spec.files["/etc/shop/prometheus.yml"])
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["payment"]["static_configs"][0]["targets"] == [
+        "shop-payment:8000",
+        "shop-payment-2:8000",
+    ]
+    assert jobs["rabbitmq"]["static_configs"][0]["targets"] == ["shop-rabbitmq:15692"]
+    assert config["rule_files"] == ["/etc/shop/rules.yml"]
+    assert "ShopSagaOverdue" in spec.files["/etc/shop/rules.yml"]
+    assert spec.ports == {"9090/tcp": ("127.0.0.1", 9090)}
+    # a container is made again when its files change, and only then: one
+    # without files carries no files label (a running broker stays as it is)
+    assert plan.rabbitmq().labels() == {"shop.part": "rabbitmq"}
+    assert spec.labels()["shop.files"] == spec.files_hash()
+    assert (
+        spec.files_hash() != DockerPlan(SandboxSettings.model_construct()).prometheus().files_hash()
+    )
+
+    document = YAML(typ="safe").load(COMPOSE.read_text())
+    grafana = document["services"]["grafana"]
+    assert grafana["environment"]["PROMETHEUS_URL"] == "http://shop-prometheus:9090"
+    sources = {c["target"]: c["source"] for c in grafana["configs"]}
+    datasource = document["configs"][sources["/etc/grafana/provisioning/datasources/shop.yml"]]
+    assert "url: $${PROMETHEUS_URL}" in datasource["content"]  # compose reads $$ as $
+    dashboard = document["configs"][sources["/var/lib/grafana/dashboards/shop/shop.json"]]
+    assert json.loads(dashboard["content"].replace("$$", "$"))["uid"]
+    rules = document["configs"]["prometheus-shop-rules.yml"]["content"].replace("$$", "$")
+    assert rules == (COMPOSE.parents[1] / "observability/prometheus/rules.yml").read_text()
+
+    # SHOP_PROMETHEUS=false: neither
+    off = DockerPlan(SandboxSettings.model_construct(prometheus=False))
+    assert {s.part for s in off.all()} & {"prometheus", "grafana"} == set()
+
+
+def test_a_named_trace_backend_is_a_container_the_parts_export_to():
+    """SHOP_IMAGE_TRACES=jaegertracing/all-in-one:…: one more container,
+    its UI published on 127.0.0.1, every part's OTLP endpoint pointed at it
+    by container name; without it, none, and the parts write span files."""
+    plain = DockerPlan(SandboxSettings.model_construct())
+    assert "traces" not in {s.part for s in plain.all()}
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in plain.gateway().environment
+    assert plain.gateway().environment["SHOP_SPANS_DIR"] == "/var/lib/shop/spans"
+
+    plan = DockerPlan(
+        SandboxSettings.model_construct(image_traces="jaegertracing/all-in-one:1.62.0")
+    )
+    traces = next(s for s in plan.all() if s.part == "traces")
+    assert traces.image == "jaegertracing/all-in-one:1.62.0"
+    assert traces.ports == {"16686/tcp": ("127.0.0.1", 16686)} and traces.probe_port == 4318
+    for spec in [*plan.services(), plan.gateway()]:
+        assert spec.environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://shop-traces:4318"
