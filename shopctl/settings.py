@@ -5,6 +5,7 @@ Every field reads SHOP_<FIELD> from the environment."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,11 @@ class SandboxSettings(BaseSettings):
         default=True,
         description="start Prometheus beside the stack (when it is installed), and Grafana "
         "with it on the docker runtime (when its image can be had)",
+    )
+
+    saga: Literal["choreographed", "orchestrated"] = Field(
+        default="choreographed",
+        description="how the order service runs the orders it creates (docs/saga.md)",
     )
 
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.

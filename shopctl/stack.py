@@ -44,6 +44,7 @@ SERVICES: tuple[StackPart, ...] = (
             "payment.succeeded",
             "payment.failed",
             "shipping.created",
+            "saga.step_compensated",  # orchestrated: a compensation's reply
         ),
     ),
     StackPart(
@@ -56,19 +57,23 @@ SERVICES: tuple[StackPart, ...] = (
             "payment.failed",
             "order.cancelled",
             "shipping.created",
+            # orchestrated: the orchestrator's commands
+            "stock.reserve",
+            "stock.release",
+            "stock.ship",
         ),
     ),
     StackPart(
         "payment",
         "services.payment.app:create_app",
         8105,
-        consumes=("stock.reserved", "order.cancelled"),
+        consumes=("stock.reserved", "order.cancelled", "payment.charge", "payment.refund"),
     ),
     StackPart(
         "shipping",
         "services.shipping.app:create_app",
         8106,
-        consumes=("payment.succeeded", "order.cancelled"),
+        consumes=("payment.succeeded", "order.cancelled", "shipment.create", "shipment.cancel"),
     ),
 )
 GATEWAY = StackPart("gateway", "services.gateway.app:create_app", 8080, public=True)

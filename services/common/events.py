@@ -165,6 +165,87 @@ class PaymentRefunded(EventData):
     currency: str
 
 
+# --- The orchestrated saga's commands and its one reply of its own ------------
+#
+# The orchestrator (services/order/saga.py) sends each participant a command
+# on the participant's own queue. A forward command carries what the event
+# that starts the same step under choreography carries (it is that model
+# under another type), so a participant handles both with one function. The
+# participant answers with the same events as under choreography (they are
+# the replies), marked with the envelope's `sagamode`; only a compensation,
+# which may change nothing, answers SagaStepCompensated besides.
+
+
+class ReserveStock(OrderCreated):
+    """Orchestrated: inventory, reserve the order's items (as on OrderCreated)."""
+
+    event_type = "ReserveStock"
+    routing_key = "stock.reserve"
+
+
+class ChargePayment(StockReserved):
+    """Orchestrated: payment, charge the order (as on StockReserved)."""
+
+    event_type = "ChargePayment"
+    routing_key = "payment.charge"
+
+
+class CreateShipment(PaymentSucceeded):
+    """Orchestrated: shipping, ship the paid order (as on PaymentSucceeded)."""
+
+    event_type = "CreateShipment"
+    routing_key = "shipment.create"
+
+
+class ShipStock(EventData):
+    """Orchestrated: inventory, the reserved items left with the shipment
+    (as on ShippingCreated); sent as the saga completes, no reply awaited."""
+
+    event_type = "ShipStock"
+    routing_key = "stock.ship"
+    order_id: uuid.UUID
+
+
+class ReleaseStock(EventData):
+    """Orchestrated compensation: inventory, give the reservation back."""
+
+    event_type = "ReleaseStock"
+    routing_key = "stock.release"
+    order_id: uuid.UUID
+    reason: str
+
+
+class RefundPayment(EventData):
+    """Orchestrated compensation: payment, never charge this order, and
+    refund a capture (as on OrderCancelled)."""
+
+    event_type = "RefundPayment"
+    routing_key = "payment.refund"
+    order_id: uuid.UUID
+    reason: str
+
+
+class CancelShipment(EventData):
+    """Orchestrated compensation: shipping, never ship this order, and call
+    a created shipment back (as on OrderCancelled)."""
+
+    event_type = "CancelShipment"
+    routing_key = "shipment.cancel"
+    order_id: uuid.UUID
+    reason: str
+
+
+class SagaStepCompensated(EventData):
+    """Orchestrated: a participant's reply to a compensation command, sent
+    whether or not it had anything to undo; the orchestrator then compensates
+    the step before."""
+
+    event_type = "SagaStepCompensated"
+    routing_key = "saga.step_compensated"
+    order_id: uuid.UUID
+    command: str  # the compensation command's type
+
+
 class ProductCreated(EventData):
     event_type = "ProductCreated"
     routing_key = "product.created"
@@ -190,8 +271,21 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         StockReleased,
         PaymentRefunded,
         ProductCreated,
+        ReserveStock,
+        ChargePayment,
+        CreateShipment,
+        ShipStock,
+        ReleaseStock,
+        RefundPayment,
+        CancelShipment,
+        SagaStepCompensated,
     )
 }
+COMMANDS = frozenset(
+    {"ReserveStock", "ChargePayment", "CreateShipment", "ShipStock"}
+    | {"ReleaseStock", "RefundPayment", "CancelShipment"}
+)
+ORCHESTRATED = "orchestrated"  # the envelope's sagamode of an orchestrated saga's messages
 
 D = TypeVar("D", bound=EventData)
 
@@ -214,6 +308,11 @@ class Envelope(InputModel, Generic[D]):
         default=None, description="id of the event that caused this one"
     )
     traceparent: str | None = Field(default=None, pattern=_TRACEPARENT.pattern)
+    sagamode: Literal["orchestrated"] | None = Field(
+        default=None,
+        description="orchestrated: a message of a saga the order service's orchestrator "
+        "runs (participants' choreography wiring leaves it alone); absent: choreographed",
+    )
 
     @property
     def routing_key(self) -> str:
@@ -293,9 +392,11 @@ def new_event(
     correlation_id: str | uuid.UUID | None = None,
     cause: Envelope[Any] | None = None,
     subject: str | None = None,
+    saga_mode: str | None = None,
 ) -> Envelope[D]:
-    """Build an envelope for ``data``. The saga id and trace follow ``cause``
-    when one is given; otherwise ``correlation_id`` is required."""
+    """Build an envelope for ``data``. The saga id, its mode and the trace
+    follow ``cause`` when one is given; otherwise ``correlation_id`` is
+    required (and ``saga_mode`` says an orchestrated saga's)."""
     if correlation_id is None:
         if cause is None:
             raise ValueError("an event needs a correlation id or a cause to inherit it from")
@@ -312,4 +413,5 @@ def new_event(
         correlationid=str(correlation_id),
         causationid=str(cause.id) if cause is not None else None,
         traceparent=_trace_parent(cause),
+        sagamode=saga_mode or (cause.sagamode if cause is not None else None),
     )

@@ -120,8 +120,10 @@ def refusal(exc: ValidationError) -> str:
     return reason if reason.startswith(where) else f"{where}: {reason}"
 
 
-# Settings a scenario may change for its run (sandbox mode only), in seconds.
-TunableName = Literal["saga_step_timeout_s", "saga_shipping_timeout_s"]
+# Settings a scenario may change for its run (sandbox mode only): the saga's
+# timeouts in seconds, and its mode for orders created from now on
+# (saga_orchestrated: 1 orchestrated, 0 choreographed; docs/saga.md).
+TunableName = Literal["saga_step_timeout_s", "saga_shipping_timeout_s", "saga_orchestrated"]
 
 
 class FaultCommand(BaseModel):
@@ -135,6 +137,10 @@ class FaultCommand(BaseModel):
     @classmethod
     def _positive(cls, tuning: dict[str, float]) -> dict[str, float]:
         for name, value in tuning.items():
+            if name == "saga_orchestrated":
+                if value not in (0, 1):
+                    raise ValueError(f"{name}: 1 (orchestrated) or 0 (choreographed)")
+                continue
             if not 0 < value <= 3600:
                 raise ValueError(f"{name}: a number of seconds above 0, at most 3600")
         return tuning

@@ -105,14 +105,17 @@ class UnitOfWork:
         *,
         correlation_id: str | uuid.UUID | None = None,
         subject: str | None = None,
+        saga_mode: str | None = None,
     ) -> Envelope[Any]:
-        """Queue an event for the outbox; it inherits the saga id from the cause."""
+        """Queue an event for the outbox; it inherits the saga id and its
+        mode from the cause."""
         event = new_event(
             data,
             source=self.source,
             correlation_id=correlation_id,
             cause=self.cause,
             subject=subject,
+            saga_mode=saga_mode,
         )
         self.emitted.append(event)
         return event

@@ -59,6 +59,7 @@ class ServiceRuntime:
         self._background: list[asyncio.Task[None]] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._scrapes: list[Callable[[], Awaitable[None]]] = []
+        self._reports: dict[str, Callable[[], Any]] = {}
         self.migrations_dir = migrations_dir
         self.metrics = Metrics(settings.service_name)
         self.engine: AsyncEngine = create_engine(settings)
@@ -90,7 +91,13 @@ class ServiceRuntime:
         return {
             "working": [w.describe() for w in self.consumers.working.values()],
             "faults": self.faults.describe() if self.faults is not None else None,
+            **{name: read() for name, read in self._reports.items()},
         }
+
+    def report(self, name: str, read: Callable[[], Any]) -> None:
+        """Answer /inflight with ``name``: ``read()`` too (the order
+        service's saga mode, which `shopctl status` shows)."""
+        self._reports[name] = read
 
     def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Run ``refresh`` before each /metrics answer (a gauge read from the database)."""

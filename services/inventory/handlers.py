@@ -1,5 +1,6 @@
-"""Inventory's part of the saga: reserve on OrderCreated, release on
-PaymentFailed or OrderCancelled, ship on ShippingCreated."""
+"""Inventory's part of the saga. Choreographed: reserve on OrderCreated,
+release on PaymentFailed or OrderCancelled, ship on ShippingCreated.
+Orchestrated: the same functions on ReserveStock, ReleaseStock and ShipStock."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from services.common.events import (
     OrderCreated,
     PaymentFailed,
     ProductCreated,
+    ReleaseStock,
+    ReserveStock,
     ShippingCreated,
+    ShipStock,
     StockReleased,
     StockReservationFailed,
     StockReserved,
 )
 from services.common.outbox import UnitOfWork
+from services.common.sagas import choreographed, compensating
 
 from . import domain
 
@@ -72,7 +77,7 @@ class Handlers:
             StockReleased(order_id=order_id, items=[LineItem(sku=s, quantity=q) for s, q in lines])
         )
 
-    async def ship_stock(self, event: Envelope[ShippingCreated], uow: UnitOfWork) -> None:
+    async def ship_stock(self, event: Envelope[Any], uow: UnitOfWork) -> None:
         order_id = event.data.order_id
         status, lines = await domain.reservation(uow.db, order_id) or (None, [])
         if status != "RESERVED":
@@ -83,8 +88,12 @@ class Handlers:
     def subscriptions(self) -> list[Subscription]:
         return [
             Subscription(ProductCreated, self.create_stock),
-            Subscription(OrderCreated, self.reserve_stock),
-            Subscription(PaymentFailed, self.release_stock),
-            Subscription(OrderCancelled, self.release_stock),
-            Subscription(ShippingCreated, self.ship_stock),
+            Subscription(OrderCreated, choreographed(self.reserve_stock)),
+            Subscription(PaymentFailed, choreographed(self.release_stock)),
+            Subscription(OrderCancelled, choreographed(self.release_stock)),
+            Subscription(ShippingCreated, choreographed(self.ship_stock)),
+            # orchestrated: the same functions on the orchestrator's commands
+            Subscription(ReserveStock, self.reserve_stock),
+            Subscription(ReleaseStock, compensating(self.release_stock)),
+            Subscription(ShipStock, self.ship_stock),
         ]

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -14,7 +15,7 @@ from services.common import tracing
 from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.settings import ServiceSettings
 
-from . import api, domain
+from . import api, domain, saga
 from .handlers import Handlers
 from .metrics import SagaMetrics
 
@@ -31,6 +32,10 @@ class OrderSettings(ServiceSettings):
         default=60.0, gt=0, description="how long a PAID order waits for its shipment"
     )
     order_timeout_sweep_s: float = Field(default=1.0, gt=0)
+    saga: Literal["choreographed", "orchestrated"] = Field(
+        default="choreographed",
+        description="how orders created from now on are run (SHOP_SAGA; docs/saga.md)",
+    )
 
 
 async def _count_overdue(runtime: ServiceRuntime, sagas: SagaMetrics) -> None:
@@ -44,7 +49,8 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         domain.Timeouts(
             step=timedelta(seconds=settings.order_step_timeout_s),
             shipping=timedelta(seconds=settings.order_shipping_timeout_s),
-        )
+        ),
+        settings.saga,
     )
 
     async def cancel_overdue_orders(runtime: ServiceRuntime) -> None:
@@ -59,6 +65,11 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
                     with tracing.step("order timeout", last, order=str(order_id)):
                         await domain.cancel(uow, order_id, "timeout", handlers.sagas.ended)
                         log.info("order %s timed out", order_id, extra={"order": order_id})
+            async with runtime.unit_of_work() as uow:  # the orchestrator's timers
+                for order_id in await saga.due(uow.conn):
+                    last = await domain.last_traceparent(uow.conn, order_id)
+                    with tracing.step("saga timer", last, order=str(order_id)):
+                        await handlers.orchestrator.expire(uow, order_id)
             await asyncio.sleep(settings.order_timeout_sweep_s)
 
     runtime = ServiceRuntime(
@@ -68,6 +79,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         background=[cancel_overdue_orders],
     )
     handlers.sagas.register(runtime.metrics.registry)
+    runtime.report("saga", lambda: handlers.saga_mode)
     runtime.on_scrape(lambda: _count_overdue(runtime, handlers.sagas))
     if runtime.faults is not None:  # sandbox mode: a scenario may shorten the saga's timeouts
         runtime.faults.on_tuning(handlers.retune)

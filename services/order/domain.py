@@ -110,18 +110,20 @@ async def advance(
     uow: UnitOfWork,
     order_id: uuid.UUID,
     target: OrderStatus,
-    timeouts: Timeouts,
+    timeouts: Timeouts | None,
     ended: Ended | None = None,
 ) -> bool:
     """Move the order forward to ``target``; False when that changes nothing.
+    With no ``timeouts`` the order row keeps no deadline (an orchestrated
+    order: the orchestrator's saga row holds its timers).
 
     One statement in the usual case: the UPDATE takes the row lock and
     checks the order is in a state before ``target``; only when it changes
     nothing does a second one tell an unknown order from a later one."""
-    timeout = timeouts.of(target)
+    timeout = timeouts.of(target) if timeouts is not None else None
     moved = await uow.db.run(
         _ADVANCE[target],
-        {"order_id": order_id, "timeout_s": timeout.total_seconds() if timeout else 0.0},
+        {"order_id": order_id, "timeout_s": timeout.total_seconds() if timeout else None},
     )
     row = moved.first()
     if row is None:
@@ -135,7 +137,11 @@ async def advance(
 
 
 async def cancel(
-    uow: UnitOfWork, order_id: uuid.UUID, reason: str, ended: Ended | None = None
+    uow: UnitOfWork,
+    order_id: uuid.UUID,
+    reason: str,
+    ended: Ended | None = None,
+    saga_mode: str | None = None,
 ) -> bool:
     """Cancel the order unless it has ended; False when it had. One
     statement in the usual case, as ``advance``."""
@@ -144,7 +150,11 @@ async def cancel(
     if row is None:
         await _known(uow.db, order_id)
         return False
-    uow.emit(OrderCancelled(order_id=order_id, reason=reason), correlation_id=order_id)
+    uow.emit(
+        OrderCancelled(order_id=order_id, reason=reason),
+        correlation_id=order_id,
+        saga_mode=saga_mode,
+    )
     if ended is not None:
         uow.after_commit(lambda: ended("CANCELLED", reason, row.created_at))
     return True

@@ -4,18 +4,21 @@ or cancel."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from services.common.consumer import Subscription
+from services.common.consumer import Handler, Subscription
 from services.common.db import Prepared
 from services.common.events import (
+    ORCHESTRATED,
     CartCheckedOut,
     Envelope,
     OrderCreated,
     PaymentFailed,
     PaymentSucceeded,
+    SagaStepCompensated,
     ShippingCreated,
     StockReservationFailed,
     StockReserved,
@@ -25,6 +28,7 @@ from services.common.outbox import UnitOfWork
 from .domain import OrderStatus, Timeouts, advance, cancel
 from .metrics import SagaMetrics
 from .models import orders
+from .saga import Orchestrator
 
 # Built once (docs/performance-journal.md).
 _CREATE = Prepared(
@@ -47,23 +51,37 @@ _CREATE = Prepared(
 class Handlers:
     """Handlers bound to the order timeout settings."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+    def __init__(self, timeouts: Timeouts, saga_mode: str = "choreographed") -> None:
         self.settings = timeouts  # what the process was started with
         self.timeout = timeouts
+        self.started_mode = saga_mode
+        self.saga_mode = saga_mode  # how orders created from now on are run
         self.sagas = SagaMetrics()
+        self.orchestrator = Orchestrator(lambda: self.timeout, self.sagas.ended)
 
     def retune(self, tuning: dict[str, float]) -> None:
-        """A scenario's own saga timeouts (sandbox mode), or back to the
-        settings when ``tuning`` is empty; orders created from now on get them."""
+        """A scenario's own saga timeouts and mode (sandbox mode), or back to
+        the settings when ``tuning`` is empty; orders created from now on get
+        them (one in flight keeps the mode it started in)."""
         step = tuning.get("saga_step_timeout_s")
         shipping = tuning.get("saga_shipping_timeout_s", step)
         self.timeout = Timeouts(
             step=timedelta(seconds=step) if step else self.settings.step,
             shipping=timedelta(seconds=shipping) if shipping else self.settings.shipping,
         )
+        orchestrated = tuning.get("saga_orchestrated")
+        self.saga_mode = (
+            self.started_mode
+            if orchestrated is None
+            else ("orchestrated" if orchestrated else "choreographed")
+        )
 
     async def create_order(self, event: Envelope[CartCheckedOut], uow: UnitOfWork) -> None:
+        """The order, run in the mode set now: choreographed, OrderCreated
+        starts it (and the order row holds its deadline); orchestrated, the
+        orchestrator's saga row and first command do."""
         data = event.data
+        orchestrated = self.saga_mode == "orchestrated"
         created = await uow.db.run(
             _CREATE,
             {
@@ -72,22 +90,24 @@ class Handlers:
                 "items": [i.model_dump() for i in data.items],
                 "total_cents": data.total_cents,
                 "currency": data.currency,
-                "timeout_s": self.timeout.step.total_seconds(),
+                "timeout_s": None if orchestrated else self.timeout.step.total_seconds(),
             },
         )
         if created.first() is None:
             return
-        uow.emit(
-            OrderCreated(
-                order_id=data.order_id,
-                customer_id=data.customer_id,
-                items=data.items,
-                total_cents=data.total_cents,
-                currency=data.currency,
-                payment=data.payment,
-                shipping_address=data.shipping_address,
-            )
+        order = OrderCreated(
+            order_id=data.order_id,
+            customer_id=data.customer_id,
+            items=data.items,
+            total_cents=data.total_cents,
+            currency=data.currency,
+            payment=data.payment,
+            shipping_address=data.shipping_address,
         )
+        if orchestrated:
+            await self.orchestrator.start(uow, order)
+        else:
+            uow.emit(order)
 
     async def stock_reserved(self, event: Envelope[StockReserved], uow: UnitOfWork) -> None:
         await advance(uow, event.data.order_id, OrderStatus.STOCK_RESERVED, self.timeout)
@@ -106,12 +126,25 @@ class Handlers:
             uow, event.data.order_id, OrderStatus.COMPLETED, self.timeout, self.sagas.ended
         )
 
+    def _either(self, choreographed: Handler) -> Handler:
+        """An event's handler under choreography; the orchestrator's reply
+        handler for the same event of an orchestrated saga."""
+
+        async def handle(event: Envelope[Any], uow: UnitOfWork) -> None:
+            if event.sagamode == ORCHESTRATED:
+                await self.orchestrator.reply(event, uow)
+            else:
+                await choreographed(event, uow)
+
+        return handle
+
     def subscriptions(self) -> list[Subscription]:
         return [
             Subscription(CartCheckedOut, self.create_order),
-            Subscription(StockReserved, self.stock_reserved),
-            Subscription(StockReservationFailed, self.stock_failed),
-            Subscription(PaymentSucceeded, self.paid),
-            Subscription(PaymentFailed, self.payment_failed),
-            Subscription(ShippingCreated, self.shipped),
+            Subscription(StockReserved, self._either(self.stock_reserved)),
+            Subscription(StockReservationFailed, self._either(self.stock_failed)),
+            Subscription(PaymentSucceeded, self._either(self.paid)),
+            Subscription(PaymentFailed, self._either(self.payment_failed)),
+            Subscription(ShippingCreated, self._either(self.shipped)),
+            Subscription(SagaStepCompensated, self.orchestrator.reply),
         ]

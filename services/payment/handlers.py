@@ -1,10 +1,12 @@
 """Payment's part of the saga: charge once stock is reserved (StockReserved
 carries the amount and the card); refund a capture whose order was cancelled
-meanwhile."""
+meanwhile. Orchestrated: the same functions on ChargePayment and
+RefundPayment."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -12,14 +14,17 @@ from sqlalchemy.dialects.postgresql import insert
 from services.common.consumer import Subscription
 from services.common.db import Prepared
 from services.common.events import (
+    ChargePayment,
     Envelope,
     OrderCancelled,
     PaymentFailed,
     PaymentRefunded,
     PaymentSucceeded,
+    RefundPayment,
     StockReserved,
 )
 from services.common.outbox import UnitOfWork
+from services.common.sagas import choreographed, compensating
 
 from . import domain
 from .models import intents, payments
@@ -134,9 +139,9 @@ class Handlers:
         else:
             uow.emit(PaymentFailed(order_id=order_id, reason=result.reason or "card_declined"))
 
-    async def order_cancelled(self, event: Envelope[OrderCancelled], uow: UnitOfWork) -> None:
+    async def order_cancelled(self, event: Envelope[Any], uow: UnitOfWork) -> None:
         """Remember the cancel (a later StockReserved then charges nothing) and
-        refund a capture that came too late."""
+        refund a capture that came too late (OrderCancelled, RefundPayment)."""
         order_id = event.data.order_id
         await uow.conn.execute(
             insert(intents)
@@ -163,8 +168,11 @@ class Handlers:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            Subscription(StockReserved, self.charge),
-            Subscription(OrderCancelled, self.order_cancelled),
+            Subscription(StockReserved, choreographed(self.charge)),
+            Subscription(OrderCancelled, choreographed(self.order_cancelled)),
+            # orchestrated: the same functions on the orchestrator's commands
+            Subscription(ChargePayment, self.charge),
+            Subscription(RefundPayment, compensating(self.order_cancelled)),
         ]
 
 

@@ -1,10 +1,12 @@
 """Shipping's part of the saga: ship a paid order; call a shipment back when
-its order was cancelled (a payment that succeeded too late)."""
+its order was cancelled (a payment that succeeded too late). Orchestrated:
+the same functions on CreateShipment and CancelShipment."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -12,12 +14,15 @@ from sqlalchemy.dialects.postgresql import insert
 from services.common.consumer import Subscription
 from services.common.db import Prepared
 from services.common.events import (
+    CancelShipment,
+    CreateShipment,
     Envelope,
     OrderCancelled,
     PaymentSucceeded,
     ShippingCreated,
 )
 from services.common.outbox import UnitOfWork
+from services.common.sagas import choreographed, compensating
 
 from .models import destinations, shipments
 
@@ -97,7 +102,7 @@ class Handlers:
             ShippingCreated(order_id=order_id, shipment_id=shipment_id, tracking_number=tracking)
         )
 
-    async def order_cancelled(self, event: Envelope[OrderCancelled], uow: UnitOfWork) -> None:
+    async def order_cancelled(self, event: Envelope[Any], uow: UnitOfWork) -> None:
         order_id = event.data.order_id
         await uow.conn.execute(
             insert(destinations)
@@ -114,8 +119,11 @@ class Handlers:
 
     def subscriptions(self) -> list[Subscription]:
         return [
-            Subscription(PaymentSucceeded, self.create_shipment),
-            Subscription(OrderCancelled, self.order_cancelled),
+            Subscription(PaymentSucceeded, choreographed(self.create_shipment)),
+            Subscription(OrderCancelled, choreographed(self.order_cancelled)),
+            # orchestrated: the same functions on the orchestrator's commands
+            Subscription(CreateShipment, self.create_shipment),
+            Subscription(CancelShipment, compensating(self.order_cancelled)),
         ]
 
 

@@ -4,7 +4,8 @@ the broker of the stack that is up, and the sandbox's lock."""
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +26,21 @@ RuntimeChoice = Annotated[
         envvar="SHOP_RUNTIME",
     ),
 ]
+
+
+class SagaChoice(StrEnum):
+    choreographed = "choreographed"
+    orchestrated = "orchestrated"
+
+
+def saga_mode(chosen: Any) -> str | None:
+    """How the running order service runs new orders (its /inflight says);
+    None when it does not answer."""
+    answer = chosen.inflight("order")
+    mode = answer.get("saga") if answer else None
+    return str(mode) if mode else None
+
+
 PartArgument = Annotated[
     str, typer.Argument(metavar="PART", help="a part of the stack (restart also takes broker)")
 ]

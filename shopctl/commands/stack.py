@@ -11,7 +11,15 @@ import typer
 from rich.table import Table
 
 from shopctl import __version__
-from shopctl.commands.common import PartArgument, RuntimeChoice, broker_url, exclusive, out
+from shopctl.commands.common import (
+    PartArgument,
+    RuntimeChoice,
+    SagaChoice,
+    broker_url,
+    exclusive,
+    out,
+    saga_mode,
+)
 from shopctl.doctor import run_checks
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.select import current_runtime, select_runtime
@@ -92,9 +100,21 @@ def up(
             "(processes on the local runtime, containers on docker)"
         ),
     ] = None,
+    saga: Annotated[
+        SagaChoice | None,
+        typer.Option(
+            help="how the order service runs new orders: by events (choreographed, the "
+            "default) or by its orchestrator's commands (docs/saga.md)"
+        ),
+    ] = None,
 ) -> None:
     """Start the stack and wait until every part is ready."""
-    settings = SandboxSettings() if replicas is None else SandboxSettings(replicas=replicas)
+    asked: dict[str, str] = {}
+    if replicas is not None:
+        asked["replicas"] = replicas
+    if saga is not None:
+        asked["saga"] = saga.value
+    settings = SandboxSettings(**asked)  # type: ignore[arg-type]
     settings.replica_counts()  # a bad --replicas is a usage error before anything starts
     chosen = select_runtime(runtime, settings)
     parts = [*chosen.infrastructure(), *(p.name for p in PARTS)]
@@ -105,6 +125,13 @@ def up(
     )
     with exclusive(settings, "up"), UpDisplay(out, parts) as display:
         report = chosen.up(display.update, build=build)
+    running = saga_mode(chosen)
+    if report.already_running and running is not None and running != settings.saga:
+        raise UsageError(
+            f"the running stack's order service runs its sagas {running}, not {settings.saga}",
+            hint=f"switch with `shopctl down` then `shopctl up --saga {settings.saga}` (orders "
+            "keep the mode they started in; `scenario run --saga` switches for its run alone)",
+        )
     out.print()
     extra = {}
     if chosen.name == "docker":
@@ -142,6 +169,9 @@ def status() -> None:
 
         if chosen.name == "docker" or served_dir() is not None:
             out.print(f"frontend: http://127.0.0.1:{settings.gateway_port}/")
+    mode = saga_mode(chosen)
+    if mode is not None:
+        out.print(f"sagas: {mode} [dim](docs/saga.md)[/]")
     budget = chosen.budget_line()
     if budget:
         out.print(f"[dim]database connections: {budget}[/]")

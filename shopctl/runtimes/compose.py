@@ -42,7 +42,10 @@ def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
     if spec.command:
         entry["command"] = list(spec.command)
     if spec.environment:
-        entry["environment"] = dict(sorted(spec.environment.items()))
+        environment = dict(sorted(spec.environment.items()))
+        if "SHOP_SAGA" in environment:  # SHOP_SAGA=orchestrated docker compose up
+            environment["SHOP_SAGA"] = f"${{SHOP_SAGA:-{environment['SHOP_SAGA']}}}"
+        entry["environment"] = environment
     if spec.ports:
         entry["ports"] = [
             f"{host}:{port}:{inner.split('/')[0]}" for inner, (host, port) in spec.ports.items()

@@ -266,6 +266,7 @@ class DockerPlan:
             extra={
                 **self.budget().environment(),
                 "SHOP_FAULT_INJECTION": str(self.settings.fault_injection).lower(),
+                "SHOP_SAGA": self.settings.saga,  # only the order service reads it
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
                 "SHOP_FRONTEND_DIR": "/app/frontend/dist",  # the gateway serves it at /

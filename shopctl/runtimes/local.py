@@ -272,6 +272,7 @@ class LocalRuntime:
                 replicas=settings.replica_counts(),
                 extra_env={
                     "SHOP_FAULT_INJECTION": str(settings.fault_injection).lower(),
+                    "SHOP_SAGA": settings.saga,  # only the order service reads it
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
                     # only the gateway reads it; served when it has been built

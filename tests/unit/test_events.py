@@ -35,6 +35,15 @@ def test_every_event_of_the_contract_has_a_model_and_a_dotted_routing_key():
         "StockReleased",
         "PaymentRefunded",
         "ProductCreated",
+        # the orchestrated saga's commands and its compensation reply
+        "ReserveStock",
+        "ChargePayment",
+        "CreateShipment",
+        "ShipStock",
+        "ReleaseStock",
+        "RefundPayment",
+        "CancelShipment",
+        "SagaStepCompensated",
     }
     keys = [m.routing_key for m in EVENT_MODELS.values()]
     assert len(set(keys)) == len(keys)

@@ -78,7 +78,8 @@ MISTAKES = {
     "a fault on an event the part never takes": (
         "  - fault: {part: payment, event: OrderCreated, kind: fail}\n",
         "FILE:4:28: method/1/fault/event: payment does not consume OrderCreated (it takes "
-        "StockReserved, OrderCancelled); OrderCreated is consumed by inventory",
+        "StockReserved, OrderCancelled, ChargePayment, RefundPayment); OrderCreated is "
+        "consumed by inventory",
     ),
     "a misspelled fault kind": (
         "  - fault: {part: payment, event: StockReserved, kind: dupliacte}\n",
