@@ -117,6 +117,21 @@ DEFINITION: tuple[Step, ...] = (
 ON_COMPLETION: tuple[type[EventData], ...] = (ShipStock,)
 COMPENSATION_RESEND = timedelta(seconds=10)  # a compensation unanswered: sent again
 
+
+def choreography_counterparts() -> dict[tuple[str, str], str]:
+    """(participant, the event it acts on under choreography): the command
+    it acts on instead under orchestration. `scenario run --saga
+    orchestrated` moves a scenario's fault on the one to the other."""
+    found = {
+        (s.participant, s.choreographed_by.event_type): s.command.event_type for s in DEFINITION
+    }
+    for step in DEFINITION:  # undoing its step: on the order's cancel, or on its command
+        found[(step.participant, "OrderCancelled")] = step.compensation.event_type
+    found[("inventory", "PaymentFailed")] = ReleaseStock.event_type
+    found[("inventory", "ShippingCreated")] = ShipStock.event_type
+    return found
+
+
 REPLIES: dict[str, tuple[int, bool]] = {
     **{step.success.event_type: (i, True) for i, step in enumerate(DEFINITION)},
     **{step.failure.event_type: (i, False) for i, step in enumerate(DEFINITION) if step.failure},

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from shopctl.amqp import quiet_broker_clients
-from shopctl.commands.common import RuntimeChoice, out, waiting_for
+from shopctl.commands.common import RuntimeChoice, SagaChoice, out, waiting_for
 from shopctl.commands.stack import down, up
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.select import current_runtime
@@ -59,6 +59,14 @@ SettleOption = Annotated[
 
 
 KeepUp = Annotated[bool, typer.Option("--keep-up", help="leave a stack started for this run up")]
+SagaOption = Annotated[
+    SagaChoice | None,
+    typer.Option(
+        help="run each scenario's orders in this saga mode (the order service is switched "
+        "for the scenario, faults on a choreography event moved to its command; docs/saga.md); "
+        "default: the stack's own"
+    ),
+]
 
 
 @contextmanager
@@ -91,6 +99,7 @@ def scenario_run(
     runtime: RuntimeChoice = "auto",
     keep_up: KeepUp = False,
     settle: SettleOption = 15.0,
+    saga: SagaOption = None,
 ) -> None:
     """Run scenarios against the stack (started first when it is not up, and
     stopped after unless --keep-up); exit 1 when any fails."""
@@ -99,7 +108,9 @@ def scenario_run(
 
     loaded = [load(path) for path in scenario_files(targets)]  # every file checked first
     with stack_for_run(runtime, keep_up) as (settings, gateway):
-        results = _run_scenarios(loaded, settings, gateway, bundle, settle)
+        results = _run_scenarios(
+            loaded, settings, gateway, bundle, settle, saga.value if saga else None
+        )
     table = Table("scenario", "result", "seconds")
     for result in results:
         colour = "yellow" if result.expected_failure else "green" if result.as_expected else "red"
@@ -135,6 +146,7 @@ def scenario_fuzz(
     runtime: RuntimeChoice = "auto",
     keep_up: KeepUp = False,
     settle: SettleOption = 8.0,
+    saga: SagaOption = None,
 ) -> None:
     """Random fault schedules over a checkout's saga (Hypothesis), the
     invariants as the oracle; a failure is shrunk and written out as a
@@ -159,6 +171,7 @@ def scenario_fuzz(
     with stack_for_run(runtime, keep_up) as (settings, gateway):
         target = stack_target(settings, gateway, waiting_for)
         target.settle_s = settle
+        target.saga = saga.value if saga else None
         report = fuzz(
             executor(target, seed),
             seed=seed,
@@ -187,6 +200,7 @@ def _run_scenarios(
     gateway: str,
     bundle: Path | None,
     settle_s: float,
+    saga: str | None = None,
 ) -> list[Any]:
     import asyncio
 
@@ -195,6 +209,7 @@ def _run_scenarios(
 
     target = stack_target(settings, gateway, waiting_for)
     target.settle_s = settle_s
+    target.saga = saga
     results = []
     for item in loaded:
         out.print(f"[bold]{item.name}[/] [dim]({item.path})[/]")

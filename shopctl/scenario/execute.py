@@ -30,8 +30,8 @@ async def run_scenario(scenario: Scenario, target: Target) -> Result:
         run = Run(scenario, target, tap)
         run.dead_before = dead_before
         try:
-            if "saga_timeout" in scenario.document:
-                await run.tune_saga_timeout(float(scenario.document["saga_timeout"]))
+            timeout = scenario.document.get("saga_timeout")
+            await run.tune(None if timeout is None else float(timeout))
             for step in scenario.section("steady_state"):
                 await run.step(client, step)
             for step in scenario.section("method"):

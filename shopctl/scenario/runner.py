@@ -103,6 +103,9 @@ class Target:
     ready_timeout_s: float = 90.0
     # how long the invariants wait for stock and payments to settle
     settle_s: float = 15.0
+    # the saga mode each scenario's orders run in (`run --saga`), tuned on the
+    # order service for the scenario; None: the stack's own
+    saga: str | None = None
 
 
 class Run:
@@ -172,7 +175,7 @@ class Run:
             if "http" in step:
                 await self.http(client, step["http"])
             elif "fault" in step:
-                spec = FaultSpec(**self.fill(step["fault"]))
+                spec = self.orchestrated(FaultSpec(**self.fill(step["fault"])))
                 await send(
                     self.target.broker_url, spec.part, FaultCommand(action="set", fault=spec)
                 )
@@ -181,7 +184,7 @@ class Run:
             elif "publish" in step:
                 await self.publish(step["publish"])
             elif "dlq" in step:
-                await self.dead_letters(step["dlq"])
+                await self.dead_letters(self.orchestrated_queues(step["dlq"]))
             elif "await" in step:
                 await self.expect_order(client, step["await"])
             elif "await_event" in step:
@@ -191,7 +194,7 @@ class Run:
             elif "sequence" in step:
                 await self.expect_sequence(step["sequence"])
             elif "dead_letter" in step:
-                await self.expect_dead_letter(step["dead_letter"])
+                await self.expect_dead_letter(self.orchestrated_queues(step["dead_letter"]))
             elif "sleep" in step:
                 await asyncio.sleep(float(step["sleep"]))
             elif "parallel" in step:
@@ -371,17 +374,69 @@ class Run:
             sku = restock.group(1)
             self.stock_in[sku] = self.stock_in.get(sku, 0) + int(body.get("quantity", 0))
 
-    async def tune_saga_timeout(self, seconds: float) -> None:
-        """The order service's step and shipping timeouts for this run (the
-        rollbacks' clear of all faults puts the settings back)."""
+    def orchestrated(self, spec: FaultSpec) -> FaultSpec:
+        """Under `--saga orchestrated`, a fault on the event a participant
+        acts on under choreography goes on the command it acts on instead
+        (services/order/saga.py's counterparts); any other stays as written."""
+        if self.target.saga != "orchestrated":
+            return spec
+        from services.order.saga import choreography_counterparts
+
+        counterparts = choreography_counterparts()
+        moved = {
+            field: counterparts[(spec.part, event)]
+            for field, event in (("event", spec.event), ("until", spec.until))
+            if event is not None and (spec.part, event) in counterparts
+        }
+        return spec.model_copy(update=moved) if moved else spec
+
+    def orchestrated_queues(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Under `--saga orchestrated`, a dead-letter step's queue of a
+        choreography event (inventory.order.created.dlq) is its command's
+        (inventory.stock.reserve.dlq)."""
+        if self.target.saga != "orchestrated":
+            return spec
+        from services.common.events import EVENT_MODELS
+        from services.order.saga import choreography_counterparts
+
+        by_key = {model.routing_key: name for name, model in EVENT_MODELS.items()}
+        counterparts = choreography_counterparts()
+
+        def moved(queue: Any) -> Any:
+            if not isinstance(queue, str) or not queue.endswith(".dlq"):
+                return queue
+            part_name, _, key = queue.removesuffix(".dlq").partition(".")
+            command = counterparts.get((part_name, by_key.get(key, "")))
+            if command is None:
+                return queue
+            return f"{part_name}.{EVENT_MODELS[command].routing_key}.dlq"
+
+        return {field: moved(value) for field, value in spec.items()}
+
+    async def tune(self, saga_timeout_s: float | None) -> None:
+        """The order service's step and shipping timeouts for this run, and
+        the saga mode its orders run in (the rollbacks' clear of all faults
+        puts the settings back)."""
         started = time.monotonic()
-        tuning = {"saga_step_timeout_s": seconds, "saga_shipping_timeout_s": seconds}
+        tuning: dict[str, float] = {}
+        said = []
+        if saga_timeout_s is not None:
+            tuning.update(
+                saga_step_timeout_s=saga_timeout_s, saga_shipping_timeout_s=saga_timeout_s
+            )
+            said.append(f"saga timeout {saga_timeout_s:g} s")
+        if self.target.saga is not None:
+            tuning["saga_orchestrated"] = float(self.target.saga == "orchestrated")
+            said.append(f"sagas {self.target.saga}")
+        if not tuning:
+            return
+        label = ", ".join(said)
         try:
             await send(self.target.broker_url, "order", FaultCommand(action="tune", tuning=tuning))
         except ShopError as exc:
-            self._journal(f"saga timeout {seconds:g} s", f"failed: {exc.message}", started)
-            raise Failed(f"saga_timeout: {exc.message}") from None
-        self._journal(f"saga timeout {seconds:g} s", "ok", started)
+            self._journal(label, f"failed: {exc.message}", started)
+            raise Failed(f"{label}: {exc.message}") from None
+        self._journal(label, "ok", started)
 
     async def dead_letters(self, dlq: dict[str, Any]) -> None:
         """Wait for new dead letters in a queue, replay its letters, or purge them."""
@@ -423,8 +478,26 @@ class Run:
         body = publish["body"]
         raw = body.encode() if isinstance(body, str) else orjson.dumps(body)
         await publish_event(
-            self.target.broker_url, publish["routing_key"], raw, client="shopctl scenario"
+            self.target.broker_url,
+            self.orchestrated_key(publish["routing_key"]),
+            raw,
+            client="shopctl scenario",
         )
+
+    def orchestrated_key(self, routing_key: str) -> str:
+        """Under `--saga orchestrated`, a raw message for a choreography
+        event's queue (order.created, inventory's) goes to its command's
+        (stock.reserve) instead, where the same participant takes it."""
+        if self.target.saga != "orchestrated":
+            return routing_key
+        from services.common.events import EVENT_MODELS
+        from services.order.saga import choreography_counterparts
+
+        event = next((n for n, m in EVENT_MODELS.items() if m.routing_key == routing_key), None)
+        commands = {c for (_, e), c in choreography_counterparts().items() if e == event}
+        if len(commands) != 1:  # none, or several parts' (order.cancelled): as written
+            return routing_key
+        return EVENT_MODELS[commands.pop()].routing_key
 
     # expectations ---------------------------------------------------------
 
