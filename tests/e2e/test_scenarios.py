@@ -4,7 +4,9 @@ seen; a bad file names its line."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "scenarios"
 HERE = Path(__file__).parent / "scenario_files"
+OUTPUT = Path(os.environ.get("SHOP_CI_OUTPUT", ROOT / "build" / "ci"))
 
 
 @pytest.fixture
@@ -34,18 +37,25 @@ def stack_env(stack, broker_url):
 
 @pytest.mark.timeout(600)
 @pytest.mark.restarts_servers  # broker-restart.yaml restarts this machine's RabbitMQ
-def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
-    """On a sandbox of its own, which `scenario run` brings up itself."""
+@pytest.mark.parametrize("saga", ["choreographed", "orchestrated"])
+def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, saga):
+    """On a sandbox of its own, which `scenario run` brings up itself; in
+    each saga mode (docs/saga.md), CI keeping both JUnit files."""
     junit = tmp_path / "scenarios.xml"
     result = shopctl(
         {**sandbox_env, "SHOP_RUNTIME": "local"},
         "scenario",
         "run",
         str(SHIPPED),
+        "--saga",
+        saga,
         "--junit",
         str(junit),
         timeout=560,
     )
+    # CI keeps each mode's JUnit file beside pytest's (scripts/test's output folder)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    shutil.copy(junit, OUTPUT / f"scenarios-{saga}.xml")
     print(result.stdout[-4000:])
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "stack ready in" in result.stdout  # it brought the stack up
@@ -65,6 +75,9 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
     assert suite.get("skipped") == "1"
     assert "failed as expected" in result.stdout
     assert all("ok" in (c.findtext("system-out") or "") for c in cases)
+    # the order service ran them in that mode: its commands are in the timelines
+    commands_seen = "ChargePayment" in result.stdout
+    assert commands_seen == (saga == "orchestrated")
 
 
 @pytest.mark.timeout(300)
