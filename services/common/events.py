@@ -313,6 +313,10 @@ class Envelope(InputModel, Generic[D]):
         description="orchestrated: a message of a saga the order service's orchestrator "
         "runs (participants' choreography wiring leaves it alone); absent: choreographed",
     )
+    sagadeadline: datetime | None = Field(
+        default=None,
+        description="on an orchestrator's command: when the timer that waits on its reply fires",
+    )
 
     @property
     def routing_key(self) -> str:
@@ -393,6 +397,7 @@ def new_event(
     cause: Envelope[Any] | None = None,
     subject: str | None = None,
     saga_mode: str | None = None,
+    saga_deadline: datetime | None = None,
 ) -> Envelope[D]:
     """Build an envelope for ``data``. The saga id, its mode and the trace
     follow ``cause`` when one is given; otherwise ``correlation_id`` is
@@ -414,4 +419,5 @@ def new_event(
         causationid=str(cause.id) if cause is not None else None,
         traceparent=_trace_parent(cause),
         sagamode=saga_mode or (cause.sagamode if cause is not None else None),
+        sagadeadline=saga_deadline,
     )

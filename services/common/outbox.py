@@ -106,6 +106,7 @@ class UnitOfWork:
         correlation_id: str | uuid.UUID | None = None,
         subject: str | None = None,
         saga_mode: str | None = None,
+        saga_deadline: datetime | None = None,
     ) -> Envelope[Any]:
         """Queue an event for the outbox; it inherits the saga id and its
         mode from the cause."""
@@ -116,6 +117,7 @@ class UnitOfWork:
             cause=self.cause,
             subject=subject,
             saga_mode=saga_mode,
+            saga_deadline=saga_deadline,
         )
         self.emitted.append(event)
         return event

@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -162,8 +162,10 @@ def timeout_of(step: Step, timeouts: Timeouts) -> timedelta:
     return timeouts.shipping if step.timeout == "shipping" else timeouts.step
 
 
-def _interval(seconds: float) -> Any:
-    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+def _after(seconds: float) -> datetime:
+    """A timer's time: written to the saga's row (the sweep reads it) and
+    sent with the command it waits on (the timelines show it)."""
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 @dataclass
@@ -177,7 +179,7 @@ class Saga:
     version: int
     data: dict[str, Any]
     reason: str | None
-    timer: float | Literal["keep"] | None = "keep"  # seconds from now; None: none
+    timer: datetime | Literal["keep"] | None = "keep"  # the new timer; None: none
     restarted: bool = False  # a new wait began: waiting_since is now
 
     @classmethod
@@ -187,8 +189,13 @@ class Saga:
             return None
         return cls(row.order_id, row.state, row.step, row.version, dict(row.data), row.reason)
 
-    def wait(self, state: str, step: int, timer: float | None) -> None:
-        self.state, self.step, self.timer, self.restarted = state, step, timer, True
+    def wait(self, state: str, step: int, timer_s: float | None) -> None:
+        self.state, self.step, self.restarted = state, step, True
+        self.timer = None if timer_s is None else _after(timer_s)
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self.timer if isinstance(self.timer, datetime) else None
 
     async def save(self, conn: AsyncConnection) -> None:
         values: dict[str, Any] = {
@@ -202,7 +209,7 @@ class Saga:
         if self.restarted:
             values["waiting_since"] = sa.func.now()
         if self.timer != "keep":
-            values["deadline_at"] = None if self.timer is None else _interval(self.timer)
+            values["deadline_at"] = self.timer
         if self.state in (COMPLETED, CANCELLED):
             values["expires_at"] = None
         moved = await conn.execute(
@@ -228,6 +235,7 @@ class Orchestrator:
         data = created.model_dump(mode="json")
         first = DEFINITION[0]
         total = timeouts.step * 2 + timeouts.shipping
+        timer = _after(timeout_of(first, timeouts).total_seconds())
         await uow.conn.execute(
             sagas.insert().values(
                 order_id=created.order_id,
@@ -235,12 +243,17 @@ class Orchestrator:
                 step=0,
                 data=data,
                 waiting_since=sa.func.now(),
-                deadline_at=_interval(timeout_of(first, timeouts).total_seconds()),
-                expires_at=_interval(total.total_seconds()),
+                deadline_at=timer,
+                expires_at=_after(total.total_seconds()),
             )
         )
         uow.emit(created, correlation_id=created.order_id, saga_mode=ORCHESTRATED)
-        uow.emit(command_for(first, data), correlation_id=created.order_id, saga_mode=ORCHESTRATED)
+        uow.emit(
+            command_for(first, data),
+            correlation_id=created.order_id,
+            saga_mode=ORCHESTRATED,
+            saga_deadline=timer,
+        )
 
     async def reply(self, event: Envelope[Any], uow: UnitOfWork) -> None:
         """A participant answered."""
@@ -275,7 +288,7 @@ class Orchestrator:
             await advance(uow, order_id, step.reached, None)
             following = DEFINITION[index + 1]
             saga.wait(RUNNING, index + 1, timeout_of(following, self.timeouts()).total_seconds())
-            uow.emit(command_for(following, saga.data))
+            uow.emit(command_for(following, saga.data), saga_deadline=saga.deadline)
         await saga.save(uow.conn)
 
     async def expire(self, uow: UnitOfWork, order_id: uuid.UUID) -> None:
@@ -307,6 +320,7 @@ class Orchestrator:
             ),
             correlation_id=saga.order_id,
             saga_mode=ORCHESTRATED,
+            saga_deadline=saga.deadline,
         )
 
 

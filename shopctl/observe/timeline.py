@@ -23,7 +23,10 @@ from services.common.headers import ATTEMPT, ERROR, REASON
 from services.common.settings import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, ServiceSettings
 
 TERMINAL = frozenset({"OrderCompleted", "OrderCancelled"})
-COMPENSATIONS = frozenset({"StockReleased", "PaymentRefunded", "OrderCancelled"})
+COMPENSATIONS = frozenset(
+    {"StockReleased", "PaymentRefunded", "OrderCancelled"}
+    | {"ReleaseStock", "RefundPayment", "CancelShipment", "SagaStepCompensated"}
+)
 
 # What the saga expects after each event, and which part emits it: the
 # choreography of docs/saga.md, as data. The first entry is the happy path.
@@ -36,6 +39,30 @@ NEXT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "StockReservationFailed": (("OrderCancelled", "order"),),
     "PaymentFailed": (("OrderCancelled", "order"),),
 }
+
+
+def _orchestrated_steps() -> dict[str, tuple[tuple[str, str], ...]]:
+    """The same for an orchestrated saga, from the orchestrator's own
+    definition (services/order/saga.py): a command waits on its
+    participant's reply, a reply on the orchestrator's next command."""
+    from services.order.saga import DEFINITION
+
+    steps: dict[str, tuple[tuple[str, str], ...]] = {
+        "CartCheckedOut": (("OrderCreated", "order"),),
+    }
+    for index, step in enumerate(DEFINITION):
+        replies = [step.success, *([step.failure] if step.failure else [])]
+        steps[step.command.event_type] = tuple((r.event_type, step.participant) for r in replies)
+        following = DEFINITION[index + 1].command if index + 1 < len(DEFINITION) else None
+        after = following.event_type if following is not None else "OrderCompleted"
+        steps[step.success.event_type] = ((after, "order"),)
+        if step.failure is not None:
+            steps[step.failure.event_type] = (("OrderCancelled", "order"),)
+        steps[step.compensation.event_type] = (("SagaStepCompensated", step.participant),)
+    return steps
+
+
+ORCHESTRATED_STEPS = _orchestrated_steps()
 
 T = TypeVar("T")
 
@@ -55,6 +82,8 @@ class TimelineEvent:
     data: dict[str, Any]
     deliveries: int = 1  # > 1: the same event id was seen again (a duplicate publish)
     trace_id: str | None = None  # the W3C trace its creation context belongs to
+    saga_mode: str | None = None  # "orchestrated": of a saga the orchestrator runs
+    deadline: datetime | None = None  # an orchestrator's command: when its timer fires
 
     @property
     def is_compensation(self) -> bool:
@@ -92,6 +121,10 @@ def parse_event(
             when = None
     data = raw.get("data")
     traceparent = raw.get("traceparent")
+    deadline: datetime | None = None
+    if isinstance(raw.get("sagadeadline"), str):
+        with contextlib.suppress(ValueError):
+            deadline = datetime.fromisoformat(raw["sagadeadline"])
     return TimelineEvent(
         id=raw["id"],
         type=raw["type"],
@@ -105,6 +138,8 @@ def parse_event(
         trace_id=traceparent[3:35]
         if isinstance(traceparent, str) and len(traceparent) == 55
         else None,
+        saga_mode=raw["sagamode"] if isinstance(raw.get("sagamode"), str) else None,
+        deadline=deadline,
     )
 
 
@@ -168,9 +203,36 @@ class Waiting:
     part: str  # who would emit it
     after: str  # the event it follows
     since: float  # timestamp of that event
+    orchestrated: bool = False
+    timer: float | None = None  # orchestrated: when the orchestrator's timer fires
 
     def age(self, now: float | None = None) -> float:
         return (now if now is not None else time.time()) - self.since
+
+    def describe(self, now: float | None = None, digits: int = 1) -> str:
+        """One line: "waiting on StockReserved from inventory, 2.1 s", or for
+        an orchestrated saga, the orchestrator's state and its timer."""
+        now = now if now is not None else time.time()
+        if not self.orchestrated:
+            return f"waiting on {self.event} from {self.part}, {self.age(now):.{digits}f} s"
+        if self.part == "order":
+            text = (
+                f"orchestrator: sending {self.event} (after {self.after}, "
+                f"{self.age(now):.{digits}f} s)"
+            )
+        else:
+            text = (
+                f"orchestrator: waiting on the {self.part} reply to {self.after} "
+                f"since {self.age(now):.{digits}f} s"
+            )
+        if self.timer is not None:
+            left = self.timer - now
+            text += (
+                f"; its timer fires in {left:.{digits}f} s"
+                if left >= 0
+                else f"; its timer fired {-left:.{digits}f} s ago"
+            )
+        return text
 
 
 @dataclass
@@ -224,6 +286,10 @@ class Timeline:
         return event.at - cause.at if cause is not None else None
 
     @property
+    def orchestrated(self) -> bool:
+        return any(e.saga_mode == "orchestrated" for e in self.events)
+
+    @property
     def outcome(self) -> str | None:
         """COMPLETED or CANCELLED (with the reason) once over, else None."""
         for event in reversed(self.events):
@@ -240,14 +306,17 @@ class Timeline:
         if self.outcome is not None:
             return None
         seen = set(self.types)
+        orchestrated = self.orchestrated
+        table = ORCHESTRATED_STEPS if orchestrated else NEXT_STEPS
         for event in reversed(self.events):
-            steps = NEXT_STEPS.get(event.type)
+            steps = table.get(event.type)
             if not steps:
                 continue
             if any(expected in seen for expected, _ in steps):
                 continue
             expected, part = steps[0]
-            return Waiting(expected, part, event.type, event.at)
+            timer = event.deadline.timestamp() if event.deadline is not None else None
+            return Waiting(expected, part, event.type, event.at, orchestrated, timer)
         return None
 
 
@@ -452,5 +521,5 @@ def render_timeline(timeline: Timeline | None) -> str:
         )
     waiting = timeline.waiting_on()
     if waiting is not None:
-        lines.append(f"  waiting on {waiting.event} from {waiting.part}, {waiting.age():.1f} s")
+        lines.append(f"  {waiting.describe()}")
     return "\n".join(lines)

@@ -136,8 +136,12 @@ def _why_waiting(
         order,
         timeline,
         rows,
-        f"order {order} waits on {waiting.event} from {waiting.part}, for {age:.1f} s "
-        f"(after {waiting.after})",
+        (
+            f"order {order}: {waiting.describe()}"
+            if waiting.orchestrated
+            else f"order {order} waits on {waiting.event} from {waiting.part}, for {age:.1f} s "
+            f"(after {waiting.after})"
+        ),
     )
     found = explanation.findings
     for row in rows:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from shopctl.observe.timeline import Timeline, TimelineStore, parse_event
+from shopctl.observe.timeline import Timeline, TimelineEvent, TimelineStore, parse_event
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ORDER = str(uuid.uuid4())
@@ -93,3 +93,48 @@ def test_what_is_not_an_envelope_is_left_out():
     for raw in (b"not json", b"[1]", b'{"type": "OrderCreated"}', b'{"id": 1, "type": "x"}'):
         assert store.add_message(raw, "x") is None
     assert len(store) == 0
+
+
+def test_an_orchestrated_saga_waits_on_a_participant_reply_with_the_orchestrator_timer():
+    """An orchestrated saga's timeline: after ChargePayment, the orchestrator
+    waits on payment's reply, and the command says when its timer fires."""
+    store = TimelineStore()
+    cause = None
+    for at, kind in enumerate(["CartCheckedOut", "OrderCreated", "ReserveStock"]):
+        cause, raw = body(kind, at * 0.01, cause)
+        store.add_message(_orchestrated(raw, None), "x")
+    cause, raw = body("StockReserved", 0.05, cause)
+    store.add_message(_orchestrated(raw, None), "x")
+    waiting = store.get(ORDER).waiting_on()
+    assert (waiting.event, waiting.part) == ("ChargePayment", "order")  # the orchestrator's move
+    _, raw = body("ChargePayment", 0.06, cause)
+    store.add_message(_orchestrated(raw, T0 + timedelta(seconds=30.06)), "x")
+    timeline = store.get(ORDER)
+    assert timeline.orchestrated
+    waiting = timeline.waiting_on()
+    assert (waiting.event, waiting.part, waiting.after) == (
+        "PaymentSucceeded",
+        "payment",
+        "ChargePayment",
+    )
+    now = (T0 + timedelta(seconds=2.16)).timestamp()
+    assert waiting.describe(now) == (
+        "orchestrator: waiting on the payment reply to ChargePayment since 2.1 s; "
+        "its timer fires in 27.9 s"
+    )
+    # the same events choreographed wait on another part: the mode decides
+    plain = TimelineStore()
+    for event in timeline:
+        plain.add(TimelineEvent(**{**event.__dict__, "saga_mode": None, "deadline": None}))
+    assert (
+        plain.get(ORDER).waiting_on().describe(now)
+        == "waiting on PaymentSucceeded from payment, 2.1 s"
+    )
+
+
+def _orchestrated(raw: bytes, deadline: datetime | None) -> bytes:
+    envelope = orjson.loads(raw)
+    envelope["sagamode"] = "orchestrated"
+    if deadline is not None:
+        envelope["sagadeadline"] = deadline.isoformat()
+    return orjson.dumps(envelope)

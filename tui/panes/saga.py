@@ -87,12 +87,7 @@ def saga_drawing(
     if waiting is not None:
         lane = LANES.index(waiting.part) if waiting.part in LANES else None
         lines.append(_lane_row(width, lane, "…", "bold yellow", Text("")))
-        lines.append(
-            Text(
-                f"waiting on {waiting.event} from {waiting.part}, {waiting.age(now):.0f} s",
-                style="bold yellow",
-            )
-        )
+        lines.append(Text(waiting.describe(now, digits=0), style="bold yellow"))
     else:
         lines.append(Text(timeline.outcome or "", style=style_of(timeline.events[-1])))
     return Group(*lines)
