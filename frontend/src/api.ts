@@ -62,6 +62,9 @@ export const SagaEvent = z
     source: z.string().optional(),
     time: z.string(),
     data: z.record(z.unknown()).optional(),
+    // an orchestrated order's messages; a command's timer (docs/saga.md)
+    sagamode: z.string().optional(),
+    sagadeadline: z.string().optional(),
   })
   .passthrough();
 export type SagaEvent = z.infer<typeof SagaEvent>;
@@ -215,4 +218,45 @@ export const STEP_LABELS: Record<string, string> = {
   OrderCancelled: "Order cancelled",
   StockReleased: "Items back in stock",
   PaymentRefunded: "Payment refunded",
+  // an orchestrated order: the orchestrator's commands (docs/saga.md)
+  ReserveStock: "Asked inventory to reserve the items",
+  ChargePayment: "Asked payment to charge the card",
+  CreateShipment: "Asked shipping to ship",
+  ShipStock: "Told inventory the items left",
+  ReleaseStock: "Asked inventory to put the items back",
+  RefundPayment: "Asked payment to refund",
+  CancelShipment: "Asked shipping to cancel",
+  SagaStepCompensated: "A step undone",
 };
+
+/** Who answers each of the orchestrator's commands. */
+const ANSWERED_BY: Record<string, string> = {
+  ReserveStock: "inventory",
+  ChargePayment: "payment",
+  CreateShipment: "shipping",
+  ReleaseStock: "inventory",
+  RefundPayment: "payment",
+  CancelShipment: "shipping",
+};
+
+/**
+ * An orchestrated order's state, as the TUI and `shopctl why` say it:
+ * "Orchestrator: waiting on the payment reply since 2.1 s; its timer fires
+ * in 27.9 s". Null for a choreographed order, or one that is over.
+ */
+export function orchestratorState(events: SagaEvent[], now: number): string | null {
+  if (!events.some((e) => e.sagamode === "orchestrated")) return null;
+  if (events.some((e) => e.type === "OrderCompleted" || e.type === "OrderCancelled")) return null;
+  const last = [...events].sort((a, b) => a.time.localeCompare(b.time)).at(-1);
+  if (!last) return null;
+  const since = ((now - new Date(last.time).getTime()) / 1000).toFixed(1);
+  const participant = ANSWERED_BY[last.type];
+  let text = participant
+    ? `Orchestrator: waiting on the ${participant} reply since ${since} s`
+    : `Orchestrator: deciding the next step (after ${last.type}, ${since} s)`;
+  if (participant && typeof last.sagadeadline === "string") {
+    const left = (new Date(last.sagadeadline).getTime() - now) / 1000;
+    text += left >= 0 ? `; its timer fires in ${left.toFixed(1)} s` : "; its timer fired";
+  }
+  return text;
+}

@@ -3,6 +3,7 @@ import { Route, Routes } from "react-router-dom";
 
 import { http, HttpResponse, server } from "../test/gateway";
 import { renderAt } from "../test/render";
+import { orchestratorState } from "../api";
 import { offset, OrderPage, Steps } from "./Order";
 
 const order = (status: string, cancel_reason: string | null = null) => ({
@@ -88,4 +89,28 @@ test("a read sent before the end and answered after it is read again", async () 
   );
   expect(await screen.findByTestId("cancel-reason", {}, { timeout: 3000 })).toHaveTextContent(/card was declined/);
   expect(screen.getByTestId("order-status")).toHaveTextContent("CANCELLED");
+});
+
+test("an orchestrated order says what its orchestrator waits on, and when its timer fires", () => {
+  const events = [
+    { id: "1", type: "OrderCreated", time: "2026-11-25T10:00:00.000Z", sagamode: "orchestrated" },
+    {
+      id: "2",
+      type: "ChargePayment",
+      time: "2026-11-25T10:00:00.100Z",
+      sagamode: "orchestrated",
+      sagadeadline: "2026-11-25T10:00:30.100Z",
+    },
+  ];
+  const now = new Date("2026-11-25T10:00:02.200Z").getTime();
+  expect(orchestratorState(events, now)).toBe(
+    "Orchestrator: waiting on the payment reply since 2.1 s; its timer fires in 27.9 s",
+  );
+  // choreographed, or over: nothing to say
+  expect(orchestratorState(events.map((e) => ({ ...e, sagamode: undefined })), now)).toBeNull();
+  const over = [...events, { id: "3", type: "OrderCancelled", time: "2026-11-25T10:00:30.2Z", sagamode: "orchestrated" }];
+  expect(orchestratorState(over, now)).toBeNull();
+  render(<Steps events={events} />);
+  const labels = screen.getAllByRole("listitem").map((li) => li.querySelector(".step-label")?.textContent);
+  expect(labels).toEqual(["Order placed", "Asked payment to charge the card"]);
 });

@@ -1,8 +1,8 @@
 import { useQuery } from "@tanstack/react-query";
-import { useEffect } from "react";
+import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 
-import { api, cancelReason, money, SagaEvent, STEP_LABELS } from "../api";
+import { api, cancelReason, money, orchestratorState, SagaEvent, STEP_LABELS } from "../api";
 import { Loading, Problem } from "../components";
 import { Connection, useOrderStream } from "../useOrderStream";
 
@@ -47,6 +47,24 @@ export function Steps({ events }: { events: SagaEvent[] }) {
         );
       })}
     </ol>
+  );
+}
+
+/** An orchestrated order's live line: what the orchestrator waits on, and its timer. */
+export function Orchestrator({ events }: { events: SagaEvent[] }) {
+  const [now, setNow] = useState(() => Date.now());
+  const text = orchestratorState(events, now);
+  const active = text !== null; // the clock ticks only while there is something to say
+  useEffect(() => {
+    if (!active) return;
+    const tick = setInterval(() => setNow(Date.now()), 500);
+    return () => clearInterval(tick);
+  }, [active]);
+  if (text === null) return null;
+  return (
+    <p className="muted" data-testid="orchestrator">
+      {text}
+    </p>
   );
 }
 
@@ -99,6 +117,7 @@ export function OrderPage() {
         {stream.problem ? `: ${stream.problem}` : ""}
       </p>
       <Steps events={stream.events} />
+      <Orchestrator events={stream.events} />
       <p>
         <Link to="/orders">All your orders</Link>
       </p>
