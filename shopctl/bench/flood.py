@@ -33,6 +33,7 @@ from services.common.events import OrderCancelled, OrderCompleted
 from shopctl.client import patient_post
 from shopctl.errors import ShopError, UsageError
 from shopctl.observe.timeline import TERMINAL, Tap, TimelineEvent, TimelineStore, parse_event
+from shopctl.stack import PARTS
 
 CARDS = {"happy": "tok_visa", "declined": "tok_chargeDeclined", "out_of_stock": "tok_visa"}
 ADDRESS = {
@@ -98,6 +99,9 @@ class Figures(TypedDict, total=False):
     bench_gc_pauses: dict[str, float]
     stack_cpu_ms_per_order: float | None
     cpu_ms_per_order: dict[str, float]
+    saga: str
+    messages_per_order: float | None
+    deliveries_per_order: float | None
     machine_busy_share: float | None
     rss_mb: dict[str, float]
     queues_at_end: dict[str, int]
@@ -108,6 +112,12 @@ class Figures(TypedDict, total=False):
     ratio_to_baseline: float | None
     baseline_cpu_ms_a_journey: dict[str, float]
     baseline_machine_busy_share: float | None
+
+
+# How many parts consume each routing key: every message is delivered to
+# each of them and handled in one transaction (the stack description's
+# `consumes`, which a unit test holds to the services' code).
+CONSUMERS: Counter[str] = Counter(key for p in PARTS for key in p.consumes)
 
 
 @dataclass
@@ -154,12 +164,16 @@ class BenchResult:
         outcomes: Counter[str] = Counter()
         to_completed: list[float] = []
         steps: dict[str, list[float]] = {}
+        messages: list[int] = []
+        deliveries: list[int] = []
         for checkout in answered:
             timeline = self.store.get(checkout.order or "")
             if timeline is None or timeline.outcome is None:
                 outcomes["not ended"] += 1
                 continue
             outcomes[timeline.outcome] += 1
+            messages.append(len(timeline))
+            deliveries.append(sum(CONSUMERS[e.routing_key] for e in timeline))
             for event in timeline:
                 step = timeline.step_time(event)
                 if step is not None:
@@ -195,6 +209,12 @@ class BenchResult:
         stack_cpu = sum(v for k, v in self.cpu_s.items() if k != LOAD)
         return {
             "mode": self.mode,
+            # an ended order's messages on shop.events, and their deliveries
+            # to consumers (each handled in one transaction)
+            "messages_per_order": round(sum(messages) / len(messages), 2) if messages else None,
+            "deliveries_per_order": (
+                round(sum(deliveries) / len(deliveries), 2) if deliveries else None
+            ),
             "duration_s": round(self.duration_s, 2),
             "checkouts": len(checkouts),
             "accepted": len(answered),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,8 +14,9 @@ from rich.table import Table
 
 from shopctl.amqp import quiet_broker_clients
 from shopctl.bench.flood import Figures
-from shopctl.commands.common import err, out
+from shopctl.commands.common import SagaChoice, err, out, saga_mode
 from shopctl.errors import ShopError, UsageError
+from shopctl.runtimes.base import Runtime
 from shopctl.runtimes.select import current_runtime
 from shopctl.settings import SandboxSettings
 
@@ -55,6 +58,13 @@ def bench(
             "--baseline", help="first measure the bare seven-hop pipeline; print the ratio"
         ),
     ] = False,
+    saga: Annotated[
+        SagaChoice | None,
+        typer.Option(
+            help="run the orders in this saga mode (the order service is switched for the "
+            "run and back after; docs/saga.md); default: the stack's own"
+        ),
+    ] = None,
 ) -> None:
     """Checkouts through the gateway, every order followed to its end: orders
     a second, latencies, each saga step, errors, CPU and memory by part."""
@@ -69,19 +79,22 @@ def bench(
     if not url_ready(f"http://127.0.0.1:{settings.gateway_port}", "gateway"):
         raise ShopError("the stack is not up", hint="shopctl up")
     quiet_broker_clients()
-    result, figures = bench_stack(
-        settings,
-        current_runtime(settings),
-        rate=rate,
-        in_flight=in_flight,
-        duration_s=duration,
-        warmup_s=warmup,
-        customers=customers,
-        skus=skus,
-        mix=weights,
-        baseline=baseline,
-        progress=lambda text: err.print(f"[dim]{text}[/]"),
-    )
+    chosen = current_runtime(settings)
+    with saga_for_run(chosen, saga.value if saga else None) as mode:
+        result, figures = bench_stack(
+            settings,
+            chosen,
+            rate=rate,
+            in_flight=in_flight,
+            duration_s=duration,
+            warmup_s=warmup,
+            customers=customers,
+            skus=skus,
+            mix=weights,
+            baseline=baseline,
+            progress=lambda text: err.print(f"[dim]{text}[/]"),
+        )
+    figures["saga"] = mode
     if report is not None:
         from shopctl.bench.report import write_report
 
@@ -93,14 +106,41 @@ def bench(
     _print_bench(figures)
 
 
+@contextmanager
+def saga_for_run(chosen: Runtime, asked: str | None) -> Iterator[str]:
+    """The order service switched to the saga mode asked for the run (its
+    tuning, sandbox mode), and back after; yields the mode the orders run in."""
+    import asyncio
+
+    from services.common.faults import FaultCommand
+    from shopctl.fault_switch import send
+
+    running = saga_mode(chosen) or "choreographed"
+    if asked is None or asked == running:
+        yield running
+        return
+
+    def tune(mode: str) -> None:
+        tuning = {"saga_orchestrated": float(mode == "orchestrated")}
+        asyncio.run(send(chosen.broker_url(), "order", FaultCommand(action="tune", tuning=tuning)))
+
+    tune(asked)
+    try:
+        yield asked
+    finally:
+        tune(running)
+
+
 def _print_bench(figures: Figures) -> None:
     def ms(values: dict[str, float]) -> str:
         if not values:
             return "-"
         return f"{values['p50']:.0f} / {values['p95']:.0f} / {values['p99']:.0f} ms"
 
+    saga = f", sagas {figures['saga']}" if figures.get("saga") else ""
     out.print(
-        f"[bold]{figures['mode']}[/], {figures['duration_s']} s measured on {figures['machine']}"
+        f"[bold]{figures['mode']}[/]{saga}, {figures['duration_s']} s measured on "
+        f"{figures['machine']}"
     )
     table = Table("figure", "value")
     table.add_row("completed orders/s", f"[bold]{figures['completed_per_s']}[/]")
@@ -112,6 +152,11 @@ def _print_bench(figures: Figures) -> None:
     table.add_row("orders in flight, at most", str(figures["most_in_flight"]))
     table.add_row("outcomes", ", ".join(f"{k}: {v}" for k, v in figures["outcomes"].items()))
     table.add_row("errors", ", ".join(f"{k}: {v}" for k, v in figures["errors"].items()) or "none")
+    if figures.get("messages_per_order"):
+        table.add_row(
+            "messages / deliveries an order",
+            f"{figures['messages_per_order']:.1f} / {figures.get('deliveries_per_order') or 0:.1f}",
+        )
     table.add_row("checkout answer p50/p95/p99", ms(figures["checkout_answer_ms"]))
     table.add_row("checkout to OrderCompleted", ms(figures["checkout_to_completed_ms"]))
     for step, values in figures["steps_ms"].items():
