@@ -77,6 +77,14 @@ class Subscription:
 
     event: type[EventData]
     handler: Handler
+    # the queue also takes the orchestrated saga's events of the type
+    # (``<key>.orchestrated``: the orchestrator's replies, docs/saga.md)
+    orchestrated: bool = False
+
+    @property
+    def routing_keys(self) -> tuple[str, ...]:
+        key = self.event.routing_key
+        return (key, f"{key}.orchestrated") if self.orchestrated else (key,)
 
 
 def queue_name(service: str, routing_key: str) -> str:
@@ -123,7 +131,11 @@ async def declare_retry_queues(channel: AbstractChannel, settings: ServiceSettin
 
 
 async def declare_consumer_queue(
-    channel: AbstractChannel, settings: ServiceSettings, queue: str, routing_key: str
+    channel: AbstractChannel,
+    settings: ServiceSettings,
+    queue: str,
+    routing_key: str,
+    *more_keys: str,
 ) -> AbstractQueue:
     """Declare a consumer queue with its dead-letter queue (the shared retry
     queues come from ``declare_retry_queues``)."""
@@ -142,7 +154,8 @@ async def declare_consumer_queue(
             }
         ),
     )
-    await main.bind(settings.events_exchange, routing_key=routing_key)
+    for key in (routing_key, *more_keys):
+        await main.bind(settings.events_exchange, routing_key=key)
     return main
 
 
@@ -276,7 +289,7 @@ class ConsumerRunner:
         for subscription in self.subscriptions:
             name = queue_name(self.settings.service_name, subscription.event.routing_key)
             queue = await declare_consumer_queue(
-                self._channel, self.settings, name, subscription.event.routing_key
+                self._channel, self.settings, name, *subscription.routing_keys
             )
 
             async def on_message(

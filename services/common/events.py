@@ -320,7 +320,14 @@ class Envelope(InputModel, Generic[D]):
 
     @property
     def routing_key(self) -> str:
-        return EVENT_MODELS[self.type].routing_key
+        """The type's key; an orchestrated saga's event (a reply) goes out
+        under ``<key>.orchestrated``, which only the orchestrator's queues
+        (and the taps) are bound to: the participants' choreography queues
+        never see it. A command keeps its own key."""
+        key = EVENT_MODELS[self.type].routing_key
+        if self.sagamode == ORCHESTRATED and self.type not in COMMANDS:
+            return f"{key}.{ORCHESTRATED}"
+        return key
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

@@ -141,10 +141,10 @@ class Handlers:
     def subscriptions(self) -> list[Subscription]:
         return [
             Subscription(CartCheckedOut, self.create_order),
-            Subscription(StockReserved, self._either(self.stock_reserved)),
-            Subscription(StockReservationFailed, self._either(self.stock_failed)),
-            Subscription(PaymentSucceeded, self._either(self.paid)),
-            Subscription(PaymentFailed, self._either(self.payment_failed)),
-            Subscription(ShippingCreated, self._either(self.shipped)),
-            Subscription(SagaStepCompensated, self.orchestrator.reply),
+            Subscription(StockReserved, self._either(self.stock_reserved), orchestrated=True),
+            Subscription(StockReservationFailed, self._either(self.stock_failed), True),
+            Subscription(PaymentSucceeded, self._either(self.paid), orchestrated=True),
+            Subscription(PaymentFailed, self._either(self.payment_failed), orchestrated=True),
+            Subscription(ShippingCreated, self._either(self.shipped), orchestrated=True),
+            Subscription(SagaStepCompensated, self.orchestrator.reply, orchestrated=True),
         ]

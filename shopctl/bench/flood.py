@@ -75,7 +75,11 @@ LOAD = "shopctl bench (the load)"  # this process, in the CPU table
 # (read_steps_back). Taking every event live took the bench twice the CPU
 # (docs/performance-journal.md, "What an order costs beside a bare journey; the
 # bench's own tap").
-TERMINAL_KEYS = (OrderCompleted.routing_key, OrderCancelled.routing_key)
+TERMINAL_KEYS = tuple(
+    key
+    for model in (OrderCompleted, OrderCancelled)
+    for key in (model.routing_key, f"{model.routing_key}.orchestrated")  # docs/saga.md
+)
 BARE = "the bare pipeline"  # this process while --baseline measures
 
 
@@ -118,6 +122,17 @@ class Figures(TypedDict, total=False):
 # each of them and handled in one transaction (the stack description's
 # `consumes`, which a unit test holds to the services' code).
 CONSUMERS: Counter[str] = Counter(key for p in PARTS for key in p.consumes)
+ORCHESTRATOR_TAKES = frozenset(next(p for p in PARTS if p.name == "order").consumes)
+
+
+def deliveries(event: TimelineEvent) -> int:
+    """The consumers an event reached. An orchestrated saga's event (not a
+    command) goes out under `<key>.orchestrated`: only the orchestrator's
+    queue is bound to it, for the replies it takes (docs/saga.md)."""
+    key = event.routing_key.removesuffix(".orchestrated")
+    if event.saga_mode == "orchestrated" and key != event.routing_key:
+        return int(key in ORCHESTRATOR_TAKES)
+    return CONSUMERS[key]
 
 
 @dataclass
@@ -165,7 +180,7 @@ class BenchResult:
         to_completed: list[float] = []
         steps: dict[str, list[float]] = {}
         messages: list[int] = []
-        deliveries: list[int] = []
+        delivered: list[int] = []
         for checkout in answered:
             timeline = self.store.get(checkout.order or "")
             if timeline is None or timeline.outcome is None:
@@ -173,7 +188,7 @@ class BenchResult:
                 continue
             outcomes[timeline.outcome] += 1
             messages.append(len(timeline))
-            deliveries.append(sum(CONSUMERS[e.routing_key] for e in timeline))
+            delivered.append(sum(deliveries(e) for e in timeline))
             for event in timeline:
                 step = timeline.step_time(event)
                 if step is not None:
@@ -213,7 +228,7 @@ class BenchResult:
             # to consumers (each handled in one transaction)
             "messages_per_order": round(sum(messages) / len(messages), 2) if messages else None,
             "deliveries_per_order": (
-                round(sum(deliveries) / len(deliveries), 2) if deliveries else None
+                round(sum(delivered) / len(delivered), 2) if delivered else None
             ),
             "duration_s": round(self.duration_s, 2),
             "checkouts": len(checkouts),
