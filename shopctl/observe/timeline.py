@@ -23,10 +23,9 @@ from services.common.headers import ATTEMPT, ERROR, REASON
 from services.common.settings import DEAD_LETTER_EXCHANGE, EVENTS_EXCHANGE, ServiceSettings
 
 TERMINAL = frozenset({"OrderCompleted", "OrderCancelled"})
-COMPENSATIONS = frozenset(
-    {"StockReleased", "PaymentRefunded", "OrderCancelled"}
-    | {"ReleaseStock", "RefundPayment", "CancelShipment", "SagaStepCompensated"}
-)
+# the facts of a compensation (an orchestrator's commands to compensate,
+# COMPENSATION_COMMANDS below, only ask for them)
+COMPENSATIONS = frozenset({"StockReleased", "PaymentRefunded", "OrderCancelled"})
 
 # What the saga expects after each event, and which part emits it: the
 # choreography of docs/saga.md, as data. The first entry is the happy path.
@@ -63,6 +62,7 @@ def _orchestrated_steps() -> dict[str, tuple[tuple[str, str], ...]]:
 
 
 ORCHESTRATED_STEPS = _orchestrated_steps()
+COMPENSATION_COMMANDS = frozenset({"ReleaseStock", "RefundPayment", "CancelShipment"})
 
 T = TypeVar("T")
 
@@ -302,9 +302,10 @@ class Timeline:
 
     def waiting_on(self) -> Waiting | None:
         """The step the saga waits on: the first expected event of the
-        latest step that has not come yet. None when it is over."""
+        latest step that has not come yet. None when it is over, except for
+        an orchestrated saga still compensating after its order ended."""
         if self.outcome is not None:
-            return None
+            return self._compensation_pending() if self.orchestrated else None
         seen = set(self.types)
         orchestrated = self.orchestrated
         table = ORCHESTRATED_STEPS if orchestrated else NEXT_STEPS
@@ -318,6 +319,24 @@ class Timeline:
             timer = event.deadline.timestamp() if event.deadline is not None else None
             return Waiting(expected, part, event.type, event.at, orchestrated, timer)
         return None
+
+    def _compensation_pending(self) -> Waiting | None:
+        """The orchestrator's last compensation command, when its
+        participant has not answered it (SagaStepCompensated) yet."""
+        sent = next((e for e in reversed(self.events) if e.type in COMPENSATION_COMMANDS), None)
+        if sent is None:
+            return None
+        answered = any(
+            e.type == "SagaStepCompensated"
+            and e.data.get("command") == sent.type
+            and e.at >= sent.at
+            for e in self.events
+        )
+        if answered:
+            return None
+        [(expected, part)] = ORCHESTRATED_STEPS[sent.type]
+        timer = sent.deadline.timestamp() if sent.deadline is not None else None
+        return Waiting(expected, part, sent.type, sent.at, True, timer)
 
 
 class TimelineStore:

@@ -77,6 +77,14 @@ def explain(runtime: Runtime, order: str) -> Explanation:
         )
     if timeline.outcome is not None:
         explanation = _why_over(order, timeline, rows)
+        pending = timeline.waiting_on()  # an orchestrated saga still compensating
+        if pending is not None:
+            explanation.findings.append(
+                Finding(
+                    f"still compensating: {pending.describe()}",
+                    f"shopctl status   # is {pending.part} up? the command waits on its queue",
+                )
+            )
     else:
         explanation = _why_waiting(runtime, order, timeline, rows)
     explanation.notes.extend(problems)

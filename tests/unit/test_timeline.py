@@ -138,3 +138,30 @@ def _orchestrated(raw: bytes, deadline: datetime | None) -> bytes:
     if deadline is not None:
         envelope["sagadeadline"] = deadline.isoformat()
     return orjson.dumps(envelope)
+
+
+def test_an_orchestrated_saga_cancelled_waits_on_its_compensation_reply():
+    """Over for the customer (CANCELLED), but the orchestrator still waits
+    on payment's answer to RefundPayment; once answered, nothing is pending."""
+    store = TimelineStore()
+    cause = None
+    for at, kind in enumerate(["CartCheckedOut", "OrderCreated", "ReserveStock", "StockReserved"]):
+        cause, raw = body(kind, at * 0.01, cause)
+        store.add_message(_orchestrated(raw, None), "x")
+    cause, raw = body("OrderCancelled", 30.0, cause, reason="timeout")
+    store.add_message(_orchestrated(raw, None), "x")
+    refund, raw = body("RefundPayment", 30.01, cause, reason="timeout")
+    store.add_message(_orchestrated(raw, T0 + timedelta(seconds=40.01)), "x")
+    timeline = store.get(ORDER)
+    assert timeline.outcome == "CANCELLED (timeout)"
+    pending = timeline.waiting_on()
+    assert (pending.event, pending.part, pending.after) == (
+        "SagaStepCompensated",
+        "payment",
+        "RefundPayment",
+    )
+    now = (T0 + timedelta(seconds=33.01)).timestamp()
+    assert pending.describe(now).endswith("since 3.0 s; its timer fires in 7.0 s")
+    _, raw = body("SagaStepCompensated", 30.05, refund, command="RefundPayment")
+    store.add_message(_orchestrated(raw, None), "x")
+    assert store.get(ORDER).waiting_on() is None

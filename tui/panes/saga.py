@@ -78,18 +78,18 @@ def saga_drawing(
             where, label = item.source, f"● {item.type}"
             if item.deliveries > 1:
                 label += f" x{item.deliveries}"
-            took = f"{step * 1000:.0f}ms" if step is not None else ""
+            took = "" if step is None else f"{step * 1000:.0f}ms" if step < 10 else f"{step:.1f}s"
         offset = item.at - (timeline.started_at or item.at)
         head = Text(f"{offset:7.3f} {took:>6} ", style="dim")
         lane = LANES.index(where) if where in LANES else None
         lines.append(_lane_row(width, lane, label, style_of(item), head))
     waiting = timeline.waiting_on()
+    if timeline.outcome is not None:  # an orchestrated one may still be compensating
+        lines.append(Text(timeline.outcome, style=style_of(timeline.events[-1])))
     if waiting is not None:
         lane = LANES.index(waiting.part) if waiting.part in LANES else None
         lines.append(_lane_row(width, lane, "…", "bold yellow", Text("")))
         lines.append(Text(waiting.describe(now, digits=0), style="bold yellow"))
-    else:
-        lines.append(Text(timeline.outcome or "", style=style_of(timeline.events[-1])))
     return Group(*lines)
 
 
