@@ -186,7 +186,8 @@ class SagaPane(TabPane):
                 orders.update_cell(correlation, "status", order_status(timeline, now))
                 orders.update_cell(correlation, "took", self.took(timeline, now))
         selected = self.store.get(self.selected) if self.selected else None
-        if selected is not None and selected.outcome is None:
+        # waiting: not over, or an orchestrated one still compensating
+        if selected is not None and selected.waiting_on() is not None:
             self.draw_selected()
 
     def select(self, correlation: str) -> None:
