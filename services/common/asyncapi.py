@@ -8,7 +8,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .events import EVENT_MODELS, Envelope, EventData
+from .events import COMMANDS, EVENT_MODELS, Envelope, EventData
 from .settings import EVENTS_EXCHANGE
 
 
@@ -34,11 +34,18 @@ def asyncapi_document() -> dict[str, Any]:
             "title": name,
             "contentType": "application/cloudevents+json",
             "payload": {"$ref": ref["$ref"]},
+            **({"summary": (model.__doc__ or "").split("\n")[0]} if name in COMMANDS else {}),
         }
+        where = (
+            "the orchestrator's command to one participant"
+            if name in COMMANDS
+            else f"an orchestrated saga's go out under '{model.routing_key}.orchestrated', "
+            "for the orchestrator alone"
+        )
         channels[name] = {
             "address": model.routing_key,
             "description": f"Routing key {model.routing_key!r} on the {EVENTS_EXCHANGE!r} "
-            "topic exchange.",
+            f"topic exchange; {where} (docs/saga.md).",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": {
                 "amqp": {
@@ -56,8 +63,10 @@ def asyncapi_document() -> dict[str, Any]:
         "info": {
             "title": "shop events",
             "version": "1.0.0",
-            "description": "Domain events of the shop saga. Every message is a CloudEvents 1.0 "
-            "envelope; correlationid is the order id, causationid the event that caused it.",
+            "description": "Domain events of the shop saga, and the orchestrator's commands "
+            "when it runs orchestrated. Every message is a CloudEvents 1.0 envelope; "
+            "correlationid is the order id, causationid the event that caused it, sagamode "
+            "'orchestrated' marks an orchestrated saga's messages.",
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": dict(sorted(channels.items())),
