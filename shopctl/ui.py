@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from types import TracebackType
 
@@ -40,6 +41,9 @@ class UpDisplay:
     def __init__(self, console: Console, parts: list[str]) -> None:
         self.console = console
         self.states: dict[str, tuple[str, str]] = {name: ("waiting", "") for name in parts}
+        # the docker runtime reports from its start threads, and a part may
+        # be new to the table (Prometheus): one update at a time
+        self._lock = threading.Lock()
         self._live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
 
     def __enter__(self) -> UpDisplay:
@@ -53,8 +57,9 @@ class UpDisplay:
         self._live.__exit__(kind, exc, tb)
 
     def update(self, part: str, state: str, detail: str = "") -> None:
-        self.states[part] = (state, detail)
-        self._live.update(self._render())
+        with self._lock:
+            self.states[part] = (state, detail)
+            self._live.update(self._render())
 
     def _render(self, final: bool = False) -> Table:
         table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))

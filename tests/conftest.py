@@ -240,7 +240,14 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
 # an integration test's service at most 3 + 3 + 1): 40 + 28 + 28 = 96 (case L1).
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
 # sandbox tests of the second group: long ones, so the two groups even out
-SECOND_SANDBOX_GROUP = {"test_fuzz.py", "test_bench.py", "test_observability.py"}
+SECOND_SANDBOX_GROUP = {
+    "test_fuzz.py",
+    "test_bench.py",
+    "test_observability.py",
+    "test_orchestration.py",
+}
+# the shipped scenarios, in both saga modes: a group of their own (about 100 s)
+SCENARIO_SUITE = "test_every_shipped_scenario_passes_and_junit_says_so"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
@@ -257,7 +264,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & SANDBOX_FIXTURES and item.path.name in SECOND_SANDBOX_GROUP:
+        if getattr(item, "originalname", "") == SCENARIO_SUITE:
+            item.add_marker(pytest.mark.xdist_group("scenario-suite"))
+        elif fixtures & SANDBOX_FIXTURES and item.path.name in SECOND_SANDBOX_GROUP:
             item.add_marker(pytest.mark.xdist_group("own-servers-2"))
         elif fixtures & SANDBOX_FIXTURES or "/integration/" in str(item.path):
             item.add_marker(pytest.mark.xdist_group("own-servers"))

@@ -35,18 +35,26 @@ def stack_env(stack, broker_url):
     }
 
 
+# Restarts this machine's RabbitMQ: run on its own, after the rest (below).
+RESTARTS_BROKER = "broker-restart.yaml"
+
+
+def shipped(*, restarting: bool = False) -> list[Path]:
+    return sorted(p for p in SHIPPED.glob("*.yaml") if (p.name == RESTARTS_BROKER) == restarting)
+
+
 @pytest.mark.timeout(600)
-@pytest.mark.restarts_servers  # broker-restart.yaml restarts this machine's RabbitMQ
 @pytest.mark.parametrize("saga", ["choreographed", "orchestrated"])
 def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, saga):
     """On a sandbox of its own, which `scenario run` brings up itself; in
-    each saga mode (docs/saga.md), CI keeping both JUnit files."""
+    each saga mode (docs/saga.md), CI keeping both JUnit files. All but the
+    broker restart, which the test after this one runs."""
     junit = tmp_path / "scenarios.xml"
     result = shopctl(
         {**sandbox_env, "SHOP_RUNTIME": "local"},
         "scenario",
         "run",
-        str(SHIPPED),
+        *map(str, shipped()),
         "--saga",
         saga,
         "--junit",
@@ -62,10 +70,10 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, 
     assert "stopping the stack this run started" in result.stdout  # and down after
     assert "nothing was running" in shopctl(sandbox_env, "down").stdout
     suite = ElementTree.parse(junit).getroot()
-    shipped = sorted([*SHIPPED.glob("*.yaml")])
-    assert suite.get("tests") == str(len(shipped)) and suite.get("failures") == "0"
+    files = shipped()
+    assert suite.get("tests") == str(len(files)) and suite.get("failures") == "0"
     cases = suite.findall("testcase")
-    assert {c.get("classname") for c in cases} == {p.stem for p in shipped}
+    assert {c.get("classname") for c in cases} == {p.stem for p in files}
     assert all(c.find("failure") is None for c in cases)
     # the negative example failed as it says it must, reported as pytest reports an xfail
     [xfail] = [c for c in cases if c.find("skipped") is not None]
@@ -78,6 +86,34 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, 
     # the order service ran them in that mode: its commands are in the timelines
     commands_seen = "ChargePayment" in result.stdout
     assert commands_seen == (saga == "orchestrated")
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.restarts_servers
+def test_the_broker_restart_scenario_passes_in_both_saga_modes(sandbox_env, tmp_path):
+    """The shipped scenario that restarts this machine's RabbitMQ, on one
+    sandbox in each mode, alone after the rest (its JUnit files beside the
+    suite's)."""
+    env = {**sandbox_env, "SHOP_RUNTIME": "local"}
+    [scenario] = shipped(restarting=True)
+    try:
+        for saga in ("choreographed", "orchestrated"):
+            junit = tmp_path / f"{saga}.xml"
+            result = shopctl(
+                env,
+                *("scenario", "run", str(scenario), "--saga", saga, "--keep-up"),
+                *("--junit", str(junit)),
+                timeout=240,
+            )
+            print(result.stdout[-3000:])
+            assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+            suite = ElementTree.parse(junit).getroot()
+            assert (suite.get("tests"), suite.get("failures")) == ("1", "0")
+            assert ("ChargePayment" in result.stdout) == (saga == "orchestrated")
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            shutil.copy(junit, OUTPUT / f"scenarios-{saga}-broker-restart.xml")
+    finally:
+        shopctl(env, "down")
 
 
 @pytest.mark.timeout(300)
