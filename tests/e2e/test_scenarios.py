@@ -44,33 +44,39 @@ def shipped(*, restarting: bool = False) -> list[Path]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("saga", ["choreographed", "orchestrated"])
-def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, saga):
-    """On a sandbox of its own, which `scenario run` brings up itself; in
-    each saga mode (docs/saga.md), CI keeping both JUnit files. All but the
-    broker restart, which the test after this one runs."""
-    junit = tmp_path / "scenarios.xml"
-    result = shopctl(
-        {**sandbox_env, "SHOP_RUNTIME": "local"},
-        "scenario",
-        "run",
-        *map(str, shipped()),
-        "--saga",
-        saga,
-        "--junit",
-        str(junit),
-        timeout=560,
-    )
-    # CI keeps each mode's JUnit file beside pytest's (scripts/test's output folder)
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    shutil.copy(junit, OUTPUT / f"scenarios-{saga}.xml")
-    print(result.stdout[-4000:])
-    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
-    assert "stack ready in" in result.stdout  # it brought the stack up
-    assert "stopping the stack this run started" in result.stdout  # and down after
-    assert "nothing was running" in shopctl(sandbox_env, "down").stdout
-    suite = ElementTree.parse(junit).getroot()
+def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path):
+    """On a sandbox of its own, in each saga mode (docs/saga.md), CI keeping
+    both JUnit files. All but the broker restart, which the test after this
+    one runs. The first run brings the stack up and leaves it (--keep-up),
+    the second finds it up. The outbox's lease is 3 s here, not 10: the
+    crash-after-commit scenario waits it out, in each mode."""
+    env = {**sandbox_env, "SHOP_RUNTIME": "local", "SHOP_OUTBOX_LEASE_S": "3"}
     files = shipped()
+    try:
+        for first, saga in ((True, "choreographed"), (False, "orchestrated")):
+            junit = tmp_path / f"{saga}.xml"
+            result = shopctl(
+                env,
+                *("scenario", "run", *map(str, files), "--saga", saga, "--keep-up"),
+                *("--junit", str(junit)),
+                timeout=280,
+            )
+            # CI keeps each mode's JUnit file beside pytest's (scripts/test's output folder)
+            OUTPUT.mkdir(parents=True, exist_ok=True)
+            shutil.copy(junit, OUTPUT / f"scenarios-{saga}.xml")
+            print(result.stdout[-4000:])
+            assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+            assert ("stack ready in" in result.stdout) == first  # the first brought it up
+            assert "stopping the stack" not in result.stdout  # --keep-up
+            _suite_passed(junit, files, result.stdout)
+            # the order service ran them in that mode: its commands are in the timelines
+            assert ("ChargePayment" in result.stdout) == (saga == "orchestrated")
+    finally:
+        assert "stopped" in shopctl(env, "down").stdout
+
+
+def _suite_passed(junit: Path, files: list[Path], stdout: str) -> None:
+    suite = ElementTree.parse(junit).getroot()
     assert suite.get("tests") == str(len(files)) and suite.get("failures") == "0"
     cases = suite.findall("testcase")
     assert {c.get("classname") for c in cases} == {p.stem for p in files}
@@ -81,11 +87,8 @@ def test_every_shipped_scenario_passes_and_junit_says_so(sandbox_env, tmp_path, 
     assert xfail.find("skipped").get("type") == "expected-failure"
     assert "seen (ended CANCELLED (payment_declined))" in xfail.findtext("skipped")
     assert suite.get("skipped") == "1"
-    assert "failed as expected" in result.stdout
+    assert "failed as expected" in stdout
     assert all("ok" in (c.findtext("system-out") or "") for c in cases)
-    # the order service ran them in that mode: its commands are in the timelines
-    commands_seen = "ChargePayment" in result.stdout
-    assert commands_seen == (saga == "orchestrated")
 
 
 @pytest.mark.timeout(300)
@@ -96,24 +99,29 @@ def test_the_broker_restart_scenario_passes_in_both_saga_modes(sandbox_env, tmp_
     suite's)."""
     env = {**sandbox_env, "SHOP_RUNTIME": "local"}
     [scenario] = shipped(restarting=True)
-    try:
-        for saga in ("choreographed", "orchestrated"):
-            junit = tmp_path / f"{saga}.xml"
-            result = shopctl(
-                env,
-                *("scenario", "run", str(scenario), "--saga", saga, "--keep-up"),
-                *("--junit", str(junit)),
-                timeout=240,
-            )
-            print(result.stdout[-3000:])
-            assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-            suite = ElementTree.parse(junit).getroot()
-            assert (suite.get("tests"), suite.get("failures")) == ("1", "0")
-            assert ("ChargePayment" in result.stdout) == (saga == "orchestrated")
-            OUTPUT.mkdir(parents=True, exist_ok=True)
-            shutil.copy(junit, OUTPUT / f"scenarios-{saga}-broker-restart.xml")
-    finally:
-        shopctl(env, "down")
+    for saga in ("choreographed", "orchestrated"):
+        junit = tmp_path / f"{saga}.xml"
+        result = shopctl(
+            env,
+            "scenario",
+            "run",
+            str(scenario),
+            "--saga",
+            saga,
+            "--junit",
+            str(junit),
+            timeout=240,
+        )
+        print(result.stdout[-3000:])
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        assert "stack ready in" in result.stdout  # it brought the stack up
+        assert "stopping the stack this run started" in result.stdout  # and down after
+        assert "nothing was running" in shopctl(env, "down").stdout
+        suite = ElementTree.parse(junit).getroot()
+        assert (suite.get("tests"), suite.get("failures")) == ("1", "0")
+        assert ("ChargePayment" in result.stdout) == (saga == "orchestrated")
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        shutil.copy(junit, OUTPUT / f"scenarios-{saga}-broker-restart.xml")
 
 
 @pytest.mark.timeout(300)
