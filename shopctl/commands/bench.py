@@ -7,18 +7,20 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from shopctl.amqp import quiet_broker_clients
-from shopctl.bench.flood import Figures
 from shopctl.commands.common import SagaChoice, err, out, saga_mode
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.base import Runtime
 from shopctl.runtimes.select import current_runtime
 from shopctl.settings import SandboxSettings
+
+if TYPE_CHECKING:  # the bench's modules load aiohttp and more: only when it runs
+    from shopctl.bench.flood import Figures
 
 app = typer.Typer()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,10 +41,13 @@ NEXT_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def _orchestrated_steps() -> dict[str, tuple[tuple[str, str], ...]]:
+@functools.cache
+def orchestrated_steps() -> dict[str, tuple[tuple[str, str], ...]]:
     """The same for an orchestrated saga, from the orchestrator's own
     definition (services/order/saga.py): a command waits on its
-    participant's reply, a reply on the orchestrator's next command."""
+    participant's reply, a reply on the orchestrator's next command. Made
+    when first asked: the definition's module imports SQLAlchemy, which
+    every shopctl command would otherwise pay for at start (0.9 s)."""
     from services.order.saga import DEFINITION
 
     steps: dict[str, tuple[tuple[str, str], ...]] = {
@@ -61,7 +65,6 @@ def _orchestrated_steps() -> dict[str, tuple[tuple[str, str], ...]]:
     return steps
 
 
-ORCHESTRATED_STEPS = _orchestrated_steps()
 COMPENSATION_COMMANDS = frozenset({"ReleaseStock", "RefundPayment", "CancelShipment"})
 
 T = TypeVar("T")
@@ -308,7 +311,7 @@ class Timeline:
             return self._compensation_pending() if self.orchestrated else None
         seen = set(self.types)
         orchestrated = self.orchestrated
-        table = ORCHESTRATED_STEPS if orchestrated else NEXT_STEPS
+        table = orchestrated_steps() if orchestrated else NEXT_STEPS
         for event in reversed(self.events):
             steps = table.get(event.type)
             if not steps:
@@ -334,7 +337,7 @@ class Timeline:
         )
         if answered:
             return None
-        [(expected, part)] = ORCHESTRATED_STEPS[sent.type]
+        [(expected, part)] = orchestrated_steps()[sent.type]
         timer = sent.deadline.timestamp() if sent.deadline is not None else None
         return Waiting(expected, part, sent.type, sent.at, True, timer)
 
