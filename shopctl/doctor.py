@@ -161,4 +161,5 @@ def run_checks(settings: SandboxSettings) -> list[Check]:
             optional=True,
         )
     )
+    checks.append(Check("mode", True, settings.mode_notice(), optional=True))
     return checks

@@ -19,6 +19,7 @@ OFFICIAL_IMAGES = {
     "python": "python:3.11-slim-bookworm",
     "rabbitmq": "rabbitmq:3.13-management",
     "postgres": "postgres:16",
+    "redis": "redis:7-bookworm",
     # beside the stack (SHOP_PROMETHEUS), where their images can be had
     "prometheus": "prom/prometheus:v2.53.4",
     "grafana": "grafana/grafana:11.6.0",
@@ -27,11 +28,12 @@ LOCAL_IMAGES = {
     "python": "shop/python:local",
     "rabbitmq": "shop/rabbitmq:local",
     "postgres": "shop/postgres:local",
+    "redis": "shop/redis:local",
     "prometheus": "shop/prometheus:local",  # Grafana has no stand-in: Debian has no package
 }
 # What the stack cannot run without; Prometheus and Grafana are left out,
 # with a note, when their images cannot be had.
-CORE_IMAGES = ("python", "rabbitmq", "postgres")
+CORE_IMAGES = ("python", "rabbitmq", "postgres", "redis")
 
 
 class SandboxSettings(BaseSettings):
@@ -69,6 +71,9 @@ class SandboxSettings(BaseSettings):
 
     admin_email: str = "admin@shop.local"
     admin_password: str = "admin"
+    jwt_secret: str = Field(
+        default="", description="the gateway's token secret (empty: the sandbox's own)"
+    )
 
     # local runtime: the machine's own servers
     pg_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -89,6 +94,7 @@ class SandboxSettings(BaseSettings):
     image_python: str = ""
     image_rabbitmq: str = ""
     image_postgres: str = ""
+    image_redis: str = ""
     image_prometheus: str = ""
     image_grafana: str = ""
     grafana: bool = Field(
@@ -149,6 +155,18 @@ class SandboxSettings(BaseSettings):
         if self.images == "local" and kind in LOCAL_IMAGES:
             return LOCAL_IMAGES[kind]
         return OFFICIAL_IMAGES[kind]
+
+    def mode_notice(self) -> str:
+        """The stack's mode in one line, for `up`, `status` and `doctor`."""
+        if self.fault_injection:
+            return (
+                "sandbox mode: fault switches on, the sandbox's own JWT secret and admin "
+                "password (never for a stack others can reach; docs/deploy.md)"
+            )
+        return (
+            "production mode: no fault switches; the gateway needs SHOP_JWT_SECRET and "
+            "SHOP_ADMIN_PASSWORD of your own"
+        )
 
     def admin_notice(self) -> str:
         return f"admin login: {self.admin_email} / {self.admin_password}"

@@ -259,6 +259,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(
         key=lambda item: (
             item.get_closest_marker("restarts_servers") is not None,
+            # the scenario suite's group first: alone at the end it was the
+            # run's long pole, its worker busy 100 s while the other idled
+            getattr(item, "originalname", "") != SCENARIO_SUITE,
             "/e2e/" in str(item.path),
         )
     )

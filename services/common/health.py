@@ -1,4 +1,9 @@
-"""/healthz, /readyz and /metrics for any service app."""
+"""/healthz, /readyz, /inflight and /metrics for any service app.
+
+The probes (/healthz, /readyz) are on the service's port. /inflight and
+/metrics are internal: in sandbox mode on the same port (Prometheus and
+`shopctl why` ask there), outside it on the internal port alone
+(SHOP_INTERNAL_PORT), which the world is not given."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 
-def health_router() -> APIRouter:
+def probe_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")
@@ -30,6 +35,12 @@ def health_router() -> APIRouter:
             {"status": "ready" if ready else "not_ready", **runtime.identity(), "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    return router
+
+
+def internal_router() -> APIRouter:
+    router = APIRouter(tags=["internal"], include_in_schema=False)
 
     @router.get("/inflight")
     async def inflight(request: Request) -> dict[str, Any]:

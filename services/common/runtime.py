@@ -231,14 +231,21 @@ def create_service_app(
     **app_options: Any,
 ) -> FastAPI:
     """A FastAPI app whose lifespan starts and stops ``runtime``, with
-    /healthz, /readyz and /metrics next to the service's own routers."""
-    from .health import health_router
+    /healthz and /readyz next to the service's own routers, and /inflight
+    and /metrics beside them in sandbox mode, on the internal port outside
+    it (health.py)."""
+    from .health import internal_router, probe_router
+
+    sandbox = runtime.settings.fault_injection
+    internal = None if sandbox else InternalServer(internal_app(runtime), runtime.settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_stack_dumps()
         try:
             await runtime.start()
+            if internal is not None:
+                await internal.start()
         except Exception as exc:
             # One line a person can act on, before the framework's traceback.
             log.error(
@@ -251,6 +258,9 @@ def create_service_app(
         try:
             yield
         finally:
+            if internal is not None:
+                with contextlib.suppress(Exception):
+                    await internal.stop()
             with contextlib.suppress(Exception):
                 await runtime.stop()
 
@@ -269,7 +279,66 @@ def create_service_app(
     app.state.runtime = runtime
     tracing.instrument_app(app)
     install_error_handlers(app)
-    app.include_router(health_router())
+    app.include_router(probe_router())
+    if sandbox:
+        app.include_router(internal_router())
     for router in routers:
         app.include_router(router)
     return app
+
+
+def internal_app(runtime: ServiceRuntime) -> FastAPI:
+    """What the internal port serves: the probes, /inflight and /metrics."""
+    from .health import internal_router, probe_router
+
+    app = FastAPI(
+        title=f"{runtime.settings.service_name} internal",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
+    app.state.runtime = runtime
+    app.include_router(probe_router())
+    app.include_router(internal_router())
+    return app
+
+
+class InternalServer:
+    """The internal port's server, in the service's own event loop: started
+    after the runtime, stopped before it. The service's main server handles
+    the process's signals; this one leaves them alone."""
+
+    def __init__(self, app: FastAPI, settings: ServiceSettings) -> None:
+        import uvicorn
+
+        class Quiet(uvicorn.Server):
+            def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+                return contextlib.nullcontext()
+
+        config = uvicorn.Config(
+            app,
+            host=settings.internal_host,
+            port=settings.internal_port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+        )
+        self.server = Quiet(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(), name="internal port")
+        while not self.server.started:
+            if self.task.done():  # the port taken: its error, as the start's
+                self.task.result()
+                raise RuntimeError(
+                    f"the internal port {self.server.config.port} cannot be served "
+                    "(SHOP_INTERNAL_PORT)"
+                )
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task

@@ -106,6 +106,13 @@ class ServiceSettings(BaseSettings):
         default=300.0, gt=0, description="how often the messaging tables are pruned"
     )
 
+    internal_port: int = Field(
+        default=9000,
+        ge=1,
+        le=65535,
+        description="outside sandbox mode, /metrics and /inflight are served here alone",
+    )
+    internal_host: str = "0.0.0.0"
     fault_injection: bool = Field(
         default=False,
         description="sandbox mode: obey faults switched on the control exchange (never in prod)",

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from services.common.errors import ApiError
 from services.common.http import Runtime
@@ -27,6 +28,7 @@ from .models import customers
 from .proxy import authorize, forward, identity_headers
 from .settings import GatewaySettings
 from .stream import TERMINAL_EVENTS, SagaBroadcaster
+from .throttle import LoginThrottle
 
 router = APIRouter()
 
@@ -89,22 +91,32 @@ async def register(
 @router.post("/api/auth/token")
 async def token(body: Credentials, request: Request, runtime: Runtime, settings: Settings) -> Token:
     email = body.email.lower()
-    throttle: auth.LoginThrottle = request.app.state.login_throttle
-    throttle.check(email)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    await throttle.check(email, address)
     caller: Caller | None = None
     if auth.is_admin_login(settings, email, body.password):
         caller = Caller(auth.admin_id(settings), "admin")
     else:
         async with runtime.engine.connect() as conn:
             row = (await conn.execute(customers.select().where(customers.c.email == email))).first()
-        if row is not None and await auth.verify_password(
-            row.password_hash, body.password, request.app.state.hashing
-        ):
+        # an unknown email is checked against a dummy hash: the same time as a wrong password
+        hashing = request.app.state.hashing
+        stored = row.password_hash if row is not None else None
+        if await auth.verify_password(stored, body.password, hashing) and row is not None:
             caller = Caller(row.id, "customer")
+            if auth.needs_rehash(row.password_hash):  # the argon2 parameters changed
+                rehashed = await auth.hash_password(body.password, hashing)
+                async with runtime.unit_of_work() as uow:
+                    await uow.conn.execute(
+                        customers.update()
+                        .where(customers.c.id == row.id)
+                        .values(password_hash=rehashed)
+                    )
     if caller is None:
-        throttle.failed(email)
+        await throttle.failed(email, address)
         raise ApiError(401, "wrong email or password")
-    throttle.succeeded(email)
+    await throttle.succeeded(email)
     return Token(access_token=auth.issue_token(settings, caller), expires_in=settings.jwt_ttl_s)
 
 
@@ -145,7 +157,20 @@ async def order_stream(
                 raise
             await asyncio.sleep(0.05)
 
+    # a slot of this customer's and of the gateway's (429 past either),
+    # given back when the stream ends, whichever way
+    assert caller is not None  # the "customer" policy answers 401 without one
+    release = request.app.state.streams.take(str(caller.customer_id))
+    opened = asyncio.get_running_loop().time()
+
     async def events() -> AsyncIterator[dict[str, str]]:
+        try:
+            async for item in stream():
+                yield item
+        finally:
+            release()
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
         async with broadcaster.watch(str(order_id)) as watcher:
             order = await fetch_order()  # after subscribing: nothing falls between
             yield {"event": "snapshot", "data": orjson.dumps(order).decode()}
@@ -176,17 +201,15 @@ async def order_stream(
                 # reading this stream started replays its steps still: wait
                 # for them as long as for the compensations after them.
                 ends_at = loop.time() + settings.stream_linger_s
+            too_old = opened + settings.stream_max_age_s  # an order that never ends
             while True:
-                if ends_at is None:
-                    event = await watcher.get()
-                else:
-                    left = ends_at - loop.time()
-                    if left <= 0:
-                        return
-                    try:
-                        event = await asyncio.wait_for(watcher.get(), left)
-                    except TimeoutError:
-                        return
+                left = min(too_old, ends_at if ends_at is not None else too_old) - loop.time()
+                if left <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(watcher.get(), left)
+                except TimeoutError:
+                    return
                 if str(event.get("id")) in sent:
                     continue  # already replayed from the recent ones
                 yield message(event)
@@ -196,7 +219,7 @@ async def order_stream(
                     ended = True
                     ends_at = loop.time() + settings.stream_linger_s
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(events(), ping=15, background=BackgroundTask(release))
 
 
 def _ended_before(order: dict[str, Any], replay_s: float) -> bool:

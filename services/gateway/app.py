@@ -13,12 +13,12 @@ from services.common.runtime import ServiceRuntime, create_service_app
 from services.common.upstream import Upstreams
 
 from . import api, handlers
-from .auth import LoginThrottle
 from .frontend import frontend_router
 from .openapi import GatewayOpenAPI
 from .paths import RejectUnsafePaths
 from .settings import SANDBOX_JWT_SECRET, GatewaySettings
-from .stream import SagaBroadcaster
+from .stream import SagaBroadcaster, StreamSlots
+from .throttle import LoginThrottle
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -32,8 +32,17 @@ def admitted_through_limit(path: str) -> bool:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    if settings.jwt_secret == SANDBOX_JWT_SECRET:
-        log.warning("gateway: using the sandbox JWT secret; set SHOP_JWT_SECRET outside it")
+    unsafe = settings.unsafe_outside_sandbox()
+    if unsafe is not None:  # one sentence, in the part's log and on its way out
+        log.critical("gateway not started: %s", unsafe)
+        raise SystemExit(f"gateway not started: {unsafe}")
+    if settings.fault_injection:
+        log.warning(
+            "gateway: sandbox mode: fault switches on%s",
+            ", the sandbox's own JWT secret and admin password"
+            if settings.jwt_secret == SANDBOX_JWT_SECRET
+            else "",
+        )
 
     async def broadcast_saga_events(runtime: ServiceRuntime) -> None:
         broadcaster: SagaBroadcaster = app.state.broadcaster
@@ -67,7 +76,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.broadcaster = SagaBroadcaster(
         runtime.broker, replay_s=settings.stream_replay_s, idle_s=settings.stream_idle_s
     )
-    app.state.login_throttle = LoginThrottle(settings.login_failures_per_minute)
+    app.state.streams = StreamSlots(
+        settings.stream_max_per_customer, settings.stream_max_open, runtime.metrics.registry
+    )
+    app.state.login_throttle = LoginThrottle(
+        settings.login_failures_per_minute,
+        settings.login_failures_per_address_per_minute,
+        settings.redis_url,
+        namespace=settings.login_throttle_namespace,
+    )
     app.state.hashing = Admission(
         "sign-in", settings.password_hashes_at_once, settings.max_queued, settings.admission_wait_s
     )

@@ -15,13 +15,15 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from prometheus_client import CollectorRegistry, Gauge
 
 from services.common.broker import Broker
+from services.common.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +202,42 @@ class SagaBroadcaster:
                     del self._watchers[saga]
             if not self._watchers and self._reader is not None and self._idle is None:
                 self._idle = asyncio.create_task(self._stop_reading_when_idle())
+
+
+class StreamSlots:
+    """Order streams open at once: at most ``per_customer`` for one
+    customer and ``overall`` on this gateway (429 past either); how many
+    are open is the ``shop_gateway_open_streams`` gauge."""
+
+    def __init__(self, per_customer: int, overall: int, registry: CollectorRegistry) -> None:
+        self.per_customer = per_customer
+        self.overall = overall
+        self.open: dict[str, int] = {}
+        self.gauge = Gauge("shop_gateway_open_streams", "order streams open now", registry=registry)
+
+    def take(self, customer: str) -> Callable[[], None]:
+        """One slot for ``customer``, or ApiError 429; returns its release
+        (idempotent: the stream's end and the response's both call it)."""
+        if sum(self.open.values()) >= self.overall:
+            raise ApiError(429, "too many order streams are open; try again soon", retry_after=5)
+        if self.open.get(customer, 0) >= self.per_customer:
+            raise ApiError(
+                429,
+                f"you have {self.per_customer} order streams open already; close one",
+                retry_after=5,
+            )
+        self.open[customer] = self.open.get(customer, 0) + 1
+        self.gauge.inc()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self.open[customer] -= 1
+            if not self.open[customer]:
+                del self.open[customer]
+            self.gauge.dec()
+
+        return release

@@ -138,6 +138,13 @@ def up(
         extra["rabbitmq management"] = f"http://127.0.0.1:{settings.rabbitmq_management_port}"
         extra["rabbitmq (AMQP)"] = chosen.broker_url()
     out.print(summary(report, settings.admin_notice(), extra))
+    print_mode(settings)
+
+
+def print_mode(settings: SandboxSettings) -> None:
+    """Sandbox mode said plainly (its secrets are everyone's)."""
+    notice = settings.mode_notice()
+    out.print(f"[yellow]{notice}[/]" if settings.fault_injection else notice, highlight=False)
 
 
 @app.command()
@@ -172,6 +179,7 @@ def status() -> None:
     mode = saga_mode(chosen)
     if mode is not None:
         out.print(f"sagas: {mode} [dim](docs/saga.md)[/]")
+    print_mode(settings)
     budget = chosen.budget_line()
     if budget:
         out.print(f"[dim]database connections: {budget}[/]")

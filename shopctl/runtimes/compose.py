@@ -20,6 +20,13 @@ HEADER = (
 )
 
 
+# What a person sets when running the compose file (docs/deploy.md): the
+# saga's mode, sandbox mode itself, the admin's password, the token secret.
+FROM_THE_SHELL = frozenset(
+    {"SHOP_SAGA", "SHOP_FAULT_INJECTION", "SHOP_ADMIN_PASSWORD", "SHOP_JWT_SECRET"}
+)
+
+
 def _seconds(ns: int) -> str:
     return f"{ns // 1_000_000_000}s" if ns % 1_000_000_000 == 0 else f"{ns // 1_000_000}ms"
 
@@ -37,14 +44,18 @@ def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
             entry["depends_on"] = {need: {"condition": "service_healthy"} for need in needs}
     if spec.hostname:
         entry["hostname"] = spec.hostname
+    if spec.read_only:
+        entry["read_only"] = True
+        entry["tmpfs"] = ["/tmp:size=64m"]
     if spec.cpu_shares:
         entry["cpu_shares"] = spec.cpu_shares
     if spec.command:
         entry["command"] = list(spec.command)
     if spec.environment:
         environment = dict(sorted(spec.environment.items()))
-        if "SHOP_SAGA" in environment:  # SHOP_SAGA=orchestrated docker compose up
-            environment["SHOP_SAGA"] = f"${{SHOP_SAGA:-{environment['SHOP_SAGA']}}}"
+        # from the shell when set there: SHOP_SAGA=orchestrated docker compose up
+        for name in FROM_THE_SHELL & set(environment):
+            environment[name] = f"${{{name}:-{environment[name]}}}"
         entry["environment"] = environment
     if spec.ports:
         entry["ports"] = [

@@ -65,12 +65,8 @@ OBSERVABILITY = PROJECT_ROOT / "observability"
 # What compose/Dockerfile copies into the app image (.dockerignore leaves the rest out).
 IMAGE_INPUTS = (
     "compose/Dockerfile",
-    "requirements.lock",
-    "pyproject.toml",
-    "README.md",
+    "requirements-runtime.lock",
     "services",
-    "shopctl",
-    "tui",
     "frontend/dist",
 )
 
@@ -130,6 +126,8 @@ class ContainerSpec:
     # configuration that the compose file carries as `configs` with content,
     # so neither names a path of this machine.
     files: dict[str, str] = field(default_factory=dict)
+    # the root filesystem read-only, /tmp a tmpfs (the app image needs no more)
+    read_only: bool = False
 
     def labels(self) -> dict[str, str]:
         """The container's own labels: its part, and its files' hash."""
@@ -269,6 +267,9 @@ class DockerPlan:
                 "SHOP_SAGA": self.settings.saga,  # only the order service reads it
                 "SHOP_ADMIN_EMAIL": self.settings.admin_email,
                 "SHOP_ADMIN_PASSWORD": self.settings.admin_password,
+                "SHOP_JWT_SECRET": self.settings.jwt_secret,  # empty: the sandbox's own
+                # the gateway's login throttle, one count for all its processes
+                "SHOP_REDIS_URL": f"redis://{self.container_name('redis')}:6379/0",
                 "SHOP_FRONTEND_DIR": "/app/frontend/dist",  # the gateway serves it at /
                 # spans as OTLP-JSON lines when no OTLP endpoint is set: every
                 # container's in one volume, which `trace --spans` copies out
@@ -299,6 +300,7 @@ class DockerPlan:
             volumes={self.spans_volume: {"bind": SPANS_DIR, "mode": "rw"}},
             probe_port=CONTAINER_PORT,
             http_ready=True,
+            read_only=True,
         )
 
     @property
@@ -406,8 +408,23 @@ class DockerPlan:
             return found
         return [self.prometheus(), *([self.grafana()] if self.settings.grafana else []), *found]
 
+    def redis(self) -> ContainerSpec:
+        """Redis for the gateway's login throttle, shared by its processes
+        (no persistence: the counts live a minute)."""
+        return ContainerSpec(
+            part="redis",
+            name=self.container_name("redis"),
+            image=self.settings.image("redis"),
+            command=["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", ""],
+            environment={},
+            healthcheck=_health(["CMD", "redis-cli", "ping"]),
+            ports={},
+            volumes={},
+            probe_port=6379,
+        )
+
     def infrastructure(self) -> list[ContainerSpec]:
-        return [self.rabbitmq(), *(self.postgres(s) for s in PARTS)]
+        return [self.rabbitmq(), self.redis(), *(self.postgres(s) for s in PARTS)]
 
     def services(self) -> list[ContainerSpec]:
         return [
@@ -805,6 +822,8 @@ class DockerRuntime:
             restart_policy={"Name": "unless-stopped"},
             hostname=spec.hostname,
             cpu_shares=spec.cpu_shares,
+            read_only=spec.read_only,
+            tmpfs={"/tmp": "size=64m"} if spec.read_only else None,
         )
         if spec.files:
             container.put_archive("/", _tar(spec.files))

@@ -275,6 +275,7 @@ class LocalRuntime:
                     "SHOP_SAGA": settings.saga,  # only the order service reads it
                     "SHOP_ADMIN_EMAIL": settings.admin_email,
                     "SHOP_ADMIN_PASSWORD": settings.admin_password,
+                    "SHOP_JWT_SECRET": settings.jwt_secret,  # empty: the sandbox's own
                     # only the gateway reads it; served when it has been built
                     "SHOP_FRONTEND_DIR": str(frontend.DIST),
                     # spans as OTLP-JSON lines when no OTLP endpoint is set

@@ -68,7 +68,8 @@ def docker_env(tmp_path_factory):
         import docker
 
         with contextlib.suppress(Exception):  # the test's own app image tag
-            docker.from_env().images.remove(f"{env['SHOP_PROJECT']}-app:dev")
+            # its layers kept (noprune): the next build of the same lock reuses them
+            docker.from_env().images.remove(f"{env['SHOP_PROJECT']}-app:dev", noprune=True)
 
 
 def _grafana_here() -> bool:
@@ -158,10 +159,29 @@ def test_docker_up_checkout_down(docker_env):
     assert parts | {"rabbitmq", "postgresql"} <= set(figures["cpu_s"]), figures["cpu_s"]
     assert all(figures["cpu_s"][p] > 0 and figures["rss_mb"][p] > 0 for p in parts)
 
+    # the app image: the services alone, on a read-only root, as its own user
+    import docker
+
+    app = docker.from_env().containers.get(f"{env['SHOP_PROJECT']}-gateway")
+    assert app.attrs["HostConfig"]["ReadonlyRootfs"] is True and app.attrs["Config"]["User"]
+    tools = ("pytest", "mypy", "ruff", "schemathesis", "shopctl", "tui", "textual", "pip")
+    code, output = app.exec_run(
+        [
+            "python3",
+            "-c",
+            "import importlib.util, sys; "
+            f"found = [m for m in {tools!r} if importlib.util.find_spec(m)]; "
+            "print(found); sys.exit(bool(found))",
+        ]
+    )
+    assert code == 0, output
+    size = docker.from_env().images.get(f"{env['SHOP_PROJECT']}-app:dev").attrs["Size"]
+    print(f"app image: {size / 1e6:.0f} MB")
+
     objects = project_objects(env["SHOP_PROJECT"])
     observers = 1 + _grafana_here()  # Prometheus, and Grafana where it can be had
-    # broker, databases, services, observers
-    assert len(objects["containers"]) == 1 + 7 + 7 + observers
+    # broker, Redis, databases, services, observers
+    assert len(objects["containers"]) == 1 + 1 + 7 + 7 + observers
 
     # the quorum queues' write-ahead log rolls over at 64 MB, not 512 MB
     # (RabbitMQ's memory stays bounded: docs/performance-journal.md)
@@ -219,7 +239,7 @@ def test_docker_up_checkout_down(docker_env):
     assert again.returncode == 0 and "already running" in again.stdout
 
     status = shopctl(env, "status")
-    assert status.returncode == 0 and status.stdout.count(" docker ") == 15 + observers
+    assert status.returncode == 0 and status.stdout.count(" docker ") == 16 + observers
 
     # code changed since the image was built: `up` without --build runs the new
     # code (checked on the warm start below, which starts every container anew)

@@ -7,6 +7,7 @@ import time
 import jwt
 import pytest
 
+from services.gateway.auth import key_id
 from services.gateway.settings import SANDBOX_JWT_SECRET
 from tests.e2e.conftest import ADDRESS, new_product, new_shopper
 
@@ -50,16 +51,28 @@ def test_another_customer_sees_nothing_of_mine(gateway, admin, shopper):
     assert cart["status"] == "OPEN"
 
 
-def forge(claims, secret=SANDBOX_JWT_SECRET + "-wrong", algorithm="HS256"):
+def forge(claims, secret=SANDBOX_JWT_SECRET + "-wrong", algorithm="HS256", kid=None):
+    """A token as the gateway makes them (kid, audience), but for ``claims``:
+    each bad one fails for its own reason, not for a missing field."""
     now = int(time.time())
     base = {
         "sub": "00000000-0000-0000-0000-000000000001",
         "role": "admin",
         "iss": "shop",
+        "aud": "shop-api",
         "iat": now,
         "exp": now + 600,
     }
-    return jwt.encode({**base, **claims}, secret, algorithm=algorithm)
+    kid = kid or key_id(SANDBOX_JWT_SECRET)  # the key the gateway signs with
+    return jwt.encode({**base, **claims}, secret, algorithm=algorithm, headers={"kid": kid})
+
+
+def test_a_token_forged_with_the_gateways_own_key_passes(gateway):
+    """The forgery works: the failures below are each its one change."""
+    answer = gateway.get(
+        "/api/orders", headers={"Authorization": f"Bearer {forge({}, SANDBOX_JWT_SECRET)}"}
+    )
+    assert answer.status_code == 200, answer.text
 
 
 @pytest.mark.parametrize(
@@ -71,11 +84,23 @@ def forge(claims, secret=SANDBOX_JWT_SECRET + "-wrong", algorithm="HS256"):
         f"Bearer {forge({})}",  # tampered: wrong signature
         f"Bearer {forge({'exp': int(time.time()) - 10}, secret=SANDBOX_JWT_SECRET)}",  # expired
         f"Bearer {forge({'iss': 'evil'}, secret=SANDBOX_JWT_SECRET)}",  # wrong issuer
+        f"Bearer {forge({'aud': 'another-api'}, secret=SANDBOX_JWT_SECRET)}",  # wrong audience
+        f"Bearer {forge({}, secret=SANDBOX_JWT_SECRET, kid='not-a-key-of-ours')}",  # unknown kid
         "Bearer "
         + jwt.encode({"sub": "x", "role": "admin", "iss": "shop"}, None, algorithm="none"),
     ],
     # names that do not change with the clock: xdist's workers must collect the same ids
-    ids=["none", "not-a-jwt", "basic", "tampered", "expired", "wrong-issuer", "alg-none"],
+    ids=[
+        "none",
+        "not-a-jwt",
+        "basic",
+        "tampered",
+        "expired",
+        "wrong-issuer",
+        "wrong-audience",
+        "unknown-kid",
+        "alg-none",
+    ],
 )
 def test_without_a_valid_token_is_401(gateway, authorization):
     headers = {"Authorization": authorization} if authorization else {}
@@ -172,8 +197,9 @@ def test_caps_on_page_size_body_and_password_guessing(gateway, shopper):
     victim = {"email": f"victim-{time.time_ns()}@example.com", "password": "the real one"}
     assert gateway.post("/api/auth/register", json=victim).status_code == 201
     guess = {**victim, "password": "wrong"}
-    statuses = [gateway.post("/api/auth/token", json=guess).status_code for _ in range(11)]
-    assert statuses == [401] * 10 + [429]
+    answers = [gateway.post("/api/auth/token", json=guess) for _ in range(6)]
+    assert [a.status_code for a in answers] == [401] * 5 + [429]  # five a minute, an account
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 61
     # Locked for the window, even with the right password.
     assert gateway.post("/api/auth/token", json=victim).status_code == 429
 

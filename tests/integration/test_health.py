@@ -22,8 +22,9 @@ async def ignore(event: Envelope[Any], uow: UnitOfWork) -> None:
 
 
 async def test_health_readiness_and_metrics(settings, probe_factory):
+    """In sandbox mode, /metrics beside the probes on the service's port."""
     runtime = ServiceRuntime(
-        settings,
+        settings.model_copy(update={"fault_injection": True}),
         migrations_dir=FIXTURE_MIGRATIONS,
         subscriptions=[Subscription(OrderCompleted, ignore)],
     )
@@ -79,3 +80,34 @@ async def test_a_service_waits_for_its_database_then_gives_up_at_its_deadline(se
     waited = asyncio.get_running_loop().time() - started
     assert 1.5 <= waited < 6
     await runtime.stop()
+
+
+async def test_outside_sandbox_mode_metrics_and_inflight_are_on_the_internal_port_alone(settings):
+    """The world reaches the service's port: there, only the probes and the
+    API. /metrics and /inflight answer on SHOP_INTERNAL_PORT (A6-like:
+    internals not reachable from outside)."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    production = settings.model_copy(
+        update={"fault_injection": False, "internal_port": port, "internal_host": "127.0.0.1"}
+    )
+    runtime = ServiceRuntime(production, migrations_dir=FIXTURE_MIGRATIONS)
+    app = create_service_app(runtime, title="test")
+    async with app.router.lifespan_context(app):  # starts the runtime and the internal port
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as public:
+            assert (await public.get("/healthz")).status_code == 200
+            assert (await public.get("/metrics")).status_code == 404
+            assert (await public.get("/inflight")).status_code == 404
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as internal:
+            metrics = await internal.get("/metrics")
+            assert metrics.status_code == 200 and "shop_handlers_in_flight" in metrics.text
+            inflight = (await internal.get("/inflight")).json()
+            assert inflight["service"] == production.service_name and inflight["working"] == []
+            assert (await internal.get("/readyz")).status_code == 200
+    # stopped with the service: nothing answers on the internal port any more
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as internal:
+        with pytest.raises(httpx.ConnectError):
+            await internal.get("/metrics", timeout=2)

@@ -40,8 +40,11 @@ def test_a_source_change_makes_another_hash(tree: Path):
 
 def test_caches_and_what_the_image_leaves_out_do_not_count(tree: Path):
     before = content_hash("shop/python:local")
-    cache = tree / "shopctl" / "pkg" / "__pycache__"
+    cache = tree / "services" / "pkg" / "__pycache__"
     cache.mkdir()
     (cache / "module.cpython-311.pyc").write_bytes(b"\0")
     (tree / "tests" / "test_x.py").write_text("assert True\n")
+    # the sandbox's code is not in the image: changing it builds nothing
+    (tree / "shopctl" / "pkg").mkdir(parents=True)
+    (tree / "shopctl" / "pkg" / "cli.py").write_text("x = 3\n")
     assert content_hash("shop/python:local") == before

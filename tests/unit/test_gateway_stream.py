@@ -49,7 +49,9 @@ class SlowOrderService(ServedApp):
 async def test_stream_waits_briefly_for_a_just_placed_order(found_after, expected):
     with SlowOrderService(found_after) as orders:
         settings = GatewaySettings(
-            order_url=f"http://127.0.0.1:{orders.port}", stream_order_wait_s=0.5
+            order_url=f"http://127.0.0.1:{orders.port}",
+            stream_order_wait_s=0.5,
+            fault_injection=True,  # sandbox mode: its secret (the start refuses it outside)
         )
         app = create_app(settings)  # no lifespan: the stream needs no broker for this
         token = issue_token(settings, Caller(uuid.uuid4(), "customer"))
@@ -82,7 +84,9 @@ async def test_an_order_over_in_the_database_waits_for_its_last_events(seen_befo
     carries it and the compensation after it. An order this gateway saw none
     of ends with the snapshot at once."""
     with SlowOrderService(0, status="CANCELLED") as orders:
-        settings = GatewaySettings(order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5)
+        settings = GatewaySettings(
+            order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5, fault_injection=True
+        )
         app = create_app(settings)
         order_id = str(uuid.uuid4())
         broadcaster = app.state.broadcaster
@@ -130,7 +134,9 @@ async def test_an_order_that_just_ended_waits_for_the_steps_the_reading_replays(
     snapshot alone, and the page never showed its steps: CI's browser test)."""
     just_now = datetime.now(UTC).isoformat()
     with SlowOrderService(0, status="COMPLETED", updated_at=just_now) as orders:
-        settings = GatewaySettings(order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5)
+        settings = GatewaySettings(
+            order_url=f"http://127.0.0.1:{orders.port}", stream_linger_s=0.5, fault_injection=True
+        )
         app = create_app(settings)
         order_id = str(uuid.uuid4())
         broadcaster = app.state.broadcaster

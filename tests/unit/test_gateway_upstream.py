@@ -78,6 +78,7 @@ async def test_through_the_gateway_a_down_service_is_a_503_and_a_slow_one_a_504(
             cart_url=f"http://127.0.0.1:{service.port}",
             order_url=f"http://127.0.0.1:{free_port()}",  # nothing listens
             upstream_timeout_s=1.0,
+            fault_injection=True,  # sandbox mode: its secret (the start refuses it outside)
         )
         app = create_app(settings)
         customer = uuid.uuid4()
