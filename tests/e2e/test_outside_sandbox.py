@@ -191,3 +191,55 @@ def test_metrics_and_inflight_are_on_the_internal_port_only(production):
     metrics = httpx.get(f"{internal}/metrics", timeout=10)
     assert metrics.status_code == 200 and "shop_gateway_open_streams" in metrics.text
     assert httpx.get(f"{internal}/inflight", timeout=10).json()["service"] == "gateway"
+
+
+def test_the_security_cases_that_need_no_service_behind_hold_in_production_mode(production):
+    """RELIABILITY.md A2, A5, A6 and A7 against a gateway outside sandbox
+    mode (the e2e suite's other security tests run on the sandbox)."""
+    import asyncio
+
+    import jwt
+
+    from services.common.faults import FaultCommand, FaultSpec
+    from shopctl.errors import ShopError
+    from shopctl.fault_switch import send
+
+    (url, _), _ = production["gateways"]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        # A2: a token signed with the sandbox's published secret is refused
+        from services.gateway.auth import key_id
+        from services.gateway.settings import SANDBOX_JWT_SECRET
+
+        now = int(time.time())
+        sandbox_token = jwt.encode(
+            {"sub": "1" * 32, "role": "admin", "iss": "shop", "aud": "shop-api"}
+            | {"iat": now, "exp": now + 60},
+            SANDBOX_JWT_SECRET,
+            algorithm="HS256",
+            headers={"kid": key_id(SANDBOX_JWT_SECRET)},
+        )
+        refused = client.get("/api/orders", headers={"Authorization": f"Bearer {sandbox_token}"})
+        assert refused.status_code == 401
+        # the admin's default password is no login
+        default = client.post(
+            "/api/auth/token", json={"email": "admin@shop.local", "password": "admin"}
+        )
+        assert default.status_code == 401
+        # A5: a customer's token on an admin route
+        email = f"a5-{RUN_ID}@example.com"
+        client.post("/api/auth/register", json={"email": email, "password": "long enough"})
+        token = client.post("/api/auth/token", json={"email": email, "password": "long enough"})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        product = {"sku": "X-1", "name": "x", "price_cents": 1, "currency": "EUR"}
+        assert client.post("/api/products", json=product, headers=headers).status_code == 403
+        # A7: one error shape, no stack trace
+        broken = client.post(
+            "/api/auth/token", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert broken.status_code == 422
+        body = broken.json()
+        assert set(body) == {"error"} and "Traceback" not in broken.text
+    # A6: no process takes a fault switch outside sandbox mode
+    switch = FaultCommand(action="set", fault=FaultSpec(part="gateway", event="x", kind="fail"))
+    with pytest.raises(ShopError, match="no gateway process listens for faults"):
+        asyncio.run(send(amqp_url(str(production["vhost"])), "gateway", switch))
