@@ -206,33 +206,32 @@ class ShipStock(EventData):
     order_id: uuid.UUID
 
 
-class ReleaseStock(EventData):
-    """Orchestrated compensation: inventory, give the reservation back."""
+# A compensation command carries what OrderCancelled carries (the order,
+# the reason): it is that model under another type, as the forward ones are.
+
+
+class ReleaseStock(OrderCancelled):
+    """Orchestrated compensation: inventory, give the reservation back (as on
+    OrderCancelled)."""
 
     event_type = "ReleaseStock"
     routing_key = "stock.release"
-    order_id: uuid.UUID
-    reason: str
 
 
-class RefundPayment(EventData):
+class RefundPayment(OrderCancelled):
     """Orchestrated compensation: payment, never charge this order, and
     refund a capture (as on OrderCancelled)."""
 
     event_type = "RefundPayment"
     routing_key = "payment.refund"
-    order_id: uuid.UUID
-    reason: str
 
 
-class CancelShipment(EventData):
+class CancelShipment(OrderCancelled):
     """Orchestrated compensation: shipping, never ship this order, and call
     a created shipment back (as on OrderCancelled)."""
 
     event_type = "CancelShipment"
     routing_key = "shipment.cancel"
-    order_id: uuid.UUID
-    reason: str
 
 
 class SagaStepCompensated(EventData):

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shopctl.amqp import quiet_broker_clients
 from shopctl.commands.common import SagaChoice, err, out, saga_mode
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.base import Runtime
@@ -80,6 +79,8 @@ def bench(
     settings = SandboxSettings()
     if not url_ready(f"http://127.0.0.1:{settings.gateway_port}", "gateway"):
         raise ShopError("the stack is not up", hint="shopctl up")
+    from shopctl.amqp import quiet_broker_clients
+
     quiet_broker_clients()
     chosen = current_runtime(settings)
     with saga_for_run(chosen, saga.value if saga else None) as mode:

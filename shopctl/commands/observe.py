@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from shopctl.amqp import quiet_broker_clients
 from shopctl.commands.common import err, out
 from shopctl.errors import UsageError
 from shopctl.runtimes.select import current_runtime
@@ -64,6 +63,8 @@ def trace(
     filters = Filters(order, type_, part_name)
     settings = SandboxSettings()
     chosen = current_runtime(settings)
+    from shopctl.amqp import quiet_broker_clients
+
     quiet_broker_clients()
     with suppress(KeyboardInterrupt):
         asyncio.run(_trace(chosen, filters, history_s, until_terminal, seconds))
@@ -162,6 +163,7 @@ def why(
     """Why an order is where it is: for one not over, the step it waits on,
     where the awaited event is and what would move it on; for one over, the
     path it took and why it ended so."""
+    from shopctl.amqp import quiet_broker_clients
     from shopctl.observe.timeline import render_timeline
     from shopctl.observe.why import explain
 

@@ -10,13 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shopctl.amqp import quiet_broker_clients
 from shopctl.commands.common import RuntimeChoice, SagaChoice, out, waiting_for
 from shopctl.commands.stack import down, up
 from shopctl.errors import ShopError, UsageError
 from shopctl.runtimes.select import current_runtime
-from shopctl.scenario.bundle import write_failure_bundle
-from shopctl.scenario.target import stack_target
 from shopctl.settings import SandboxSettings
 from shopctl.stack import part
 
@@ -73,6 +70,7 @@ SagaOption = Annotated[
 def stack_for_run(runtime: str, keep_up: bool) -> Iterator[tuple[SandboxSettings, str]]:
     """The stack that is up, or one started for this run (and stopped after
     it unless ``keep_up``); the settings and the gateway's URL."""
+    from shopctl.amqp import quiet_broker_clients
     from shopctl.runtimes.processes import url_ready
 
     quiet_broker_clients()  # a broker restart is a step here, not a traceback
@@ -169,6 +167,8 @@ def scenario_fuzz(
             out.print(f"          {result.failure.splitlines()[0]}", markup=False)
 
     with stack_for_run(runtime, keep_up) as (settings, gateway):
+        from shopctl.scenario.target import stack_target
+
         target = stack_target(settings, gateway, waiting_for)
         target.settle_s = settle
         target.saga = saga.value if saga else None
@@ -206,6 +206,7 @@ def _run_scenarios(
 
     from shopctl.observe.timeline import render_timeline
     from shopctl.scenario.execute import run_scenario
+    from shopctl.scenario.target import stack_target
 
     target = stack_target(settings, gateway, waiting_for)
     target.settle_s = settle_s
@@ -229,6 +230,8 @@ def _run_scenarios(
             out.print(f"  [red]{result.verdict}[/] in {result.seconds:.1f} s")
             out.print(result.verdict_text, markup=False, highlight=False)
             if bundle is not None and not result.passed:
+                from shopctl.scenario.bundle import write_failure_bundle
+
                 folder = write_failure_bundle(result, bundle, current_runtime(settings))
                 out.print(f"  bundle: {folder}")
     return results

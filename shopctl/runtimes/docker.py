@@ -24,7 +24,6 @@ from typing import Any
 
 from shopctl import frontend
 from shopctl.errors import ShopError
-from shopctl.runtimes import prometheus
 from shopctl.runtimes.base import PartStatus, Progress, UpReport, check_ports_free
 from shopctl.runtimes.budget import DEFAULT_CEILING, ConnectionBudget, plan_budget
 from shopctl.runtimes.logs import LogLine, interleave, parse
@@ -314,6 +313,8 @@ class DockerPlan:
         targets: dict[str, list[str]] = {}
         for spec in [*self.services(), self.gateway()]:
             targets.setdefault(replica_of(spec.part)[0], []).append(f"{spec.name}:{CONTAINER_PORT}")
+        from shopctl.runtimes import prometheus  # httpx: loaded when a plan has Prometheus
+
         rules = "/etc/shop/rules.yml"
         config = prometheus.configuration(
             targets,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg import sql
 
-from shopctl import amqp, frontend
+from shopctl import frontend
 from shopctl.errors import ShopError
 from shopctl.runtimes import processes, prometheus
 from shopctl.runtimes.base import (
@@ -468,6 +468,8 @@ class LocalRuntime:
             self.prometheus.forget()
             shutil.rmtree(self.home / "spans", ignore_errors=True)
             stopped.append("the metrics and the spans")
+            from shopctl import amqp  # aio-pika: loaded by the commands that talk to the broker
+
             queues, exchanges = amqp.stack_topology({**os.environ, **self.stack.config.extra_env})
             dropped = asyncio.run(amqp.drop_topology(self.settings.broker_url, queues, exchanges))
             stopped.append(f"{dropped} queues and the exchanges on the broker")
