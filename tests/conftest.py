@@ -238,6 +238,7 @@ async def drop_stream(broker: Any, broadcaster: Any) -> None:
 # the session's stack (8 processes x 5, kept while its worker lives) and a
 # test of each sandbox group at once (7 x 4 each, SHOP_DB_CEILING below;
 # an integration test's service at most 3 + 3 + 1): 40 + 28 + 28 = 96 (case L1).
+# More sandbox groups change nothing of that: two workers run two tests at once.
 SANDBOX_FIXTURES = {"sandbox_env", "tui_env"}
 # sandbox tests of the second group: long ones, so the two groups even out
 SECOND_SANDBOX_GROUP = {
@@ -246,7 +247,10 @@ SECOND_SANDBOX_GROUP = {
     "test_observability.py",
     "test_orchestration.py",
 }
-# the shipped scenarios, in both saga modes: a group of their own (about 100 s)
+# the local runtime's own tests: a group of their own (about 170 s of the
+# first group's 370, which was the run's long pole)
+THIRD_SANDBOX_GROUP = {"test_local_runtime.py"}
+# the shipped scenarios, in both saga modes: a group of their own (about 80 s)
 SCENARIO_SUITE = "test_every_shipped_scenario_passes_and_junit_says_so"
 
 
@@ -271,6 +275,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("scenario-suite"))
         elif fixtures & SANDBOX_FIXTURES and item.path.name in SECOND_SANDBOX_GROUP:
             item.add_marker(pytest.mark.xdist_group("own-servers-2"))
+        elif fixtures & SANDBOX_FIXTURES and item.path.name in THIRD_SANDBOX_GROUP:
+            item.add_marker(pytest.mark.xdist_group("own-servers-3"))
         elif fixtures & SANDBOX_FIXTURES or "/integration/" in str(item.path):
             item.add_marker(pytest.mark.xdist_group("own-servers"))
         elif "stack" in fixtures:
