@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from shopctl.commands import bench, dlq, faults, observe, scenarios, stack
+from shopctl.commands import bench, dlq, faults, k8s, observe, scenarios, stack
 from shopctl.commands.common import err
 from shopctl.errors import ShopError
 
@@ -24,6 +24,7 @@ for group in (stack, bench, observe):  # top-level commands: up, down, status, b
 app.add_typer(faults.app, name="fault")
 app.add_typer(scenarios.app, name="scenario")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(k8s.app, name="k8s")
 
 
 def main() -> None:

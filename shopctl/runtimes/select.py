@@ -6,6 +6,7 @@ from __future__ import annotations
 from shopctl.errors import EXIT_NO_RUNTIME, ShopError, UsageError
 from shopctl.runtimes.base import Runtime
 from shopctl.runtimes.docker import DockerRuntime, docker_engine_error
+from shopctl.runtimes.kubernetes import KubernetesRuntime, remembered
 from shopctl.runtimes.local import LocalRuntime
 from shopctl.settings import SandboxSettings
 
@@ -42,7 +43,8 @@ def select_runtime(choice: str, settings: SandboxSettings) -> Runtime:
 
 def current_runtime(settings: SandboxSettings) -> Runtime:
     """The runtime whose stack is up (for down, status, logs, restart):
-    the one that left state behind, else local."""
+    the one that left state behind, else local: a stack this machine runs
+    first, then one `shopctl k8s apply` put on a cluster."""
     local = LocalRuntime(settings)
     if local.has_state():
         return local
@@ -50,4 +52,6 @@ def current_runtime(settings: SandboxSettings) -> Runtime:
         docker_runtime = DockerRuntime(settings, stand_ins=False)  # images play no part here
         if docker_runtime.has_state():
             return docker_runtime
+    if remembered(settings) is not None:
+        return KubernetesRuntime(settings)
     return local
