@@ -68,6 +68,13 @@ class SandboxSettings(BaseSettings):
     # The sandbox runs in sandbox mode: its parts obey `shopctl fault`.
     fault_injection: bool = True
     replicas: str = ""  # inventory=2,payment=2: competing consumers (local runtime)
+    rabbitmq_nodes: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="docker runtime: RabbitMQ as a cluster of this many nodes (3: one may "
+        "stop and the quorum queues go on)",
+    )
 
     admin_email: str = "admin@shop.local"
     admin_password: str = "admin"

@@ -116,6 +116,8 @@ class Figures(TypedDict, total=False):
     ratio_to_baseline: float | None
     baseline_cpu_ms_a_journey: dict[str, float]
     baseline_machine_busy_share: float | None
+    # a flood: KEDA's rule on the consumers' queue depths (shopctl/k8s/scaling.py)
+    keda: dict[str, Any]
 
 
 # How many parts consume each routing key: every message is delivered to

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -83,7 +83,10 @@ def bench(
 
     quiet_broker_clients()
     chosen = current_runtime(settings)
-    with saga_for_run(chosen, saga.value if saga else None) as mode:
+    with (
+        saga_for_run(chosen, saga.value if saga else None) as mode,
+        _queue_depths(chosen, settings, flood) as depths,
+    ):
         result, figures = bench_stack(
             settings,
             chosen,
@@ -98,6 +101,8 @@ def bench(
             progress=lambda text: err.print(f"[dim]{text}[/]"),
         )
     figures["saga"] = mode
+    if depths is not None:
+        figures["keda"] = depths.figures()
     if report is not None:
         from shopctl.bench.report import write_report
 
@@ -107,6 +112,28 @@ def bench(
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
         return
     _print_bench(figures)
+
+
+@contextmanager
+def _queue_depths(chosen: Runtime, settings: SandboxSettings, flood: bool) -> Iterator[Any]:
+    """In a flood: the consumers' queue depths read every second, and the
+    replicas KEDA would give each consumer (deploy/kubernetes) on them."""
+    if not flood:
+        yield None
+        return
+    from urllib.parse import unquote, urlsplit
+
+    from shopctl.k8s.scaling import DepthSampler
+    from shopctl.runtimes.prometheus import RABBITMQ_METRICS_PORT
+
+    broker = urlsplit(chosen.broker_url())
+    vhost = unquote(broker.path[1:]) or "/"
+    if chosen.name == "docker":  # its management API is published, its plugin's port is not
+        source = f"http://guest:guest@127.0.0.1:{settings.rabbitmq_management_port}/api"
+    else:
+        source = f"http://{broker.hostname}:{RABBITMQ_METRICS_PORT}"
+    with DepthSampler(source, vhost) as sampler:
+        yield sampler
 
 
 @contextmanager
@@ -165,6 +192,16 @@ def _print_bench(figures: Figures) -> None:
     for step, values in figures["steps_ms"].items():
         table.add_row(f"  step to {step}", ms(values))
     out.print(table)
+    keda = figures.get("keda")
+    if keda:
+        out.print(
+            f"KEDA's rule on these queues (deploy/kubernetes): replicas = {keda['rule']}, "
+            f"{keda['samples']} readings of the broker's depths a second apart"
+        )
+        scaled = Table("consumer", "deepest (ready + unacked)", "replicas KEDA would ask")
+        for service, peak in keda["peak"].items():
+            scaled.add_row(service, str(peak["messages"]), str(peak["replicas"]))
+        out.print(scaled)
     per_order = figures.get("cpu_ms_per_order") or {}
     parts = Table("part", "CPU s", "CPU ms an order", "memory MB (PSS)")
     for name in sorted(figures["cpu_s"], key=lambda n: -figures["cpu_s"][n]):

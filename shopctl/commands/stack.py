@@ -107,11 +107,27 @@ def up(
             "default) or by its orchestrator's commands (docs/saga.md)"
         ),
     ] = None,
+    rabbitmq_nodes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=5,
+            help="docker runtime: RabbitMQ as a cluster of this many nodes; with 3, one can "
+            "stop and the quorum queues go on (docs/kubernetes.md)",
+        ),
+    ] = None,
 ) -> None:
     """Start the stack and wait until every part is ready."""
-    asked: dict[str, str] = {}
+    asked: dict[str, str | int] = {}
     if replicas is not None:
         asked["replicas"] = replicas
+    if rabbitmq_nodes is not None:
+        if runtime == "local" and rabbitmq_nodes > 1:
+            raise UsageError(
+                "--rabbitmq-nodes: the local runtime uses this machine's one RabbitMQ",
+                hint="use --runtime docker for a broker cluster",
+            )
+        asked["rabbitmq_nodes"] = rabbitmq_nodes
     if saga is not None:
         asked["saga"] = saga.value
     settings = SandboxSettings(**asked)  # type: ignore[arg-type]

@@ -39,9 +39,11 @@ def _service(plan: DockerPlan, spec: ContainerSpec) -> dict[str, Any]:
             "dockerfile": "compose/Dockerfile",
             "args": {"PYTHON_IMAGE": plan.settings.image("python")},
         }
-        needs = sorted(plan.dependencies()[spec.part])
-        if needs:
-            entry["depends_on"] = {need: {"condition": "service_healthy"} for need in needs}
+    needs = sorted(plan.dependencies()[spec.part])
+    if needs:
+        entry["depends_on"] = {need: {"condition": "service_healthy"} for need in needs}
+    if spec.aliases:
+        entry["networks"] = {"default": {"aliases": list(spec.aliases)}}
     if spec.hostname:
         entry["hostname"] = spec.hostname
     if spec.read_only:

@@ -127,6 +127,9 @@ class ContainerSpec:
     files: dict[str, str] = field(default_factory=dict)
     # the root filesystem read-only, /tmp a tmpfs (the app image needs no more)
     read_only: bool = False
+    # more names for it on the project's network (a broker cluster's nodes
+    # share one, as a Kubernetes Service's endpoints do)
+    aliases: tuple[str, ...] = ()
 
     def labels(self) -> dict[str, str]:
         """The container's own labels: its part, and its files' hash."""
@@ -172,10 +175,48 @@ class DockerPlan:
     def container_name(self, name: str) -> str:
         return f"{self.project}-{name}"
 
-    def rabbitmq(self) -> ContainerSpec:
+    @property
+    def broker_host(self) -> str:
+        """Where the services reach the broker: its container, or with a
+        cluster the name every node answers to (Docker's DNS gives the
+        running nodes' addresses, so a reconnect finds a live one)."""
+        if self.settings.rabbitmq_nodes > 1:
+            return self.container_name("broker")
+        return self.container_name("rabbitmq")
+
+    def rabbitmq_node_names(self) -> list[str]:
+        """rabbitmq, rabbitmq-2, ...: the broker's nodes, by part."""
+        return ["rabbitmq", *(f"rabbitmq-{n}" for n in range(2, self.settings.rabbitmq_nodes + 1))]
+
+    def _cluster_config(self) -> str:
+        """Each node knows the others by name (classic config peer
+        discovery); the second and later start once the first is healthy
+        and join it."""
+        nodes = "".join(
+            f"cluster_formation.classic_config.nodes.{n} = rabbit@{name}\n"
+            for n, name in enumerate(self.rabbitmq_node_names(), start=1)
+        )
+        return (
+            "cluster_formation.peer_discovery_backend = classic_config\n"
+            + nodes
+            # a node cut off from the others stops rather than diverge
+            + "cluster_partition_handling = pause_minority\n"
+        )
+
+    def rabbitmq(self, name: str = "rabbitmq") -> ContainerSpec:
+        first = name == "rabbitmq"
+        cluster = self.settings.rabbitmq_nodes > 1
+        environment = {
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                "+sbwt none +sbwtdcpu none +sbwtdio none -ra wal_max_size_bytes 67108864"
+            )
+        }
+        if cluster:
+            # the nodes of one cluster share the Erlang cookie
+            environment["RABBITMQ_ERLANG_COOKIE"] = f"{self.project}-sandbox-cluster"
         return ContainerSpec(
-            part="rabbitmq",
-            name=self.container_name("rabbitmq"),
+            part=name,
+            name=self.container_name(name),
             image=self.settings.image("rabbitmq"),
             command=None,
             # Erlang's schedulers spin while idle by default; on a small
@@ -184,34 +225,42 @@ class DockerPlan:
             # until it rolls over at 512 MB by default: RabbitMQ's memory then
             # grows by that much under any steady traffic (the soak,
             # docs/performance-journal.md). 64 MB bounds it.
-            environment={
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
-                    "+sbwt none +sbwtdcpu none +sbwtdio none -ra wal_max_size_bytes 67108864"
-                )
-            },
+            environment=environment,
             # `ping` answers before the AMQP listener does; this checks the listeners.
             healthcheck=_health(
                 ["CMD", "rabbitmq-diagnostics", "-q", "check_port_connectivity"], 2.0
             ),
             # AMQP too, on another port than the machine's own broker: shopctl's
             # tap, faults, dead letters and scenarios talk to it from here.
-            ports={
-                "15672/tcp": ("127.0.0.1", self.settings.rabbitmq_management_port),
-                "5672/tcp": ("127.0.0.1", self.settings.rabbitmq_port),
-            },
+            ports=(
+                {
+                    "15672/tcp": ("127.0.0.1", self.settings.rabbitmq_management_port),
+                    "5672/tcp": ("127.0.0.1", self.settings.rabbitmq_port),
+                }
+                if first
+                else {}
+            ),
             # Messages in the queues are data like the databases' rows: they
             # outlive `down` and go with `down --volumes`.
             volumes={
-                f"{self.project}-rabbitmq": {"bind": "/var/lib/rabbitmq", "mode": "rw"},
+                f"{self.project}-{name}": {"bind": "/var/lib/rabbitmq", "mode": "rw"},
             },
             # RabbitMQ names its node after the host: a fixed name keeps the
             # node (and its data directory) the same on every start.
-            hostname="rabbitmq",
+            hostname=name,
             probe_port=5672,
             # Everyone waits for the broker: when all start at once on a small
             # machine, it gets the CPU first (its boot is the longest path).
             cpu_shares=4096,
+            files={"/etc/rabbitmq/conf.d/20-cluster.conf": self._cluster_config()}
+            if cluster
+            else {},
+            # the other nodes reach it by its node's host name
+            aliases=(name, self.broker_host) if cluster else (),
         )
+
+    def rabbitmq_nodes(self) -> list[ContainerSpec]:
+        return [self.rabbitmq(name) for name in self.rabbitmq_node_names()]
 
     def budget(self, processes: int = 1) -> ConnectionBudget:
         """Each service's own server is sized for its processes (one, or its
@@ -258,7 +307,7 @@ class DockerPlan:
         env = service_environment(
             target,
             database_url=f"postgresql://postgres@{database}:5432/{target.database}",
-            broker_url=f"amqp://guest:guest@{self.container_name('rabbitmq')}:5672/",
+            broker_url=f"amqp://guest:guest@{self.broker_host}:5672/",
             urls=urls,
             extra={
                 **self.budget().environment(),
@@ -425,7 +474,7 @@ class DockerPlan:
         )
 
     def infrastructure(self) -> list[ContainerSpec]:
-        return [self.rabbitmq(), self.redis(), *(self.postgres(s) for s in PARTS)]
+        return [*self.rabbitmq_nodes(), self.redis(), *(self.postgres(s) for s in PARTS)]
 
     def services(self) -> list[ContainerSpec]:
         return [
@@ -441,11 +490,22 @@ class DockerPlan:
         return [*self.infrastructure(), *self.services(), self.gateway(), *self.observers()]
 
     def dependencies(self) -> dict[str, set[str]]:
-        """What each container needs healthy before it starts: nothing. A
-        service waits for its database and the broker by itself, so its
-        (CPU-bound) start-up overlaps theirs; the compose file has no
-        depends_on for the same reason."""
-        return {spec.part: set() for spec in self.all()}
+        """What each container needs healthy before it starts: nothing, but
+        the first node of a broker cluster for the others. A service waits
+        for its database and the broker by itself, so its (CPU-bound)
+        start-up overlaps theirs; the compose file has no depends_on for the
+        same reason."""
+        needs: dict[str, set[str]] = {spec.part: set() for spec in self.all()}
+        nodes = self.rabbitmq_node_names()
+        if len(nodes) > 1:
+            for node in nodes[1:]:
+                needs[node] = {"rabbitmq"}  # a cluster's later nodes join the first
+            # and the services wait for the whole cluster: a queue or stream
+            # declared before every node joined has fewer replicas, and a
+            # stream left without a live one stops every publisher (506)
+            for spec in [*self.services(), self.gateway()]:
+                needs[spec.part] = set(nodes)
+        return needs
 
 
 class DockerRuntime:
@@ -622,7 +682,39 @@ class DockerRuntime:
         self._ensure_images(progress, build)
         self._ensure_network()
         self._start_in_order(specs, existing, progress)
+        self._replicate_queues()
         return UpReport(self.name, False, time.monotonic() - started, urls, self.notes)
+
+    def _replicate_queues(self) -> None:
+        """With a broker cluster: a replica of every quorum queue and stream
+        on every node. A queue declared while a node was still joining has
+        fewer members, and a stream whose members are all down closes the
+        connection of whoever publishes to it (RESOURCE_ERROR 506: every
+        service's, through the events exchange): `rabbitmq-queues grow` and
+        `rabbitmq-streams add_replica` add the missing ones."""
+        nodes = self.plan.rabbitmq_node_names()
+        if len(nodes) < 2:
+            return
+        first = self.client.containers.get(self.plan.container_name("rabbitmq"))
+        code, output = first.exec_run(
+            ["rabbitmqctl", "list_queues", "-q", "name", "type", "--formatter", "json"]
+        )
+        streams = (
+            [q["name"] for q in cli_json(output) if q["type"] == "stream"] if code == 0 else []
+        )
+        commands = [["rabbitmq-queues", "grow", f"rabbit@{node}", "all"] for node in nodes]
+        commands += [
+            ["rabbitmq-streams", "add_replica", stream, f"rabbit@{node}"]
+            for stream in streams
+            for node in nodes
+        ]
+        for command in commands:
+            code, output = first.exec_run(command)
+            said = output.decode(errors="replace")
+            if code != 0 and "already" not in said:
+                self.notes.append(
+                    f"{' '.join(command[:2])} {command[-2]}: {said.strip().splitlines()[-1][:200]}"
+                )
 
     def _start_in_order(
         self, specs: list[ContainerSpec], existing: dict[str, Any], progress: Progress
@@ -825,6 +917,15 @@ class DockerRuntime:
             cpu_shares=spec.cpu_shares,
             read_only=spec.read_only,
             tmpfs={"/tmp": "size=64m"} if spec.read_only else None,
+            networking_config=(
+                {
+                    self.plan.network: self.client.api.create_endpoint_config(
+                        aliases=list(spec.aliases)
+                    )
+                }
+                if spec.aliases
+                else None
+            ),
         )
         if spec.files:
             container.put_archive("/", _tar(spec.files))
@@ -1033,6 +1134,14 @@ class DockerRuntime:
             }
             return iter(interleave(sources))
         return _follow(containers, names)
+
+
+def cli_json(output: bytes) -> Any:
+    """A RabbitMQ CLI's JSON, after any lines it writes first (a cluster's
+    cookie given in the environment is said to be deprecated, on stdout)."""
+    text = output.decode(errors="replace")
+    start = re.search(r"^[\[{]", text, re.MULTILINE)
+    return json.loads(text[start.start() :]) if start else []
 
 
 def _tar(files: dict[str, str]) -> bytes:

@@ -95,6 +95,12 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert "not ended" not in flood["outcomes"] and flood["checkouts"] >= 4
     assert flood["completed_per_s"] > 0
     assert flood["queues_at_end"] == {}
+    # KEDA's rule on the consumers' queues, read from the broker during it
+    keda = flood["keda"]
+    assert keda["samples"] >= 1 and keda["unread"] == 0, keda
+    assert set(keda["peak"]) == {"order", "inventory", "payment", "shipping"}
+    for peak in keda["peak"].values():
+        assert peak["replicas"] == max(2, -(-peak["messages"] // 64)), keda
     # not one order leaves before one of the four before it is over
     assert 1 <= flood["most_in_flight"] <= 4
     # its tap took only the orders' ends; their steps were read back from

@@ -14,10 +14,18 @@ import httpx
 import pytest
 
 from shopctl.runtimes.budget import DEFAULT_CEILING
-from shopctl.runtimes.docker import PROJECT_LABEL, docker_engine_error
+from shopctl.runtimes.docker import PROJECT_LABEL, cli_json, docker_engine_error
 from shopctl.settings import LOCAL_IMAGES, OFFICIAL_IMAGES
 from tests.conftest import RUN_ID
-from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
+from tests.e2e.conftest import (
+    Shopper,
+    free_port,
+    login,
+    new_product,
+    new_shopper,
+    stock_of,
+    wait_for_stock,
+)
 from tests.e2e.test_local_runtime import shopctl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -274,3 +282,100 @@ def test_docker_up_checkout_down(docker_env):
         assert project_objects(env["SHOP_PROJECT"])["volumes"] == []
     finally:
         probe.unlink(missing_ok=True)
+
+
+def _busiest_node(client, project: str, broker) -> str:
+    """The node most of the stack's connections are on, by the address each
+    connection reached ("client -> node:5672"), as its container's part."""
+    code, output = broker.exec_run(
+        ["rabbitmqctl", "list_connections", "-q", "name", "--formatter", "json"]
+    )
+    assert code == 0, output
+    counts: dict[str, int] = {}
+    for connection in cli_json(output):
+        address = connection["name"].split(" -> ")[1].rsplit(":", 1)[0]
+        counts[address] = counts.get(address, 0) + 1
+    for node in ("rabbitmq", "rabbitmq-2", "rabbitmq-3"):
+        networks = client.containers.get(f"{project}-{node}").attrs["NetworkSettings"]["Networks"]
+        if max(counts, key=lambda a: counts[a]) in {n["IPAddress"] for n in networks.values()}:
+            print(f"connections by node address: {counts}; {node} has the most")
+            return node
+    raise AssertionError(f"no node has the addresses {counts}")
+
+
+def _running_nodes(broker) -> list[str]:
+    code, output = broker.exec_run(["rabbitmqctl", "cluster_status", "--formatter", "json"])
+    assert code == 0, output
+    return sorted(cli_json(output)["running_nodes"])
+
+
+@pytest.mark.timeout(900)
+def test_a_three_node_broker_loses_a_node_mid_saga(docker_env):
+    """RabbitMQ as three containers of one cluster, the services' queues
+    quorum queues with a replica on each node. The node most services are
+    connected to is killed while orders are under way: every order still
+    completes, once (one payment, the stock taken once), and the node
+    rejoins when it is started again."""
+    import docker
+
+    env = docker_env
+    up = shopctl(env, "up", "--runtime", "docker", "--rabbitmq-nodes", "3", timeout=900)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    print(up.stdout.splitlines()[-4])
+    client = docker.from_env()
+    project = env["SHOP_PROJECT"]
+    first = client.containers.get(f"{project}-rabbitmq")
+    nodes = ["rabbit@rabbitmq", "rabbit@rabbitmq-2", "rabbit@rabbitmq-3"]
+    assert _running_nodes(first) == nodes
+    code, output = first.exec_run(
+        ["rabbitmq-queues", "quorum_status", "inventory.order.created", "--formatter", "json"]
+    )
+    assert code == 0, output
+    members = sorted(m["Node Name"] for m in cli_json(output))
+    assert members == nodes, output  # a replica on each node
+
+    gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
+    orders: list[str] = []
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        admin = Shopper(http, login(http, "admin@shop.local", "docker-runtime-test"), "admin")
+        shopper = new_shopper(http)
+        sku = new_product(admin, stock=100)
+        before = stock_of(http, sku)
+        carts = [shopper.cart_with(sku, 1) for _ in range(24)]
+        orders += [shopper.checkout(cart) for cart in carts[:12]]
+        victim = _busiest_node(client, project, first)
+        container = client.containers.get(f"{project}-{victim}")
+        container.kill()  # mid-saga: the first twelve are on their way
+        killed_at = time.monotonic()
+        survivor = client.containers.get(
+            f"{project}-{'rabbitmq-2' if victim == 'rabbitmq' else 'rabbitmq'}"
+        )
+        orders += [shopper.checkout(cart) for cart in carts[12:]]
+        finals = [shopper.wait_terminal(order, timeout=120) for order in orders]
+        print(f"killed {victim}; the last order ended {time.monotonic() - killed_at:.1f} s later")
+        assert [f["status"] for f in finals] == ["COMPLETED"] * len(orders), finals
+        # the stock taken once an order, nothing left reserved
+        taken = {**before, "available": before["available"] - len(orders), "reserved": 0}
+        wait_for_stock(http, sku, taken, timeout=60)
+
+    # once: one payment an order (its order_id is unique), captured, whatever
+    # was delivered twice
+    payments = client.containers.get(f"{project}-postgres-payment")
+    ids = ",".join(f"'{order}'" for order in orders)
+    code, output = payments.exec_run(
+        [
+            "psql", "-U", "postgres", "-d", "shop_payment", "-At", "-c",
+            "SELECT count(*), count(*) FILTER (WHERE status = 'CAPTURED') FROM payments "
+            f"WHERE order_id IN ({ids})",
+        ]
+    )  # fmt: skip
+    assert code == 0, output
+    assert output.decode().strip() == f"{len(orders)}|{len(orders)}", output
+
+    assert len(_running_nodes(survivor)) == 2
+    container.start()
+    deadline = time.monotonic() + 120
+    while len(_running_nodes(survivor)) < 3:
+        assert time.monotonic() < deadline, "the node did not rejoin its cluster"
+        time.sleep(1)
+    assert shopctl(env, "down", "--volumes", timeout=300).returncode == 0

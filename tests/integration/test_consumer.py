@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import shutil
+import subprocess
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
 import aio_pika
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from services.common.consumer import (
@@ -20,6 +25,8 @@ from services.common.consumer import (
     Subscription,
     dead_letter_queue_name,
     queue_name,
+    retry_delays_ms,
+    retry_queue_name,
 )
 from services.common.events import (
     Envelope,
@@ -128,6 +135,23 @@ async def test_same_event_delivered_twice_changes_state_once(settings):
         assert service.consumed(queue, "handled") == 1
 
 
+def queue_types(broker_url: str) -> dict[str, str]:
+    """The broker's own word on its queues' types (rabbitmqctl, beside the
+    machine's RabbitMQ), by name, in the test's virtual host."""
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(broker_url).path[1:]) or "/"
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        pytest.skip("no rabbitmqctl beside the broker to ask the queues' types")
+    listed = subprocess.run(
+        [ctl, "list_queues", "-q", "-p", vhost, "name", "type", "--formatter", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return {q["name"]: q["type"] for q in json.loads(listed)}
+
+
 async def test_failing_handler_is_retried_with_growing_delay_then_dead_lettered(settings, amqp):
     # delays of 0.4 s then 0.8 s: their difference stays above a loaded
     # machine's scheduling jitter (150 then 300 ms did not, beside a stack)
@@ -156,6 +180,12 @@ async def test_failing_handler_is_retried_with_growing_delay_then_dead_lettered(
         assert dead.body == event.to_json()  # nothing lost: the original, whole
         assert await service.effects(event.data.order_id) == 0
         assert service.consumed(queue, "retried") == 2
+        # all of it on quorum queues (replicated on a cluster's nodes), on this
+        # machine's RabbitMQ as on the docker runtime's and a cluster's
+        types = queue_types(settings.broker_url)
+        retry_queues = [retry_queue_name(d) for d in retry_delays_ms(settings)]
+        for name in (queue, dead_letter_queue_name(queue), *retry_queues):
+            assert types[name] == "quorum", name
 
 
 async def test_handler_that_recovers_takes_effect_once(settings):
