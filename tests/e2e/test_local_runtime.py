@@ -10,16 +10,25 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from shopctl.runtimes import processes
 from shopctl.runtimes.prometheus import binary as prometheus_binary
 from shopctl.stack import PARTS
 from tests.conftest import RUN_ID
-from tests.e2e.conftest import Shopper, free_port, login, new_product, new_shopper
+from tests.e2e.conftest import (
+    Shopper,
+    free_port,
+    login,
+    new_product,
+    new_shopper,
+    wait_for_stock,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -339,23 +348,50 @@ def test_pause_resume_stop_start_one_part(sandbox_env):
 
 
 def test_replicas_compete_on_the_same_queues(sandbox_env):
-    """`up --replicas inventory=2`: a second inventory process, ready and shown
-    by status, while orders complete; down stops it too. (Which of the two
-    takes a given message is the broker's round robin, not asserted here.)"""
+    """`up --replicas`: two processes of each consumer, ready and shown by
+    status. A payment process is killed mid-message (a crash fault after its
+    commit, before its ack): the message goes to the other, whose inbox knows
+    it; every order completes, each paid once, the stock taken once. down
+    stops the replicas too. (Which process takes a message is the broker's
+    round robin, not asserted.)"""
     env = sandbox_env
-    up = shopctl(env, "up", "--runtime", "local", "--replicas", "inventory=2")
+    consumers = "order=2,inventory=2,payment=2,shipping=2"
+    up = shopctl(env, "up", "--runtime", "local", "--replicas", consumers)
     assert up.returncode == 0, up.stdout + up.stderr
-    rows = [line for line in shopctl(env, "status").stdout.splitlines() if "│ inventory" in line]
-    assert len(rows) == 2 and all("running" in r and "ready" in r for r in rows), rows
+    status = shopctl(env, "status").stdout.splitlines()
+    for name in ("order", "inventory", "payment", "shipping"):
+        rows = [line for line in status if f"│ {name}" in line]
+        assert len(rows) == 2 and all("running" in r and "ready" in r for r in rows), rows
     started = pids(env)
-    assert "inventory-2" in started
+    assert {"inventory-2", "payment-2", "order-2", "shipping-2"} <= set(started)
+    crash = shopctl(
+        env, "fault", "set", "payment", "StockReserved", "crash", "--at", "after_commit",
+        "--times", "1",
+    )  # fmt: skip
+    assert crash.returncode == 0, crash.stdout + crash.stderr
     gateway = f"http://127.0.0.1:{env['SHOP_GATEWAY_PORT']}"
     with httpx.Client(base_url=gateway, timeout=30) as client:
         admin = Shopper(client, login(client, "admin@shop.local", "local-runtime-test"), "admin")
         shopper = new_shopper(client)
         sku = new_product(admin, stock=10)
         orders = [shopper.checkout(shopper.cart_with(sku, 1)) for _ in range(6)]
-        assert all(shopper.wait_terminal(o)["status"] == "COMPLETED" for o in orders)
+        finals = [shopper.wait_terminal(o, timeout=60)["status"] for o in orders]
+        assert finals == ["COMPLETED"] * 6
+        wait_for_stock(client, sku, {"sku": sku, "available": 4, "reserved": 0})
+    restarted = [line for line in shopctl(env, "status").stdout.splitlines() if "│ payment" in line]
+    # the crashed process was started again, and counted
+    restarts = [int(line.strip("│ ").split("│")[-1].strip() or 0) for line in restarted]
+    assert sum(restarts) >= 1, restarted
+    ids = [uuid.UUID(o) for o in orders]
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:5432/{env['SHOP_DATABASE_PREFIX']}_payment"
+    ) as connection:
+        paid = connection.execute(
+            "SELECT count(*), count(DISTINCT order_id) FILTER (WHERE status = 'CAPTURED') "
+            "FROM payments WHERE order_id = ANY(%s)",
+            (ids,),
+        ).fetchone()
+    assert paid == (6, 6)
     assert shopctl(env, "down").returncode == 0
     assert not any(processes.pid_alive(pid) for pid in started.values())
     bad = shopctl(env, "up", "--runtime", "local", "--replicas", "gateway=2")
