@@ -37,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import logs, tracing
+from .batch import AckWindow, BatchAborted, batch_of_work
 from .broker import Broker, PublishFailed
 from .events import Envelope, EventData, InvalidEvent, decode_event
 from .faults import Decision, FaultSwitchboard, InjectedFailure, crash
@@ -249,6 +250,12 @@ class ConsumerRunner:
         self.subscribe_failures = 0
         # the messages being handled now, for /inflight (and `shopctl why`)
         self.working: dict[int, Working] = {}
+        # batched hops (settings.batch_max > 1): the deliveries waiting on
+        # each queue, the batches being handled, the acks (services/common/batch.py)
+        self.window: AckWindow | None = AckWindow() if settings.batch_max > 1 else None
+        self._pending: dict[str, list[AbstractIncomingMessage]] = {}
+        self._draining: dict[str, int] = {}
+        self.batch_sizes: list[int] = []  # the last batches' sizes, for the bench
 
     @property
     def queue_names(self) -> list[str]:
@@ -297,7 +304,10 @@ class ConsumerRunner:
                 subscription: Subscription = subscription,
                 name: str = name,
             ) -> None:
-                await self._track(self._handle(subscription, name, message))
+                if self.window is None:
+                    await self._track(self._handle(subscription, name, message))
+                else:
+                    await self._track(self._arrive(subscription, name, message))
 
             tag = await queue.consume(on_message)
             self._consumers.append((queue, tag))
@@ -370,6 +380,162 @@ class ConsumerRunner:
             if not self._in_flight:
                 self._idle.set()
 
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        """The message is done with (committed, moved to a delay or a
+        dead-letter queue): ack it, through the window when batching."""
+        if self.window is not None:
+            await self.window.done(message)
+        else:
+            await message.ack()
+
+    async def _requeue(self, message: AbstractIncomingMessage) -> None:
+        if self.window is not None:
+            self.window.forget(message)
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
+
+    async def _arrive(
+        self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
+    ) -> None:
+        """A delivery joins its queue's waiting ones; unless enough batches
+        are at work on the queue, this task handles batches of whatever is
+        waiting until nothing is (never waiting for a batch to fill)."""
+        assert self.window is not None
+        self.window.arrived(message)
+        pending = self._pending.setdefault(queue, [])
+        pending.append(message)
+        if self._draining.get(queue, 0) >= self.settings.batch_parallel:
+            return  # a batch at work takes it next
+        self._draining[queue] = self._draining.get(queue, 0) + 1
+        try:
+            while pending:
+                batch = pending[: self.settings.batch_max]
+                del pending[: len(batch)]
+                await self._handle_batch(subscription, queue, batch)
+        finally:
+            self._draining[queue] -= 1
+
+    async def _handle_batch(
+        self, subscription: Subscription, queue: str, messages: list[AbstractIncomingMessage]
+    ) -> None:
+        self.batch_sizes.append(len(messages))
+        del self.batch_sizes[:-1000]
+        if self.faults is not None and self.faults.faults:
+            # Faults switched on act on single messages (a hold, a delay, a
+            # crash at a point): each on its own, as unbatched.
+            await asyncio.gather(*(self._handle(subscription, queue, m) for m in messages))
+            return
+        started = time.perf_counter()
+        try:
+            outcomes = await self._process_batch(subscription, queue, messages)
+        except Exception as exc:
+            if isinstance(exc, PublishFailed):
+                log.warning("%s: %s; batch returned to the queue", queue, exc)
+            else:
+                log.exception("%s: unexpected failure; batch returned to the queue", queue)
+            for message in messages:
+                await self._requeue(message)
+            outcomes = ["requeued"] * len(messages)
+        if self.metrics:
+            each = (time.perf_counter() - started) / max(len(messages), 1)
+            for outcome in outcomes:
+                self.metrics.consumed(queue, outcome, each)
+
+    async def _process_batch(
+        self, subscription: Subscription, queue: str, messages: list[AbstractIncomingMessage]
+    ) -> list[str]:
+        """Valid events of the batch in one transaction, a savepoint each;
+        the invalid ones dead-lettered first; then one ack for the lot."""
+        outcomes: list[str] = []
+        ready: list[tuple[AbstractIncomingMessage, Envelope[Any], int]] = []
+        for message in messages:
+            try:
+                event = decode_event(message.body)
+            except InvalidEvent as exc:
+                await self._dead_letter(message, queue, exc.reason, exc.detail, attempts=0)
+                outcomes.append("dead_lettered")
+                continue
+            if event.type != subscription.event.event_type:
+                expected = subscription.event.event_type
+                await self._dead_letter(
+                    message,
+                    queue,
+                    "unexpected_type",
+                    f"queue {queue} takes {expected}, got {event.type}",
+                    attempts=0,
+                )
+                outcomes.append("dead_lettered")
+                continue
+            ready.append((message, event, _int_header(message, ATTEMPT, default=1)))
+        if not ready:
+            return outcomes
+        failures: dict[int, Exception] = {}
+        duplicates: set[int] = set()
+        try:
+            async with (
+                self._handlers,
+                batch_of_work(self.engine, self.settings.service_name, relay=self.relay) as batch,
+            ):
+                for message, event, attempt in ready:
+                    self.working[id(message)] = Working(
+                        queue, event.type, str(event.id), event.correlationid, attempt, time.time()
+                    )
+                    try:
+                        with (
+                            logs.handling(event.correlationid, str(event.id), event.type),
+                            tracing.processing(
+                                message.headers or {},
+                                event.traceparent,
+                                routing_key=subscription.event.routing_key,
+                                exchange=self.settings.events_exchange,
+                                queue=queue,
+                                message_id=str(event.id),
+                                correlation_id=event.correlationid,
+                                attempt=attempt,
+                            ),
+                        ):
+                            async with batch.each(event, _claimer(queue, event)) as work:
+                                await subscription.handler(event, work)
+                    except AlreadyHandled:
+                        duplicates.add(id(message))  # rolled back to its savepoint
+                    except (BatchAborted, asyncio.CancelledError):
+                        raise
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise BatchAborted(f"{type(exc).__name__}: {exc}") from exc
+                        failures[id(message)] = exc  # rolled back alone
+                    finally:
+                        self.working.pop(id(message), None)
+        except BatchAborted as exc:
+            # The database is busy or away: not the messages' fault, so each
+            # waits its delay and comes back without spending an attempt.
+            error = str(exc).splitlines()[0][:300] if str(exc) else "the batch's transaction"
+            log.warning("%s: a batch of %d waits for the database: %s", queue, len(ready), error)
+            for message, _, attempt in ready:
+                await self._retry(message, queue, attempt, error, spend_attempt=False)
+                outcomes.append("retried")
+            return outcomes
+        settled: list[AbstractIncomingMessage] = []
+        for message, event, attempt in ready:
+            failure = failures.get(id(message))
+            if failure is not None:
+                outcomes.append(await self._failed(message, queue, event, attempt, failure))
+                continue
+            handled = id(message) not in duplicates
+            log.info(
+                "%s: %s %s %s (saga %s)",
+                queue,
+                event.type,
+                event.id,
+                "handled" if handled else "duplicate, already handled",
+                event.correlationid,
+            )
+            settled.append(message)
+            outcomes.append("handled" if handled else "duplicate")
+        assert self.window is not None
+        await self.window.done(*settled)  # one ack frame for the batch, mostly
+        return outcomes
+
     async def _handle(
         self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
     ) -> None:
@@ -380,13 +546,11 @@ class ConsumerRunner:
             # Could not move the message to a delay or dead-letter queue:
             # leave it to the broker to redeliver.
             log.warning("%s: %s; message returned to the queue", queue, exc)
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+            await self._requeue(message)
             outcome = "requeued"
         except Exception:
             log.exception("%s: unexpected failure; message returned to the queue", queue)
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+            await self._requeue(message)
             outcome = "requeued"
         if self.metrics:
             self.metrics.consumed(queue, outcome, time.perf_counter() - started)
@@ -486,9 +650,9 @@ class ConsumerRunner:
             if fault is not None and fault.kind == "crash":
                 crash()  # at: after_commit: the handler's work is in, the ack never goes
             if fault is not None and fault.kind == "lose_ack":
-                await message.nack(requeue=True)  # committed, yet it comes again
+                await self._requeue(message)  # committed, yet it comes again
                 return "ack_lost"
-        await message.ack()
+        await self._settle(message)
         # One line per message, naming its saga: what `shopctl logs` and a
         # scenario's failure bundle find an order by.
         log.info(
@@ -511,7 +675,7 @@ class ConsumerRunner:
         if working is not None:
             working.fault = f"{fault.kind} (fault {fault.id})"
         if decision.kind == "drop":
-            await message.ack()
+            await self._settle(message)
             return "dropped"
         if decision.kind == "crash" and fault.at == "before_handler":
             crash()
@@ -556,7 +720,7 @@ class ConsumerRunner:
         headers[ATTEMPT] = attempt + 1 if spend_attempt else attempt
         headers[ERROR] = error
         await self.broker.publish_retry(retry_queue_name(delay), queue, _copy(message, headers))
-        await message.ack()
+        await self._settle(message)
 
     async def _dead_letter(
         self,
@@ -577,7 +741,14 @@ class ConsumerRunner:
             }
         )
         await self.broker.publish_dead_letter(queue, _copy(message, headers))
-        await message.ack()
+        await self._settle(message)
+
+
+def _claimer(queue: str, event: Envelope[Any]) -> Callable[[UnitOfWork], None]:
+    def claim(work: UnitOfWork) -> None:
+        claim_handled(work.db, queue, event)
+
+    return claim
 
 
 def _int_header(message: AbstractIncomingMessage, name: str, default: int) -> int:

@@ -99,7 +99,7 @@ class Rider:
     the values in the positional order. ``refused`` turns its own failure
     into the exception to raise (None: raise the failure as it is)."""
 
-    __slots__ = ("named", "positional", "refused", "values")
+    __slots__ = ("named", "positional", "refused", "statements", "values")
 
     def __init__(
         self,
@@ -107,11 +107,25 @@ class Rider:
         positional: str,
         values: dict[str, Any],
         refused: Callable[[psycopg.Error], Exception | None],
+        statements: int = 1,
     ) -> None:
         self.named = named
         self.positional = positional
         self.values = values
         self.refused = refused
+        self.statements = statements  # results it makes, for the cursor to pass
+
+    def after_savepoint(self, name: str) -> Rider:
+        """This rider behind ``SAVEPOINT name``, in the same round trip: the
+        claim of one event of a batch, in the savepoint it can be rolled
+        back to alone (services.common.batch)."""
+        return Rider(
+            f"SAVEPOINT {name}; {self.named}",
+            f"SAVEPOINT {name}; {self.positional}",
+            self.values,
+            self.refused,
+            self.statements + 1,
+        )
 
     def ahead_of(
         self, params: Sequence[Any] | Mapping[str, Any]
@@ -191,6 +205,11 @@ class Driver:
     def rider_waiting(self) -> bool:
         return self._rider is not None
 
+    def take_rider(self) -> Rider | None:
+        """The waiting rider, no longer waiting (to send it otherwise, or drop it)."""
+        rider, self._rider = self._rider, None
+        return rider
+
     async def send_rider(self, *, commit: bool = False) -> None:
         """Send the waiting rider on its own (SQLAlchemy's connection is
         about to send a statement of its own first), or with the COMMIT."""
@@ -219,10 +238,11 @@ class Driver:
             self.began_itself = True
         parts = ["BEGIN"] if begin else []
         rider, self._rider = self._rider, None
+        skip = len(parts)  # results before the statement's
         if rider is not None:
             ahead, params = rider.ahead_of(params)
             parts.append(ahead)
-        skip = len(parts)  # results before the statement's
+            skip += rider.statements
         if sql is not None:
             parts.append(sql)
         if commit:
@@ -359,12 +379,17 @@ class Pooled:
         if self._conn is None:
             assert self._raw is not None, "released"
             sync = Connection(self.engine.sync_engine, self._raw)
-            if self.db.rider_waiting:
-                # The rider (a consumed event's inbox row) goes first, when
-                # SQLAlchemy begins, in the greenlet that runs its statement.
-                event.listen(sync, "begin", lambda _: await_only(self.db.send_rider()), once=True)
+            # A waiting rider (a consumed event's inbox row) goes before
+            # SQLAlchemy's next statement, in the greenlet that runs it: in
+            # a batch, each event's claim (and savepoint) before its
+            # handler's statements, whichever connection they use.
+            event.listen(sync, "before_cursor_execute", self._rider_first)
             self._conn = AsyncConnection(self.engine, sync)
         return self._conn
+
+    def _rider_first(self, *_: Any) -> None:
+        if self.db.rider_waiting:
+            await_only(self.db.send_rider())
 
     async def commit(
         self, last: str | None = None, params: Sequence[Any] | Mapping[str, Any] = ()

@@ -56,6 +56,18 @@ class ServiceSettings(BaseSettings):
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
 
     prefetch: int = Field(default=32, ge=1)
+    batch_max: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="a consumer handles up to this many deliveries already waiting on a queue "
+        "in one transaction, a savepoint each, acked together (1: one at a time)",
+    )
+    batch_parallel: int = Field(
+        default=2,
+        ge=1,
+        description="batches at work at once on one queue (more waiting ones join the next)",
+    )
     max_attempts: int = Field(default=5, ge=1, description="handler attempts before dead-lettering")
     retry_base_delay_ms: int = Field(default=200, ge=1)
     retry_max_delay_ms: int = Field(default=30_000, ge=1)
