@@ -250,9 +250,13 @@ class ConsumerRunner:
         self.subscribe_failures = 0
         # the messages being handled now, for /inflight (and `shopctl why`)
         self.working: dict[int, Working] = {}
-        # batched hops (settings.batch_max > 1): the deliveries waiting on
-        # each queue, the batches being handled, the acks (services/common/batch.py)
-        self.window: AckWindow | None = AckWindow() if settings.batch_max > 1 else None
+        # batched hops (batch_max > 1): the deliveries waiting on each queue,
+        # the batches being handled; every ack goes through the window
+        # (services/common/batch.py), batched or not
+        self.batch_max = settings.batch_max
+        self.window = AckWindow()
+        if faults is not None:  # sandbox mode: a bench's run can switch it
+            faults.on_tuning(self._retune)
         self._pending: dict[str, list[AbstractIncomingMessage]] = {}
         self._draining: dict[str, int] = {}
         self.batch_sizes: list[int] = []  # the last batches' sizes, for the bench
@@ -304,10 +308,11 @@ class ConsumerRunner:
                 subscription: Subscription = subscription,
                 name: str = name,
             ) -> None:
-                if self.window is None:
-                    await self._track(self._handle(subscription, name, message))
-                else:
+                self.window.arrived(message)
+                if self.batch_max > 1:
                     await self._track(self._arrive(subscription, name, message))
+                else:
+                    await self._track(self._handle(subscription, name, message))
 
             tag = await queue.consume(on_message)
             self._consumers.append((queue, tag))
@@ -380,17 +385,29 @@ class ConsumerRunner:
             if not self._in_flight:
                 self._idle.set()
 
+    def _retune(self, tuning: dict[str, float]) -> None:
+        self.batch_max = int(tuning.get("batch_max", self.settings.batch_max))
+
+    def batches(self) -> dict[str, Any]:
+        """The sizes of the last batches (up to 1,000), for /inflight and the bench."""
+        sizes = self.batch_sizes
+        return {
+            "batch_max": self.batch_max,
+            "batches": len(sizes),
+            "mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
+            "largest": max(sizes, default=None),
+            "acks": self.window.acks,
+            "acked": self.window.acked,
+        }
+
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         """The message is done with (committed, moved to a delay or a
-        dead-letter queue): ack it, through the window when batching."""
-        if self.window is not None:
-            await self.window.done(message)
-        else:
-            await message.ack()
+        dead-letter queue): ack it, through the window (one frame for many
+        when the deliveries below it are settled too)."""
+        await self.window.done(message)
 
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
-        if self.window is not None:
-            self.window.forget(message)
+        self.window.forget(message)
         with contextlib.suppress(Exception):
             await message.nack(requeue=True)
 
@@ -400,8 +417,6 @@ class ConsumerRunner:
         """A delivery joins its queue's waiting ones; unless enough batches
         are at work on the queue, this task handles batches of whatever is
         waiting until nothing is (never waiting for a batch to fill)."""
-        assert self.window is not None
-        self.window.arrived(message)
         pending = self._pending.setdefault(queue, [])
         pending.append(message)
         if self._draining.get(queue, 0) >= self.settings.batch_parallel:
@@ -409,7 +424,7 @@ class ConsumerRunner:
         self._draining[queue] = self._draining.get(queue, 0) + 1
         try:
             while pending:
-                batch = pending[: self.settings.batch_max]
+                batch = pending[: self.batch_max]
                 del pending[: len(batch)]
                 await self._handle_batch(subscription, queue, batch)
         finally:
@@ -532,7 +547,6 @@ class ConsumerRunner:
             )
             settled.append(message)
             outcomes.append("handled" if handled else "duplicate")
-        assert self.window is not None
         await self.window.done(*settled)  # one ack frame for the batch, mostly
         return outcomes
 

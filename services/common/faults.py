@@ -123,7 +123,10 @@ def refusal(exc: ValidationError) -> str:
 # Settings a scenario may change for its run (sandbox mode only): the saga's
 # timeouts in seconds, and its mode for orders created from now on
 # (saga_orchestrated: 1 orchestrated, 0 choreographed; docs/saga.md).
-TunableName = Literal["saga_step_timeout_s", "saga_shipping_timeout_s", "saga_orchestrated"]
+# batch_max: a consumer's batch size (services/common/batch.py), for a bench's run
+TunableName = Literal[
+    "saga_step_timeout_s", "saga_shipping_timeout_s", "saga_orchestrated", "batch_max"
+]
 
 
 class FaultCommand(BaseModel):
@@ -140,6 +143,9 @@ class FaultCommand(BaseModel):
             if name == "saga_orchestrated":
                 if value not in (0, 1):
                     raise ValueError(f"{name}: 1 (orchestrated) or 0 (choreographed)")
+            elif name == "batch_max":
+                if value != int(value) or not 1 <= value <= 256:
+                    raise ValueError(f"{name}: a whole number from 1 to 256")
                 continue
             if not 0 < value <= 3600:
                 raise ValueError(f"{name}: a number of seconds above 0, at most 3600")

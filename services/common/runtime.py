@@ -90,6 +90,7 @@ class ServiceRuntime:
     def inflight(self) -> dict[str, Any]:
         return {
             "working": [w.describe() for w in self.consumers.working.values()],
+            "batches": self.consumers.batches(),
             "faults": self.faults.describe() if self.faults is not None else None,
             **{name: read() for name, read in self._reports.items()},
         }

@@ -118,6 +118,8 @@ class Figures(TypedDict, total=False):
     baseline_machine_busy_share: float | None
     # a flood: KEDA's rule on the consumers' queue depths (shopctl/k8s/scaling.py)
     keda: dict[str, Any]
+    # each consumer's batch size and the batches it made (services/common/batch.py)
+    batches: dict[str, Any]
 
 
 # How many parts consume each routing key: every message is delivered to

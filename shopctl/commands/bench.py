@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -66,6 +66,15 @@ def bench(
             "run and back after; docs/saga.md); default: the stack's own"
         ),
     ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="the consumers' batch size for the run (1: one message a transaction; "
+            "switched back after, sandbox mode); default: the services' own",
+        ),
+    ] = None,
 ) -> None:
     """Checkouts through the gateway, every order followed to its end: orders
     a second, latencies, each saga step, errors, CPU and memory by part."""
@@ -85,6 +94,7 @@ def bench(
     chosen = current_runtime(settings)
     with (
         saga_for_run(chosen, saga.value if saga else None) as mode,
+        batch_for_run(chosen, batch) as batches,
         _queue_depths(chosen, settings, flood) as depths,
     ):
         result, figures = bench_stack(
@@ -101,6 +111,7 @@ def bench(
             progress=lambda text: err.print(f"[dim]{text}[/]"),
         )
     figures["saga"] = mode
+    figures["batches"] = batches()
     if depths is not None:
         figures["keda"] = depths.figures()
     if report is not None:
@@ -134,6 +145,53 @@ def _queue_depths(chosen: Runtime, settings: SandboxSettings, flood: bool) -> It
         source = f"http://{broker.hostname}:{RABBITMQ_METRICS_PORT}"
     with DepthSampler(source, vhost) as sampler:
         yield sampler
+
+
+CONSUMERS = ("order", "inventory", "payment", "shipping")
+
+
+@contextmanager
+def batch_for_run(chosen: Runtime, asked: int | None) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The consumers' batch size switched for the run (their tuning, sandbox
+    mode) and back after; yields what reads the batches they made."""
+    import asyncio
+
+    from services.common.faults import FaultCommand
+    from shopctl.fault_switch import send
+
+    def seen() -> dict[str, Any]:
+        found = {}
+        for name in CONSUMERS:
+            answer = chosen.inflight(name)
+            if answer and "batches" in answer:
+                found[name] = answer["batches"]
+        return found
+
+    before = seen()
+
+    def tune(sizes: dict[str, int]) -> None:
+        async def send_all() -> None:
+            for name, size in sizes.items():
+                command = FaultCommand(action="tune", tuning={"batch_max": float(size)})
+                await send(chosen.broker_url(), name, command)
+
+        asyncio.run(send_all())
+
+    if asked is not None:
+        tune(dict.fromkeys(CONSUMERS, asked))
+    try:
+        yield lambda: {
+            name: {
+                **after,
+                # this run's batches alone: the counters minus those before it
+                "acks": after["acks"] - before.get(name, {}).get("acks", 0),
+                "acked": after["acked"] - before.get(name, {}).get("acked", 0),
+            }
+            for name, after in seen().items()
+        }
+    finally:
+        if asked is not None:
+            tune({name: int(b["batch_max"]) for name, b in before.items()})
 
 
 @contextmanager
@@ -192,6 +250,17 @@ def _print_bench(figures: Figures) -> None:
     for step, values in figures["steps_ms"].items():
         table.add_row(f"  step to {step}", ms(values))
     out.print(table)
+    batches = figures.get("batches") or {}
+    if batches:
+        out.print(
+            "batches (the last 1,000 a consumer made): "
+            + ", ".join(
+                f"{name} {b['batch_max']} at most, {b['mean'] or '-'} on average"
+                f" ({b['acked']} acked in {b['acks']} frames)"
+                for name, b in batches.items()
+            ),
+            soft_wrap=True,
+        )
     keda = figures.get("keda")
     if keda:
         out.print(
