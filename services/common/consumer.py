@@ -424,6 +424,9 @@ class ConsumerRunner:
         self._draining[queue] = self._draining.get(queue, 0) + 1
         try:
             while pending:
+                wait = self.settings.batch_wait_ms
+                if wait and len(pending) < self.batch_max:
+                    await asyncio.sleep(wait / 1000)  # more may come (default: never waits)
                 batch = pending[: self.batch_max]
                 del pending[: len(batch)]
                 await self._handle_batch(subscription, queue, batch)

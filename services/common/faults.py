@@ -146,8 +146,7 @@ class FaultCommand(BaseModel):
             elif name == "batch_max":
                 if value != int(value) or not 1 <= value <= 256:
                     raise ValueError(f"{name}: a whole number from 1 to 256")
-                continue
-            if not 0 < value <= 3600:
+            elif not 0 < value <= 3600:
                 raise ValueError(f"{name}: a number of seconds above 0, at most 3600")
         return tuning
 

@@ -63,6 +63,13 @@ class ServiceSettings(BaseSettings):
         description="a consumer handles up to this many deliveries already waiting on a queue "
         "in one transaction, a savepoint each, acked together (1: one at a time)",
     )
+    batch_wait_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="how long a batch waits for more deliveries before it starts, when fewer "
+        "than batch_max are waiting (0: never; one message alone goes at once)",
+    )
     batch_parallel: int = Field(
         default=2,
         ge=1,

@@ -106,3 +106,25 @@ def test_each_kind_is_refused_without_what_it_needs():
     assert refused(at="after_commit").startswith("at: only a crash")
     assert spec(kind="crash", at="after_commit").at == "after_commit"
     assert refused(next=0) == "next: Input should be greater than or equal to 1"
+
+
+def test_tuning_values_are_checked_by_name():
+    from pydantic import ValidationError
+
+    from services.common.faults import FaultCommand
+
+    for tuning in (
+        {"saga_orchestrated": 0.0},
+        {"saga_orchestrated": 1.0, "batch_max": 32.0},
+        {"saga_step_timeout_s": 2.5},
+    ):
+        assert FaultCommand(action="tune", tuning=tuning).tuning == tuning
+    for wrong in (
+        {"saga_orchestrated": 0.5},
+        {"batch_max": 0.0},
+        {"batch_max": 2.5},
+        {"batch_max": 1000.0},
+        {"saga_step_timeout_s": 0.0},
+    ):
+        with pytest.raises(ValidationError):
+            FaultCommand(action="tune", tuning=wrong)
