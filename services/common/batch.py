@@ -30,7 +30,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .db import Pooled
+from .db import Pooled, Rider
 from .events import Envelope
 from .outbox import Handover, UnitOfWork
 
@@ -65,9 +65,8 @@ class BatchWork:
         db = self.pooled.db
         work = UnitOfWork(self.pooled, self.source, cause)
         claim(work)
-        rider = db.take_rider()
-        assert rider is not None, "claim() must ride with the next statement"
-        db.ride_with_next(rider.after_savepoint(name))
+        rider = db.take_rider()  # the claim (none, if a claim was patched out)
+        db.ride_with_next(rider.after_savepoint(name) if rider else Rider.savepoint(name))
         try:
             yield work
             if db.rider_waiting:  # the handler ran no statement: the claim alone

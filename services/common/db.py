@@ -115,6 +115,11 @@ class Rider:
         self.refused = refused
         self.statements = statements  # results it makes, for the cursor to pass
 
+    @classmethod
+    def savepoint(cls, name: str) -> Rider:
+        """``SAVEPOINT name`` alone, in front of the next statement."""
+        return cls(f"SAVEPOINT {name}", f"SAVEPOINT {name}", {}, lambda _: None)
+
     def after_savepoint(self, name: str) -> Rider:
         """This rider behind ``SAVEPOINT name``, in the same round trip: the
         claim of one event of a batch, in the savepoint it can be rolled
