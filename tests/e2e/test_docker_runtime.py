@@ -309,6 +309,7 @@ def _running_nodes(broker) -> list[str]:
     return sorted(cli_json(output)["running_nodes"])
 
 
+@pytest.mark.docker_cluster
 @pytest.mark.timeout(900)
 def test_a_three_node_broker_loses_a_node_mid_saga(docker_env):
     """RabbitMQ as three containers of one cluster (`up --rabbitmq-nodes 3`),
