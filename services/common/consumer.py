@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -467,21 +467,8 @@ class ConsumerRunner:
         outcomes: list[str] = []
         ready: list[tuple[AbstractIncomingMessage, Envelope[Any], int]] = []
         for message in messages:
-            try:
-                event = decode_event(message.body)
-            except InvalidEvent as exc:
-                await self._dead_letter(message, queue, exc.reason, exc.detail, attempts=0)
-                outcomes.append("dead_lettered")
-                continue
-            if event.type != subscription.event.event_type:
-                expected = subscription.event.event_type
-                await self._dead_letter(
-                    message,
-                    queue,
-                    "unexpected_type",
-                    f"queue {queue} takes {expected}, got {event.type}",
-                    attempts=0,
-                )
+            event = await self._decoded(subscription, queue, message)
+            if event is None:
                 outcomes.append("dead_lettered")
                 continue
             ready.append((message, event, _int_header(message, ATTEMPT, default=1)))
@@ -499,19 +486,7 @@ class ConsumerRunner:
                         queue, event.type, str(event.id), event.correlationid, attempt, time.time()
                     )
                     try:
-                        with (
-                            logs.handling(event.correlationid, str(event.id), event.type),
-                            tracing.processing(
-                                message.headers or {},
-                                event.traceparent,
-                                routing_key=subscription.event.routing_key,
-                                exchange=self.settings.events_exchange,
-                                queue=queue,
-                                message_id=str(event.id),
-                                correlation_id=event.correlationid,
-                                attempt=attempt,
-                            ),
-                        ):
+                        with self._handling(subscription, queue, message, event, attempt):
                             async with batch.each(event, _claimer(queue, event)) as work:
                                 await subscription.handler(event, work)
                     except AlreadyHandled:
@@ -572,14 +547,16 @@ class ConsumerRunner:
         if self.metrics:
             self.metrics.consumed(queue, outcome, time.perf_counter() - started)
 
-    async def _process(
+    async def _decoded(
         self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
-    ) -> str:
+    ) -> Envelope[Any] | None:
+        """The message's event, or None once it went to the dead letters: not
+        an event (C5), or not the type this queue takes."""
         try:
             event = decode_event(message.body)
         except InvalidEvent as exc:
             await self._dead_letter(message, queue, exc.reason, exc.detail, attempts=0)
-            return "dead_lettered"
+            return None
         if event.type != subscription.event.event_type:
             await self._dead_letter(
                 message,
@@ -588,6 +565,39 @@ class ConsumerRunner:
                 f"queue {queue} takes {subscription.event.event_type}, got {event.type}",
                 attempts=0,
             )
+            return None
+        return event
+
+    @contextlib.contextmanager
+    def _handling(
+        self,
+        subscription: Subscription,
+        queue: str,
+        message: AbstractIncomingMessage,
+        event: Envelope[Any],
+        attempt: int,
+    ) -> Iterator[Any]:
+        """One event's log context and its consumer span (the span yielded)."""
+        with (
+            logs.handling(event.correlationid, str(event.id), event.type),
+            tracing.processing(
+                message.headers or {},
+                event.traceparent,
+                routing_key=subscription.event.routing_key,
+                exchange=self.settings.events_exchange,
+                queue=queue,
+                message_id=str(event.id),
+                correlation_id=event.correlationid,
+                attempt=attempt,
+            ) as span,
+        ):
+            yield span
+
+    async def _process(
+        self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
+    ) -> str:
+        event = await self._decoded(subscription, queue, message)
+        if event is None:
             return "dead_lettered"
 
         attempt = _int_header(message, ATTEMPT, default=1)
@@ -595,19 +605,7 @@ class ConsumerRunner:
             queue, event.type, str(event.id), event.correlationid, attempt, time.time()
         )
         try:
-            with (
-                logs.handling(event.correlationid, str(event.id), event.type),
-                tracing.processing(
-                    message.headers or {},
-                    event.traceparent,
-                    routing_key=subscription.event.routing_key,
-                    exchange=self.settings.events_exchange,
-                    queue=queue,
-                    message_id=str(event.id),
-                    correlation_id=event.correlationid,
-                    attempt=attempt,
-                ) as span,
-            ):
+            with self._handling(subscription, queue, message, event, attempt) as span:
                 outcome = await self._process_event(subscription, queue, message, event, attempt)
                 span.set_attribute("shop.outcome", outcome)
                 return outcome
