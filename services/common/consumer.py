@@ -514,17 +514,8 @@ class ConsumerRunner:
             if failure is not None:
                 outcomes.append(await self._failed(message, queue, event, attempt, failure))
                 continue
-            handled = id(message) not in duplicates
-            log.info(
-                "%s: %s %s %s (saga %s)",
-                queue,
-                event.type,
-                event.id,
-                "handled" if handled else "duplicate, already handled",
-                event.correlationid,
-            )
             settled.append(message)
-            outcomes.append("handled" if handled else "duplicate")
+            outcomes.append(_said(queue, event, handled=id(message) not in duplicates))
         await self.window.done(*settled)  # one ack frame for the batch, mostly
         return outcomes
 
@@ -668,17 +659,7 @@ class ConsumerRunner:
                 await self._requeue(message)  # committed, yet it comes again
                 return "ack_lost"
         await self._settle(message)
-        # One line per message, naming its saga: what `shopctl logs` and a
-        # scenario's failure bundle find an order by.
-        log.info(
-            "%s: %s %s %s (saga %s)",
-            queue,
-            event.type,
-            event.id,
-            "handled" if handled else "duplicate, already handled",
-            event.correlationid,
-        )
-        return "handled" if handled else "duplicate"
+        return _said(queue, event, handled=handled)
 
     async def _fault_before(
         self, decision: Decision, queue: str, message: AbstractIncomingMessage, event: Any
@@ -757,6 +738,20 @@ class ConsumerRunner:
         )
         await self.broker.publish_dead_letter(queue, _copy(message, headers))
         await self._settle(message)
+
+
+def _said(queue: str, event: Envelope[Any], *, handled: bool) -> str:
+    """One line per message, naming its saga (what `shopctl logs` and a
+    scenario's failure bundle find an order by); the message's outcome."""
+    log.info(
+        "%s: %s %s %s (saga %s)",
+        queue,
+        event.type,
+        event.id,
+        "handled" if handled else "duplicate, already handled",
+        event.correlationid,
+    )
+    return "handled" if handled else "duplicate"
 
 
 def _claimer(queue: str, event: Envelope[Any]) -> Callable[[UnitOfWork], None]:
