@@ -407,9 +407,15 @@ class ConsumerRunner:
         await self.window.done(message)
 
     async def _requeue(self, message: AbstractIncomingMessage) -> None:
-        self.window.forget(message)
-        with contextlib.suppress(Exception):
-            await message.nack(requeue=True)
+        """Back to its queue. The nack goes out before the window forgets
+        the delivery: meanwhile the window's multiple acks stop below it, so
+        none of them can settle it first (a nack after that is an unknown
+        tag to the broker, which closes the channel)."""
+        try:
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+        finally:
+            self.window.forget(message)
 
     async def _arrive(
         self, subscription: Subscription, queue: str, message: AbstractIncomingMessage
