@@ -27,16 +27,24 @@ SAGA_PARTS = {"gateway", "cart", "order", "inventory", "payment", "shipping"}
 
 
 def _trace(spans_dir: Path, order_id: str, last_span: str, timeout: float = 15) -> list[Span]:
-    """The order's one trace, once the span named ``last_span`` and a span
-    of every saga part are written (each part exports every half second, on
-    its own)."""
+    """The order's one trace, once the span named ``last_span``, a span of
+    every saga part and the relay's publish span of every event processed
+    are written. Each part exports every half second, on its own, so a
+    part's process span can be on disk a batch before its publish span,
+    while a later part has already written the last span."""
     deadline = time.monotonic() + timeout
     while True:
         spans = read_spans(spans_dir) if spans_dir.is_dir() else []
         traces = traces_of_order(spans, order_id)
         assert len(traces) <= 1, f"order {order_id} in several traces: {traces}"
         mine = [s for s in spans if traces and s.trace_id == traces[0]]
-        if any(s.name == last_span for s in mine) and {s.part for s in mine} >= SAGA_PARTS:
+        names = {s.name for s in mine}
+        published = all(
+            s.name.replace(" process", " publish") in names
+            for s in mine
+            if s.name.endswith(" process")
+        )
+        if last_span in names and published and {s.part for s in mine} >= SAGA_PARTS:
             return mine
         parts = sorted({s.part for s in mine})
         assert time.monotonic() < deadline, f"{order_id}: {len(mine)} spans, from {parts}"
