@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -396,6 +397,7 @@ class ConsumerRunner:
             "batches": len(sizes),
             "mean": round(sum(sizes) / len(sizes), 1) if sizes else None,
             "largest": max(sizes, default=None),
+            "sizes": {str(size): n for size, n in sorted(Counter(sizes).items())},
             "acks": self.window.acks,
             "acked": self.window.acked,
         }

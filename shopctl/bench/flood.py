@@ -464,15 +464,33 @@ async def read_steps_back(
 # the load ---------------------------------------------------------------------
 
 
+def _cpu_since(
+    before: dict[str, dict[int, tuple[float, float]]],
+    after: dict[str, dict[int, tuple[float, float]]],
+    window_s: float,
+) -> dict[str, float]:
+    """Each part's CPU over a window, in CPUs (1.0: one core busy all along);
+    a process that was not there at the window's start is counted from its
+    first reading on."""
+    shares = {}
+    for name, group in after.items():
+        was = before.get(name, {})
+        spent = sum(max(cpu - was[pid][0], 0.0) for pid, (cpu, _) in group.items() if pid in was)
+        shares[name] = round(spent / window_s, 3) if window_s > 0 else 0.0
+    return shares
+
+
 async def _sample(
     result: BenchResult,
     pids: Callable[[], dict[str, list[int]]],
-    connections: Callable[[], int | None],
+    connections: Callable[[], dict[str, int] | None],
     every_s: float,
 ) -> None:
-    """Every ``every_s``: memory of the stack, database connections, and the
-    orders completed since the last sample with their median latency."""
+    """Every ``every_s``: the orders completed since the last sample with
+    their p50 and p99, and each part's memory, CPU and database sessions."""
     seen: set[str] = set()
+    last = await asyncio.to_thread(process_table, pids())
+    last_at = time.monotonic()
     while True:
         await asyncio.sleep(every_s)
         latencies = []
@@ -487,20 +505,26 @@ async def _sample(
             )
             if done is not None:
                 seen.add(checkout.order)
-                latencies.append((done.seen_at - checkout.sent) * 1000)
+                latencies.append(done.seen_at - checkout.sent)
         table = await asyncio.to_thread(process_table, pids())
-        memory = sum(m for group in table.values() for _, m in group.values())
+        now = time.monotonic()
+        cpu, last, last_at = _cpu_since(last, table, now - last_at), table, now
+        memory = {name: round(sum(m for _, m in g.values()), 1) for name, g in table.items()}
+        sessions = await asyncio.to_thread(connections)
+        latency = percentiles(latencies)
         result.samples.append(
             {
                 "at_s": round(
                     time.time() - (result.measured()[0].sent if result.measured() else 0), 1
                 ),
                 "completed": len(latencies),
-                "latency_p50_ms": round(sorted(latencies)[len(latencies) // 2], 1)
-                if latencies
-                else None,
-                "memory_mb": round(memory, 1),
-                "db_connections": await asyncio.to_thread(connections),
+                "latency_p50_ms": latency.get("p50"),
+                "latency_p99_ms": latency.get("p99"),
+                "memory_mb": round(sum(memory.values()), 1),
+                "memory_mb_by_part": memory,
+                "cpu_by_part": cpu,
+                "db_connections": None if sessions is None else sum(sessions.values()),
+                "db_connections_by_part": sessions,
             }
         )
 
@@ -731,7 +755,7 @@ async def run_bench(
     progress: Callable[[str], None],
     in_flight: int = 64,
     grace_s: float = 30.0,
-    connections: Callable[[], int | None] = lambda: None,
+    connections: Callable[[], dict[str, int] | None] = lambda: None,
     sample_s: float = 10.0,
 ) -> BenchResult:
     """Prepare, warm up, then load for ``duration_s``; follow every order."""

@@ -63,22 +63,27 @@ def part_pids(settings: SandboxSettings, runtime: Runtime) -> Callable[[], dict[
     return pids
 
 
-def stack_connections(settings: SandboxSettings, runtime: Runtime) -> Callable[[], int | None]:
-    def connections() -> int | None:
-        """The stack's sessions on the local runtime's PostgreSQL (None on docker)."""
+def stack_connections(
+    settings: SandboxSettings, runtime: Runtime
+) -> Callable[[], dict[str, int] | None]:
+    def connections() -> dict[str, int] | None:
+        """The stack's sessions on the local runtime's PostgreSQL, by the
+        part whose database they are on (None on docker)."""
         if runtime.name != "local":
             return None
         import psycopg
 
+        prefix = f"{settings.database_prefix}_"
         try:
             with psycopg.connect(settings.pg_admin_url, autocommit=True, connect_timeout=3) as db:
-                row = db.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE %s",
-                    (f"{settings.database_prefix}_%",),
-                ).fetchone()
+                rows = db.execute(
+                    "SELECT datname, count(*) FROM pg_stat_activity WHERE datname LIKE %s "
+                    "GROUP BY datname",
+                    (f"{prefix}%",),
+                ).fetchall()
         except psycopg.Error:
             return None
-        return int(row[0]) if row else None
+        return {str(name).removeprefix(prefix): int(n) for name, n in rows}
 
     return connections
 

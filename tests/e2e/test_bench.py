@@ -68,7 +68,8 @@ def test_a_short_paced_bench_with_its_baseline(sandbox_env, tmp_path):
     assert figures["machine"].endswith("uvloop loop"), figures["machine"]
 
     page = (tmp_path / "bench.html").read_text()
-    assert "orders completed each second" in page and "<polyline" in page
+    assert "orders completed each second" in page and "new uPlot(" in page
+    assert "memory by part" in page and "CPU by part" in page and "database sessions" in page
 
     # a flood keeps its orders in flight until each is over: never more
     # than --in-flight at once, and none left going at the end
