@@ -3,14 +3,17 @@ order's saga drawn across the parts, dead letters, scenarios and fault
 switches, all on the one timeline model that `shopctl trace`, `shopctl why`
 and the scenarios read.
 
-Events come from a tap (shopctl.observe.timeline.Tap) on the app's own event loop;
-they are buffered and drawn ten times a second, so a burst of a thousand a
-second costs one redraw per tick, and keys are answered meanwhile."""
+Events come from a tap (shopctl.observe.timeline.Tap) on the app's own event
+loop. An event alone is drawn at once; under a burst, what arrives while one
+draw is waiting or running is drawn together with it, at most one draw every
+MIN_GAP_S, so a thousand a second cost a few dozen draws, and keys (queued
+ahead of the draw) are answered meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from typing import Any, ClassVar
 
@@ -22,7 +25,6 @@ from textual.widgets import (
     Footer,
     Header,
     Input,
-    RichLog,
     Static,
     TabbedContent,
 )
@@ -35,6 +37,7 @@ from shopctl.observe.timeline import (
     TimelineStore,
 )
 from tui.backend import Backend
+from tui.lines import StreamLog
 from tui.panes import Changed
 from tui.panes.dead import DeadLettersPane
 from tui.panes.events import EventsPane
@@ -43,7 +46,9 @@ from tui.panes.parts import PartsPane
 from tui.panes.saga import SagaPane
 from tui.panes.scenarios import ScenariosPane
 
-FLUSH_S = 0.1
+FULL_COLLECTION_QUIET_S = 5.0  # a full garbage collection in a quiet second, this far apart
+FULL_COLLECTION_EVERY_S = 60.0  # and at least this often under a burst that never ends
+MIN_GAP_S = 0.016  # between two draws of the stream; the screen paints at most 60 a second
 MAX_SAGAS = 5000  # kept in memory
 
 
@@ -82,7 +87,11 @@ class ShopTui(App[None]):
         self.store = TimelineStore(max_sagas=MAX_SAGAS)
         self.keys_handled: list[float] = []  # perf_counter of each pane switch
         self.pending: list[TimelineEvent | Incident] = []
+        self._draw_asked = False  # a draw of what is pending is on its way
+        self._last_draw = 0.0  # time.monotonic() of the last one
+        self._fed = 0  # items taken, ever (a second without one is quiet)
         self.shown_at: dict[str, float] = {}  # event id -> when it was drawn (lag)
+        self._unpainted: list[str] = []  # event ids drawn, not yet on the screen
         self.tap_state = "not connected"
 
     # the saga pane's choice, as the app's (tests and the bench read them)
@@ -117,15 +126,38 @@ class ShopTui(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._collect_when_quiet()
         self._narrow()
-        self.set_interval(FLUSH_S, self._quietly(self.flush))
         self.set_interval(1.0, self._quietly(lambda: self.query_one(SagaPane).tick()))
+        self.set_interval(1.0, self._full_collection)
         if self.backend is not None:
             self.set_interval(2.0, self.refresh_side_panes)
             self.refresh_side_panes()
         if self.use_tap:
             self.run_tap()
         self._status()
+
+    def _collect_when_quiet(self) -> None:
+        """Python's full garbage collections, moved to quiet moments. What
+        is alive at start (Textual, the modules, the widgets) lives as long
+        as the app: frozen, out of every pass. The full passes the collector
+        would start by itself came every half second under a burst of a
+        thousand events a second, each holding every draw and key for 30 to
+        160 ms (bench/tui_lag.py); they run instead in a second with no
+        event, or once a minute under a burst that never ends."""
+        gc.freeze()
+        generation0, generation1, _ = gc.get_threshold()
+        gc.set_threshold(generation0, generation1, 1_000_000)
+        self._fed_since_collection = 0
+        self._last_collection = time.monotonic()
+
+    def _full_collection(self) -> None:
+        since = time.monotonic() - self._last_collection
+        quiet = self._fed_since_collection == self._fed
+        if (quiet and since > FULL_COLLECTION_QUIET_S) or since > FULL_COLLECTION_EVERY_S:
+            gc.collect()
+            self._last_collection = time.monotonic()
+        self._fed_since_collection = self._fed
 
     @staticmethod
     def _quietly(draw: Any) -> Any:
@@ -147,8 +179,18 @@ class ShopTui(App[None]):
     # events ----------------------------------------------------------------
 
     def feed(self, item: TimelineEvent | Incident) -> None:
-        """Take one event or incident (from the tap, or history)."""
+        """Take one event or incident (from the tap, or history); it is drawn
+        with what else arrives before its draw comes round."""
         self.pending.append(item)
+        self._fed += 1
+        if self._draw_asked:
+            return
+        self._draw_asked = True
+        wait = self._last_draw + MIN_GAP_S - time.monotonic()
+        if wait <= 0:
+            self.call_later(self._quietly(self.flush))
+        else:
+            asyncio.get_running_loop().call_later(wait, self.call_later, self._quietly(self.flush))
 
     @work(exclusive=True, group="tap")
     async def run_tap(self) -> None:
@@ -170,7 +212,10 @@ class ShopTui(App[None]):
                 await asyncio.sleep(3)
 
     def flush(self) -> None:
-        """Draw what arrived since the last tick, all at once."""
+        """Draw what arrived since the last draw, all at once. It runs as a
+        message of the app's, behind the keys already queued."""
+        self._draw_asked = False
+        self._last_draw = time.monotonic()
         if not self.pending:
             return
         batch, self.pending = self.pending, []
@@ -180,25 +225,30 @@ class ShopTui(App[None]):
         for item in batch:
             if isinstance(item, TimelineEvent):
                 item = self.store.add(item)
-                self.shown_at[item.id] = now
+                self._unpainted.append(item.id)
             else:
                 self.store.add_incident(item)
             added.append(item)
             changed[item.correlation_id] = None
-        events = self.query_one(EventsPane)
-        events.take(added, shown=self.query_one(TabbedContent).active == "events")
+        self.query_one(EventsPane).take(added)
         self.query_one(SagaPane).take(changed, now)
+        self.call_after_refresh(self.painted)
+
+    def painted(self) -> None:
+        """The screen shows what was drawn so far: the time of it, each
+        event's (the lag). Called after the screen's next refresh, once the
+        app is idle; bench/tui_lag.py calls it from the refresh itself."""
+        if not self._unpainted:
+            return
+        now = self.clock()
+        self.shown_at.update(dict.fromkeys(self._unpainted, now))
+        self._unpainted = []
         if len(self.shown_at) > 50_000:  # the lag of recent events only
             self.shown_at = dict(list(self.shown_at.items())[-25_000:])
 
     @on(SagaPane.Moved)
     def _saga_moved(self) -> None:
         self._status()
-
-    @on(TabbedContent.TabActivated)
-    def _pane_shown(self, message: TabbedContent.TabActivated) -> None:
-        if message.pane.id == "events":
-            self.query_one(EventsPane).shown_again()
 
     # side panes ------------------------------------------------------------
 
@@ -231,11 +281,13 @@ class ShopTui(App[None]):
         self.refresh_side_panes()
 
     def _status(self) -> None:
-        orders = sum(1 for t in self.store.timelines.values() if SagaPane.is_order(t))
+        orders = len(self.query_one(SagaPane).known)
         follow = "follow" if self.follow else "pinned"
+        # one line of a fixed height: no layout for it (a burst changes it often)
         self.query_one("#statusline", Static).update(
             f"tap: {self.tap_state} · {orders} orders · {follow} · "
-            "1-6 panes, / filter, ctrl+t theme, q quit"
+            "1-6 panes, / filter, ctrl+t theme, q quit",
+            layout=False,
         )
 
     # actions ---------------------------------------------------------------
@@ -256,7 +308,7 @@ class ShopTui(App[None]):
             self.refresh_side_panes()
 
     def action_leave_filter(self) -> None:
-        self.query_one("#stream", RichLog).focus()
+        self.query_one("#stream", StreamLog).focus()
 
     def action_filter(self) -> None:
         self.action_tab("events")

@@ -11,43 +11,6 @@ from textual.widgets import DataTable, Input
 LANES = ("cart", "order", "inventory", "payment", "shipping")
 
 
-class OrdersTable(DataTable[Any]):
-    """The orders; a move of the user's pins the one chosen (f follows again)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "app.follow", "follow newest"),
-    ]
-    user_moved = False
-
-    def action_cursor_up(self) -> None:
-        self.user_moved = True
-        super().action_cursor_up()
-
-    def action_cursor_down(self) -> None:
-        self.user_moved = True
-        super().action_cursor_down()
-
-    def action_page_up(self) -> None:
-        self.user_moved = True
-        super().action_page_up()
-
-    def action_page_down(self) -> None:
-        self.user_moved = True
-        super().action_page_down()
-
-    def action_scroll_home(self) -> None:
-        self.user_moved = True
-        super().action_scroll_home()
-
-    def action_scroll_end(self) -> None:
-        self.user_moved = True
-        super().action_scroll_end()
-
-    async def _on_click(self, event: Any) -> None:
-        self.user_moved = True
-        await super()._on_click(event)
-
-
 class FilterInput(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.leave_filter", "leave the filter"),

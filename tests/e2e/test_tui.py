@@ -19,6 +19,7 @@ from tests.e2e.conftest import Shopper, login, new_product, new_shopper, sandbox
 from tests.e2e.test_local_runtime import shopctl
 from tui.app import ShopTui
 from tui.backend import Backend
+from tui.lines import OrderList, StreamLog
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,11 @@ def drawing_of(app: ShopTui) -> str:
 
 
 def log_text(app: ShopTui, selector: str) -> str:
-    return "\n".join(line.text for line in app.query_one(selector, RichLog).lines)
+    found = app.query_one(selector)
+    if isinstance(found, StreamLog):
+        return "\n".join(found.plain)
+    assert isinstance(found, RichLog)
+    return "\n".join(line.text for line in found.lines)
 
 
 async def test_a_checkout_shows_whole_within_a_second_and_a_decline_its_compensation(
@@ -91,7 +96,7 @@ async def test_a_checkout_shows_whole_within_a_second_and_a_decline_its_compensa
         for step in ("CartCheckedOut", "OrderCreated", "StockReserved", "ShippingCreated"):
             assert step in drawn, drawn
         assert "COMPLETED" in drawn and app.selected == order
-        assert order in app.query_one("#orders", DataTable).rows
+        assert order in app.query_one("#orders", OrderList)
 
         declined = await asyncio.to_thread(
             shopper.checkout,

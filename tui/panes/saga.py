@@ -15,11 +15,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import DataTable, Static, TabPane
+from textual.widgets import Static, TabPane
 
 from shopctl.observe.timeline import Incident, Timeline, TimelineEvent, TimelineStore
 from shopctl.observe.trace import style_of
-from tui.widgets import LANES, OrdersTable
+from tui.lines import OrderList
+from tui.widgets import LANES
 
 MAX_ORDERS = 500  # listed at once
 GUTTER = 15  # "  0.041   21ms "
@@ -116,20 +117,17 @@ class SagaPane(TabPane):
         self.clock = clock
         self.listed: deque[str] = deque()  # the orders in the list, oldest first
         self.open_orders: set[str] = set()  # listed and not over: their ages move
+        self.known: dict[str, None] = {}  # every order the store keeps (the status line's count)
         self.selected: str | None = None
         self.follow = True
         self.drawing: Any = None  # what the pane shows of the chosen saga
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="saga-body"):
-            yield OrdersTable(id="orders", cursor_type="row")
+            yield OrderList(max_rows=MAX_ORDERS, id="orders")
             yield Static(id="timeline")
 
     def on_mount(self) -> None:
-        orders = self.query_one(OrdersTable)
-        orders.add_column("order", key="order", width=8)
-        orders.add_column("status", key="status", width=30)
-        orders.add_column("took", key="took", width=5)
         self.query_one("#timeline", Static).update(saga_drawing(None))
 
     @staticmethod
@@ -146,7 +144,7 @@ class SagaPane(TabPane):
 
     def take(self, changed: Iterable[str], now: float) -> None:
         """Sagas that just changed: listed or updated, the newest followed."""
-        orders = self.query_one(OrdersTable)
+        orders = self.query_one(OrderList)
         changed = list(changed)
         newest = None
         for correlation in changed:
@@ -154,20 +152,18 @@ class SagaPane(TabPane):
             if timeline is None or not self.is_order(timeline):
                 continue
             status, took = order_status(timeline, now), self.took(timeline, now)
-            if correlation in orders.rows:
-                orders.update_cell(correlation, "status", status)
-                orders.update_cell(correlation, "took", took)
-            else:
-                orders.add_row(correlation[:8], status, took, key=correlation)
+            if correlation not in orders:
                 self.listed.append(correlation)
                 newest = correlation
+                self._known(correlation)
+            orders.put(correlation, (correlation[:8], status, took))
             if timeline.outcome is None:
                 self.open_orders.add(correlation)
             else:
                 self.open_orders.discard(correlation)
         while len(self.listed) > MAX_ORDERS:  # the oldest leave the list
             gone = self.listed.popleft()
-            orders.remove_row(gone)
+            orders.drop(gone)
             self.open_orders.discard(gone)
         if newest is not None:
             self.post_message(self.Moved())
@@ -176,15 +172,22 @@ class SagaPane(TabPane):
         elif self.selected in changed:
             self.draw_selected()
 
+    def _known(self, correlation: str) -> None:
+        """One more order; past the store's bound, those it forgot leave."""
+        self.known[correlation] = None
+        bound = self.store.max_sagas
+        if bound is not None and len(self.known) > bound:
+            self.known = {c: None for c in self.known if c in self.store.timelines}
+
     def tick(self) -> None:
         """Running sagas' times move on even when nothing arrives."""
         now = self.clock()
-        orders = self.query_one(OrdersTable)
+        orders = self.query_one(OrderList)
         for correlation in list(self.open_orders):
             timeline = self.store.get(correlation)
-            if timeline is not None and correlation in orders.rows:
-                orders.update_cell(correlation, "status", order_status(timeline, now))
-                orders.update_cell(correlation, "took", self.took(timeline, now))
+            if timeline is not None and correlation in orders:
+                row = (correlation[:8], order_status(timeline, now), self.took(timeline, now))
+                orders.put(correlation, row)
         selected = self.store.get(self.selected) if self.selected else None
         # waiting: not over, or an orchestrated one still compensating
         if selected is not None and selected.waiting_on() is not None:
@@ -192,18 +195,19 @@ class SagaPane(TabPane):
 
     def select(self, correlation: str) -> None:
         self.selected = correlation
-        orders = self.query_one(OrdersTable)
-        if correlation in orders.rows:
-            row = orders.get_row_index(correlation)
-            if orders.cursor_row != row:
-                orders.move_cursor(row=row)
+        orders = self.query_one(OrderList)
+        if correlation in orders:
+            row = orders.index_of(correlation)
+            if orders.cursor != row:
+                orders.move_cursor(row)
         self.draw_selected()
 
     def draw_selected(self) -> None:
         timeline = self.store.get(self.selected) if self.selected else None
         pane = self.query_one("#timeline", Static)
         self.drawing = saga_drawing(timeline, self.clock(), pane.size.width or 80)
-        pane.update(self.drawing)
+        # its size is the pane's (app.tcss), whatever it shows: no layout
+        pane.update(self.drawing, layout=False)
 
     def toggle_follow(self) -> None:
         self.follow = not self.follow
@@ -214,14 +218,9 @@ class SagaPane(TabPane):
         if self.follow and newest:
             self.select(newest)
 
-    @on(DataTable.RowHighlighted, "#orders")
-    def _order_highlighted(self, message: DataTable.RowHighlighted) -> None:
-        orders = self.query_one(OrdersTable)
-        key = message.row_key.value
-        if not orders.user_moved or key is None:
-            return  # the app moved the cursor
-        orders.user_moved = False
+    @on(OrderList.Chosen, "#orders")
+    def _order_chosen(self, message: OrderList.Chosen) -> None:
         self.follow = False  # the user chose an order
-        self.selected = str(key)
+        self.selected = message.key
         self.draw_selected()
         self.post_message(self.Moved())
