@@ -41,6 +41,44 @@ def test_two_replicas_migrate_a_new_database_at_once():
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def test_a_database_at_its_heads_is_known_without_alembic():
+    """A service's usual start asks the version in one query; a database
+    behind, or new, goes through Alembic."""
+    versions = Path(__file__).resolve().parents[2] / "services" / "order" / "migrations"
+    assert migrations.heads(versions) == {"0003"}
+    name = f"shoptest_{RUN_ID}_heads"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        url = _pg_url(name)
+        assert not migrations.at_heads(url, versions)  # no alembic_version yet
+        migrations.upgrade(url, versions)
+        assert migrations.at_heads(url, versions)
+        engine = sa.create_engine(async_url(url))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0002'"))
+        assert not migrations.at_heads(url, versions)
+        # behind: the upgrade goes through Alembic and runs 0003 again
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE sagas CASCADE"))
+        migrations.upgrade(url, versions)
+        engine.dispose()
+        assert migrations.at_heads(url, versions) and "sagas" in tables_of(url)
+        # at its heads, a start imports no Alembic (a process of its own)
+        script = (
+            "import sys; from services.common import migrations; "
+            "migrations.upgrade(sys.argv[1], sys.argv[2]); print('alembic' in sys.modules)"
+        )
+        ran = subprocess.run(
+            [sys.executable, "-c", script, url, str(versions)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0 and ran.stdout.strip() == "False", ran.stdout + ran.stderr
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.parametrize("service", ["cart", "order", "inventory", "payment"])
 def test_a_service_migrated_down_to_base_leaves_no_table(service):
     """Every migration undoes itself: the outbox, inbox and saga history too."""

@@ -25,9 +25,9 @@ def _run() -> tuple[BenchResult, dict]:
     result = BenchResult("paced 5/s", duration_s=2.0)
     result.measure_started = 100.0
     took = {"a": 0.01, "b": 0.02, "c": 0.03, "d": 0.4, "e": 1.05}
-    result.checkouts = [
-        Checkout("happy", 100.0, 100.001, 202, order=order) for order in took
-    ] + [Checkout("happy", 100.0, 100.001, 202, order="never")]
+    result.checkouts = [Checkout("happy", 100.0, 100.001, 202, order=order) for order in took] + [
+        Checkout("happy", 100.0, 100.001, 202, order="never")
+    ]
     for order, after in took.items():
         result.store.add(event("OrderCreated", order, 100.0 + after / 2, None, 1))
         result.store.add(event("OrderCompleted", order, 100.0 + after, f"{order}-1", 2))
