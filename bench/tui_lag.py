@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import multiprocessing
 import os
 import platform
@@ -94,10 +95,14 @@ async def measure(url: str, rate: int, duration: float) -> None:
     from textual.screen import Screen
 
     refresh = Screen._compositor_refresh
+    paints: list[float] = []  # when each screen update was done
 
     def refreshed(screen: Screen) -> None:
         refresh(screen)
-        app.painted()
+        painted = getattr(app, "painted", None)
+        if painted is not None:
+            painted()
+        paints.append(time.time())
 
     Screen._compositor_refresh = refreshed  # type: ignore[method-assign]
     ready = multiprocessing.Event()
@@ -122,7 +127,14 @@ async def measure(url: str, rate: int, duration: float) -> None:
                 await asyncio.sleep(0.001)
             keys.append(time.perf_counter() - before)
             pane = "1" if pane == "2" else "2"
-        shown = dict(app.shown_at)
+        # an event is on the screen at the first update done after the app
+        # marked it drawn (an app that marks at paint: that update; one that
+        # marks when it hands the event to its widgets: the next one)
+        shown = {}
+        for event_id, marked in app.shown_at.items():
+            at = bisect.bisect_left(paints, marked)
+            if at < len(paints):
+                shown[event_id] = paints[at]
         events = [e for t in app.store.timelines.values() for e in t]
     publisher.join()
     by_second: dict[int, list[float]] = {}
