@@ -71,7 +71,10 @@ def compose() -> None:
 
 @app.command()
 def seed(
-    gateway: Annotated[str, typer.Option(help="the gateway's URL")] = "http://127.0.0.1:8080",
+    gateway: Annotated[
+        str | None,
+        typer.Option(help="the gateway's URL [default: the sandbox's, SHOP_GATEWAY_PORT]"),
+    ] = None,
     admin_email: Annotated[
         str, typer.Option(envvar="SHOP_ADMIN_EMAIL", help="admin login")
     ] = "admin@shop.local",
@@ -82,6 +85,8 @@ def seed(
     """Load the demo catalog: a dozen products with stock."""
     from shopctl.demo import load_demo_catalog
 
+    if gateway is None:  # the sandbox's own port, as `up` printed it
+        gateway = f"http://127.0.0.1:{SandboxSettings().gateway_port}"
     result = load_demo_catalog(gateway, admin_email, admin_password)
     out.print(
         f"[green]demo catalog loaded:[/] {len(result.created)} created, "

@@ -37,6 +37,19 @@ def test_up_on_docker_without_an_engine_exits_4(tmp_path, monkeypatch):
     assert result.stderr.startswith("error: no Docker engine answers")
 
 
+def test_seed_goes_to_the_sandboxs_own_gateway_port(monkeypatch):
+    """Not 8080 whatever the sandbox's port: `up` prints SHOP_GATEWAY_PORT's."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("SHOP_GATEWAY_PORT", str(port))
+    result = shopctl("seed")
+    assert result.returncode != 0
+    assert f"the gateway at http://127.0.0.1:{port} cannot be reached" in result.stderr
+
+
 def test_restart_of_an_unknown_part_is_a_usage_error():
     result = shopctl("restart", "warehouse")
     assert result.returncode == 2
