@@ -146,10 +146,17 @@ class ShopTui(App[None]):
         160 ms (bench/tui_lag.py); they run instead in a second with no
         event, or once a minute under a burst that never ends."""
         gc.freeze()
-        generation0, generation1, _ = gc.get_threshold()
+        self._gc_threshold = gc.get_threshold()
+        generation0, generation1, _ = self._gc_threshold
         gc.set_threshold(generation0, generation1, 1_000_000)
         self._fed_since_collection = 0
         self._last_collection = time.monotonic()
+
+    def on_unmount(self) -> None:
+        """The collector as it was (an app run inside another program, as
+        the tests run it, leaves it to that program)."""
+        gc.set_threshold(*self._gc_threshold)
+        gc.unfreeze()
 
     def _full_collection(self) -> None:
         since = time.monotonic() - self._last_collection

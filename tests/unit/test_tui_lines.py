@@ -91,3 +91,14 @@ async def test_a_saga_feeds_the_orders_list_once_per_order():
         assert len(orders) == 3
         assert "orders" in str(tui.query_one("#statusline").render())
         assert len(tui.query_one("SagaPane").known) == 3  # type: ignore[attr-defined]
+
+
+async def test_the_collector_is_moved_to_quiet_seconds_and_given_back_after():
+    import gc
+
+    before = gc.get_threshold()
+    tui = app()
+    async with tui.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.1)
+        assert gc.get_threshold()[2] > before[2] and gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
