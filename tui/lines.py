@@ -53,37 +53,28 @@ class CachedLines(ScrollView):
     def index_of(self, key: Hashable) -> int:
         return self._seq[key] - self._seq[self._keys[0]]
 
-    def key_at(self, index: int) -> Hashable:
-        return self._keys[index]
-
-    def put(self, key: Hashable, row: Any) -> None:
-        """A row added at the end, or changed where it is."""
+    def put(self, key: Hashable, row: Any) -> list[Hashable]:
+        """A row added at the end, or changed where it is; the oldest rows
+        that left the list for it (past ``max_rows``)."""
         if key in self._rows:
             self._rows[key] = row
             self._version[key] += 1
             self.refresh_line(self.HEADER + self.index_of(key))
-            return
+            return []
         self._rows[key] = row
         self._version[key] = 0
         self._seq[key] = self._next_seq
         self._next_seq += 1
         self._keys.append(key)
+        gone = []
         while len(self._keys) > self.max_rows:
-            self._drop(self._keys[0])
+            oldest = self._keys.popleft()
+            del self._rows[oldest], self._seq[oldest], self._version[oldest]
+            if self.cursor is not None:
+                self.cursor = max(self.cursor - 1, 0)
+            gone.append(oldest)
         self._resized()
-
-    def put_many(self, rows: Iterable[tuple[Hashable, Any]]) -> None:
-        for key, row in rows:
-            self.put(key, row)
-
-    def drop(self, key: Hashable) -> None:
-        if key not in self._rows:
-            return
-        if key != self._keys[0]:  # only the oldest leave, but be whole
-            self._keys.remove(key)
-            self._renumber()
-        self._drop(key)
-        self._resized()
+        return gone
 
     def clear(self) -> None:
         self._keys.clear()
@@ -92,17 +83,6 @@ class CachedLines(ScrollView):
         self._version.clear()
         self.cursor = None
         self._resized()
-
-    def _drop(self, key: Hashable) -> None:
-        if self._keys and self._keys[0] == key:
-            self._keys.popleft()
-        del self._rows[key], self._seq[key], self._version[key]
-        if self.cursor is not None:
-            self.cursor = max(self.cursor - 1, 0) if self._keys else None
-
-    def _renumber(self) -> None:
-        self._seq = {key: n for n, key in enumerate(self._keys)}
-        self._next_seq = len(self._keys)
 
     def _resized(self) -> None:
         """The rows moved: the list is painted again from the kept strips; a
@@ -228,10 +208,6 @@ class OrderList(CachedLines):
         super().__init__(max_rows=max_rows, id=id)
         self.can_focus = True
         self.width_needed = sum(width + 2 for _, width in self.COLUMNS)
-
-    @property
-    def rows(self) -> dict[Hashable, Any]:
-        return self._rows
 
     @staticmethod
     def _cells(values: Iterable[str | Text]) -> Text:

@@ -5,7 +5,6 @@ the user picks one (f follows again)."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -115,7 +114,6 @@ class SagaPane(TabPane):
         super().__init__(title, id=id)
         self.store = store
         self.clock = clock
-        self.listed: deque[str] = deque()  # the orders in the list, oldest first
         self.open_orders: set[str] = set()  # listed and not over: their ages move
         self.known: dict[str, None] = {}  # every order the store keeps (the status line's count)
         self.selected: str | None = None
@@ -153,18 +151,15 @@ class SagaPane(TabPane):
                 continue
             status, took = order_status(timeline, now), self.took(timeline, now)
             if correlation not in orders:
-                self.listed.append(correlation)
                 newest = correlation
                 self._known(correlation)
-            orders.put(correlation, (correlation[:8], status, took))
+            # past MAX_ORDERS the oldest leave the list
+            for gone in orders.put(correlation, (correlation[:8], status, took)):
+                self.open_orders.discard(gone)
             if timeline.outcome is None:
                 self.open_orders.add(correlation)
             else:
                 self.open_orders.discard(correlation)
-        while len(self.listed) > MAX_ORDERS:  # the oldest leave the list
-            gone = self.listed.popleft()
-            orders.drop(gone)
-            self.open_orders.discard(gone)
         if newest is not None:
             self.post_message(self.Moved())
         if newest is not None and self.follow:
