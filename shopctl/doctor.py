@@ -9,8 +9,6 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import psycopg
-
 from shopctl.runtimes.base import port_is_free
 from shopctl.settings import SandboxSettings
 
@@ -66,6 +64,8 @@ def connection_budget_check(settings: SandboxSettings) -> Check:
 
 def run_checks(settings: SandboxSettings) -> list[Check]:
     """Look at the machine; never changes anything."""
+    import psycopg
+
     from shopctl.errors import ShopError
     from shopctl.runtimes.docker import docker_engine_error
     from shopctl.runtimes.local import check_broker

@@ -32,16 +32,14 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from .broker import Broker
+from .fault_kinds import FAULT_KINDS as FAULT_KINDS
+from .fault_kinds import FaultKind
 
 log = logging.getLogger(__name__)
 
 CONTROL_EXCHANGE = "shop.control"
 HOLD_LIMIT_S = 60.0  # a held message is let go after this, whatever happened
 ORDER_START = 8  # the fewest characters of an order's id that name it (trace shows 8)
-FaultKind = Literal[
-    "delay", "fail", "crash", "lose_ack", "duplicate", "drop", "hold", "publish_twice"
-]
-FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)  # the one list: CLI, TUI, fuzzer, schema test
 CrashPoint = Literal["before_handler", "after_commit"]
 # what a fault's match reads: an event's data, or a function that reads it
 # only when a fault asks (most messages never need it)

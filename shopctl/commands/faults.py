@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from services.common.faults import FAULT_KINDS
+from services.common.fault_kinds import FAULT_KINDS
 from shopctl.commands.common import broker_url, out
 from shopctl.errors import UsageError
 from shopctl.stack import part

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
-
 from shopctl.errors import ShopError
 
 LISTEN_CONNECTIONS = 1  # the relay's LISTEN (the start-up migration comes before it)
@@ -108,6 +106,8 @@ def read_budget(
     """The budget off the server at ``admin_url`` as it is now. Connections
     to ``own_databases`` (the stack's own, from parts still running) are not
     counted as others'."""
+    import psycopg  # where a database is asked: every command imports this module
+
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as db:
         row = db.execute(
             "SELECT current_setting('max_connections')::int,"

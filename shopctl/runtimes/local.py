@@ -15,11 +15,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import psycopg
-from psycopg import sql
 
 from shopctl import frontend
 from shopctl.errors import ShopError
@@ -45,6 +42,9 @@ from shopctl.stack import (
     uvicorn_args,
 )
 
+if TYPE_CHECKING:
+    import psycopg
+
 
 @dataclass
 class LocalStackConfig:
@@ -66,7 +66,9 @@ class LocalStackConfig:
 
 def _url_with(admin_url: str, user: str | None, database: str) -> str:
     """The admin URL pointed at another database (and user)."""
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(admin_url)
     host = info.get("host", "127.0.0.1")
     port = info.get("port", "5432")
     login = user or str(info.get("user") or "postgres")
@@ -106,6 +108,9 @@ class LocalStack:
 
     def create_databases(self) -> list[str]:
         """Create what is missing; returns the databases created now."""
+        import psycopg  # where a database is asked: every command imports this module
+        from psycopg import sql
+
         created = []
         try:
             with psycopg.connect(
@@ -145,6 +150,9 @@ class LocalStack:
 
     def drop_databases(self) -> None:
         """Drop the databases (and the roles, when this stack made them)."""
+        import psycopg
+        from psycopg import sql
+
         with psycopg.connect(self.config.pg_admin_url, autocommit=True) as db:
             for target in PARTS:
                 name = sql.Identifier(self.database_name(target))
@@ -158,6 +166,8 @@ class LocalStack:
 
     def connection_budget(self) -> ConnectionBudget:
         """Each process's share of the server's connections (read once)."""
+        import psycopg
+
         if self.budget is None:
             try:
                 self.budget = read_budget(
@@ -615,6 +625,8 @@ class LocalRuntime:
             return None
 
     def query(self, name: str, statement: str) -> list[list[str | None]]:
+        import psycopg
+
         url = _url_with(self.stack.config.pg_admin_url, None, self.stack.database_name(part(name)))
         try:
             with psycopg.connect(url, connect_timeout=5) as db:

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from shopctl.errors import ShopError
 from shopctl.runtimes import processes
 
@@ -137,6 +135,8 @@ class LocalPrometheus:
         )
 
     def ready(self) -> bool:
+        import httpx  # only where Prometheus is asked: every command imports this module
+
         try:
             return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
         except httpx.HTTPError:
@@ -153,6 +153,8 @@ class LocalPrometheus:
 def firing_alerts(url: str, timeout: float = 2.0) -> list[dict[str, Any]]:
     """The alerts firing now at the Prometheus at ``url`` (none when it
     does not answer)."""
+    import httpx
+
     try:
         answer = httpx.get(f"{url}/api/v1/alerts", timeout=timeout)
         alerts = answer.json()["data"]["alerts"]

@@ -66,3 +66,21 @@ def test_doctor_reports_the_machines_servers():
     result = shopctl("doctor")
     assert "PostgreSQL" in result.stdout and "RabbitMQ" in result.stdout
     assert result.returncode == (0 if "missing" not in result.stdout else 1)
+
+
+def test_the_command_line_loads_no_database_http_or_broker_client_until_a_command_asks():
+    """Every shopctl command imports the whole command line first: psycopg,
+    httpx and aio-pika (about 0.15 CPU-s together) wait for the commands
+    that talk to a database, Prometheus or the broker."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, shopctl.cli; "
+            "print(' '.join(m for m in ('psycopg', 'httpx', 'aio_pika') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == ""
